@@ -1,0 +1,45 @@
+"""The tokenized corpus, stored once as Parquet and shared by every coder of the model."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+
+import pyarrow as pa
+from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
+
+from ..core.corpus import build_corpus, read_tokens
+from ..resources import SettingsResource, StoreResource, SubjectModelResource
+
+
+@asset(group_name="inputs", description="Corpus text tokenized into fixed-length rows (Parquet).")
+def corpus(
+    context: AssetExecutionContext,
+    settings: SettingsResource,
+    subject_model: SubjectModelResource,
+    store: StoreResource,
+) -> MaterializeResult:
+    config = settings.get()
+    tokenizer = subject_model.tokenizer(config)
+    info = build_corpus(config.corpus, tokenizer, config.corpus_dir)
+    context.log.info(f"corpus {info.corpus_id}: {info.n_rows} rows x {info.ctx_len} tokens at {info.path}")
+    store.get().replace_rows(
+        "corpora",
+        pa.Table.from_pylist([{**asdict(info), "source": config.corpus.source}]),
+        "corpus_id = ?",
+        [info.corpus_id],
+    )
+    preview = tokenizer.decode(read_tokens(info)[0][:64].tolist())
+    return MaterializeResult(
+        metadata={
+            "corpus_id": info.corpus_id,
+            "source": config.corpus.source,
+            "rows": info.n_rows,
+            "ctx_len": info.ctx_len,
+            "tokens": info.n_tokens,
+            "encoded_tokens": info.encoded_tokens,
+            "documents_read": info.n_documents,
+            "bos": config.corpus.bos,
+            "path": MetadataValue.path(info.path),
+            "first_row_preview": MetadataValue.text(preview),
+        }
+    )

@@ -1,0 +1,34 @@
+"""Training the embedded default's SAEs: a separate, cached step (no SAE for this model can be downloaded)."""
+
+from __future__ import annotations
+
+from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
+
+from ..core.corpus import build_corpus
+from ..core.sae_training import train_embedded_saes
+from ..resources import SettingsResource, SubjectModelResource
+from .corpus import corpus
+
+
+@asset(
+    group_name="inputs",
+    pool="gpu",
+    deps=[corpus],
+    description="TopK SAEs trained with sparsify into the watched SAE folder (embedded default only; "
+    "a no-op when `embedded_saes` is null in the settings). Re-uses earlier training with the same spec.",
+)
+def embedded_saes(
+    context: AssetExecutionContext, settings: SettingsResource, subject_model: SubjectModelResource
+) -> MaterializeResult:
+    config = settings.get()
+    if config.embedded_saes is None:
+        return MaterializeResult(metadata={"status": "disabled in settings (embedded_saes: null)"})
+    model = subject_model.load(config)
+    info = build_corpus(config.corpus, model.tokenizer, config.corpus_dir)
+    trained = train_embedded_saes(model, info, config.embedded_saes, config.watched_sae_dir, log=context.log.info)
+    metadata = {"folder": MetadataValue.path(str(config.watched_sae_dir / config.embedded_saes.run_name))}
+    for sae in trained:
+        metadata[f"{sae.hookpoint} fvu"] = round(sae.fvu, 4)
+        metadata[f"{sae.hookpoint} dead fraction"] = round(sae.dead_fraction, 4)
+    metadata["training tokens"] = trained[0].tokens if trained else 0
+    return MaterializeResult(metadata=metadata)

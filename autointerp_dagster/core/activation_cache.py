@@ -1,0 +1,355 @@
+"""Streaming, crash-safe caching of sparse latent activations as Parquet shards.
+
+One forward pass over the corpus feeds every coder of the model at once (stopped at the
+deepest hookpoint any of them reads). Each coder's non-zero activations become records
+(row, pos, latent, activation) buffered per latent range and flushed as sorted row groups
+to one Parquet file per range, so memory stays bounded whatever the token budget. Tokens
+are not copied: records point into the corpus's token file by (row, pos).
+
+A cache is written into a temporary folder and renamed into place only once complete, so a
+crash or kill leaves the previous cache (or none) and never a partial one, and a re-run
+replaces the cache instead of adding to it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import torch
+
+from .corpus import CorpusInfo, iter_token_batches
+from .latent_ranges import range_bounds, range_keys
+from .sparse_coders import SparseCoder
+from .subject_model import SubjectModel
+
+FP16_MAX = float(np.finfo(np.float16).max)
+MANIFEST = "manifest.json"
+STATS_FILE = "latent_stats.parquet"
+
+
+class CacheMissingError(FileNotFoundError):
+    """No complete cache at a path (never built, or its build did not finish)."""
+
+
+@dataclass(frozen=True)
+class CacheTarget:
+    """One coder to cache, and the folder its cache lives in."""
+
+    key: str
+    coder: SparseCoder
+    path: Path
+    fingerprint: str = ""  # of the coder's files, so a later run can tell whether the cache is current
+
+
+@dataclass(frozen=True)
+class CacheSummary:
+    key: str
+    path: str
+    corpus_id: str
+    n_latents: int
+    n_ranges: int
+    n_rows: int
+    encoded_tokens: int
+    nnz: int
+    dead_latents: int
+    dead_fraction: float
+    seconds: float
+    tokens_per_s: float
+    bytes_on_disk: int
+    activation_dtype: str
+    clamped_values: int
+
+    @property
+    def bytes_per_nonzero(self) -> float:
+        return self.bytes_on_disk / max(self.nnz, 1)
+
+
+class _RangeShards:
+    """Per-range record buffers of one coder, flushed as sorted row groups to one file per range."""
+
+    def __init__(self, folder: Path, bounds: np.ndarray, activation_dtype: str):
+        self.folder = folder
+        self.bounds = bounds
+        self.keys = range_keys(len(bounds) - 1)
+        self.schema = pa.schema(
+            [
+                ("row", pa.int32()),
+                ("pos", pa.uint16()),
+                ("latent", pa.int32()),
+                ("activation", pa.float16() if activation_dtype == "float16" else pa.float32()),
+            ]
+        )
+        # Sorted integer columns delta-encode to a few bits; DuckDB reads float16 only plain-encoded.
+        self.encodings = {"row": "DELTA_BINARY_PACKED", "pos": "DELTA_BINARY_PACKED", "latent": "DELTA_BINARY_PACKED",
+                          "activation": "PLAIN" if activation_dtype == "float16" else "BYTE_STREAM_SPLIT"}
+        self.buffers: list[list[tuple[np.ndarray, ...]]] = [[] for _ in self.keys]
+        self.writers: dict[int, pq.ParquetWriter] = {}
+        self.buffered = 0
+
+    def add(self, row: np.ndarray, pos: np.ndarray, latent: np.ndarray, activation: np.ndarray) -> None:
+        which = np.searchsorted(self.bounds, latent, side="right") - 1
+        order = np.argsort(which, kind="stable")
+        splits = np.searchsorted(which[order], np.arange(1, len(self.keys)))
+        for index, part in enumerate(np.split(order, splits)):
+            if len(part):
+                self.buffers[index].append((row[part], pos[part], latent[part], activation[part]))
+        self.buffered += len(latent)
+
+    def flush(self) -> None:
+        for index, chunks in enumerate(self.buffers):
+            if not chunks:
+                continue
+            row, pos, latent, activation = (np.concatenate(c) for c in zip(*chunks))
+            order = np.lexsort((pos, row, latent))
+            table = pa.table(
+                [
+                    pa.array(row[order], pa.int32()),
+                    pa.array(pos[order], pa.uint16()),
+                    pa.array(latent[order], pa.int32()),
+                    pa.array(activation[order].astype(self.schema.field("activation").type.to_pandas_dtype())),
+                ],
+                schema=self.schema,
+            )
+            if index not in self.writers:
+                self.writers[index] = pq.ParquetWriter(
+                    self.folder / f"latents-{self.keys[index]}.parquet",
+                    self.schema,
+                    compression="zstd",
+                    compression_level=3,
+                    use_dictionary=False,
+                    column_encoding=self.encodings,
+                )
+            self.writers[index].write_table(table)
+            self.buffers[index] = []
+        self.buffered = 0
+
+    def close(self) -> None:
+        self.flush()
+        for index, key in enumerate(self.keys):
+            if index in self.writers:
+                self.writers[index].close()
+            else:  # a range with no activations still gets a (valid, empty) shard
+                pq.write_table(self.schema.empty_table(), self.folder / f"latents-{key}.parquet")
+
+
+class _CoderRun:
+    """The state of one coder during a caching pass: its shards and per-latent statistics."""
+
+    def __init__(self, target: CacheTarget, n_ranges: int, activation_dtype: str):
+        self.target = target
+        n = target.coder.n_latents
+        self.tmp = target.path.with_name(f"{target.path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+        self.tmp.mkdir(parents=True)
+        self.shards = _RangeShards(self.tmp, range_bounds(n, n_ranges), activation_dtype)
+        self.activation_dtype = activation_dtype
+        self.counts = torch.zeros(n, dtype=torch.int64)
+        self.maxes = torch.zeros(n, dtype=torch.float32)
+        self.sums = torch.zeros(n, dtype=torch.float64)
+        self.nnz = 0
+        self.clamped = 0
+
+    def add(self, rows: np.ndarray, first_position: int, acts: torch.Tensor) -> None:
+        batch, length, width = acts.shape
+        values, indices = self.target.coder.encode_sparse(acts.reshape(-1, width))
+        values = values.float()
+        mask = values > 0
+        token, slot = mask.nonzero(as_tuple=True)
+        latent = indices[token, slot].cpu()
+        value = values[token, slot].cpu()
+        token = token.cpu()
+        self.counts += torch.bincount(latent, minlength=len(self.counts))
+        self.maxes.scatter_reduce_(0, latent, value, reduce="amax")
+        self.sums.index_add_(0, latent, value.double())
+        value_np = value.numpy()
+        if self.activation_dtype == "float16" and value_np.size and value_np.max() > FP16_MAX:
+            self.clamped += int((value_np > FP16_MAX).sum())
+            value_np = np.minimum(value_np, FP16_MAX)
+        token_np = token.numpy()
+        self.shards.add(
+            rows[token_np // length].astype(np.int32),
+            (token_np % length + first_position).astype(np.uint16),
+            latent.numpy().astype(np.int32),
+            value_np,
+        )
+        self.nnz += len(value_np)
+
+    def finish(self, corpus: CorpusInfo, seconds: float, n_ranges: int) -> CacheSummary:
+        self.shards.close()
+        n = len(self.counts)
+        counts = self.counts.numpy()
+        stats = pa.table(
+            {
+                "latent": pa.array(np.arange(n, dtype=np.int32)),
+                "n_activations": pa.array(counts),
+                "max_activation": pa.array(self.maxes.numpy()),
+                "mean_activation": pa.array(np.where(counts > 0, self.sums.numpy() / np.maximum(counts, 1), 0.0)),
+                "frequency": pa.array(counts / max(corpus.encoded_tokens, 1)),
+            }
+        )
+        pq.write_table(stats, self.tmp / STATS_FILE)
+        coder = self.target.coder
+        dead = int((counts == 0).sum())
+        summary = CacheSummary(
+            key=self.target.key,
+            path=str(self.target.path),
+            corpus_id=corpus.corpus_id,
+            n_latents=n,
+            n_ranges=n_ranges,
+            n_rows=corpus.n_rows,
+            encoded_tokens=corpus.encoded_tokens,
+            nnz=self.nnz,
+            dead_latents=dead,
+            dead_fraction=dead / max(n, 1),
+            seconds=seconds,
+            tokens_per_s=corpus.encoded_tokens / max(seconds, 1e-9),
+            bytes_on_disk=sum(p.stat().st_size for p in self.tmp.glob("latents-*.parquet")),
+            activation_dtype=self.activation_dtype,
+            clamped_values=self.clamped,
+        )
+        manifest = {
+            "summary": asdict(summary),
+            "fingerprint": self.target.fingerprint,
+            "corpus_path": corpus.path,
+            "ctx_len": corpus.ctx_len,
+            "first_position": corpus.first_position,
+            "coder": {"format": coder.format, "hookpoint": coder.hookpoint, "d_in": coder.d_in,
+                      "capture_module": coder.capture_module, "capture": coder.capture},
+            "range_bounds": self.shards.bounds.tolist(),
+        }
+        (self.tmp / MANIFEST).write_text(json.dumps(manifest, indent=2))
+        _swap_into_place(self.tmp, self.target.path)
+        return summary
+
+    def abandon(self) -> None:
+        for writer in self.shards.writers.values():
+            writer.close()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def _swap_into_place(tmp: Path, final: Path) -> None:
+    """Replaces `final` by `tmp` with renames, so readers see the old cache or the new, never a mix."""
+    old = final.with_name(f"{final.name}.old-{uuid.uuid4().hex[:8]}")
+    if final.exists():
+        final.rename(old)
+    tmp.rename(final)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def remove_stale_builds(path: Path) -> None:
+    """Deletes leftovers of killed runs (`<cache>.tmp-*`, `<cache>.old-*`) next to a cache folder."""
+    for leftover in path.parent.glob(f"{path.name}.tmp-*"):
+        shutil.rmtree(leftover, ignore_errors=True)
+    for leftover in path.parent.glob(f"{path.name}.old-*"):
+        shutil.rmtree(leftover, ignore_errors=True)
+
+
+def choose_activation_dtype(first_batch_max: float) -> str:
+    """float16 (2 bytes) unless activations come within 1/8 of its range; then float32."""
+    return "float16" if first_batch_max * 8 < FP16_MAX else "float32"
+
+
+def cache_activations(
+    model: SubjectModel,
+    corpus: CorpusInfo,
+    targets: Sequence[CacheTarget],
+    n_ranges: int,
+    batch_rows: int = 16,
+    flush_records: int = 4_000_000,
+    progress: Callable[[int, int, float], None] | None = None,
+) -> list[CacheSummary]:
+    """Caches every target coder in one pass over the corpus; returns one summary per target.
+
+    All targets must belong to `model`. `progress(rows_done, rows_total, tokens_per_s)` is
+    called after each batch.
+    """
+    if not targets:
+        return []
+    captures = list(dict.fromkeys((t.coder.capture_module, t.coder.capture) for t in targets))
+    widths = model.widths(captures)
+    for target in targets:
+        coder = target.coder
+        coder.check_width(widths[(coder.capture_module, coder.capture)], model.name)
+        target.path.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_builds(target.path)
+
+    runs: list[_CoderRun] = []
+    started = time.monotonic()
+    rows_done = 0
+    try:
+        for rows, tokens in iter_token_batches(corpus, batch_rows):
+            captured = model.capture(torch.from_numpy(tokens.astype(np.int64)), captures)
+            for target_index, target in enumerate(targets):
+                coder = target.coder
+                acts = captured[(coder.capture_module, coder.capture)][:, corpus.first_position:, :]
+                if len(runs) <= target_index:
+                    first_max = float(coder.encode_sparse(acts.reshape(-1, acts.shape[-1]))[0].max())
+                    runs.append(_CoderRun(target, n_ranges, choose_activation_dtype(first_max)))
+                runs[target_index].add(rows, corpus.first_position, acts)
+            if sum(run.shards.buffered for run in runs) >= flush_records:
+                for run in runs:
+                    run.shards.flush()
+            rows_done += len(rows)
+            if progress:
+                elapsed = time.monotonic() - started
+                progress(rows_done, corpus.n_rows, rows_done * (corpus.ctx_len - corpus.first_position) / elapsed)
+        seconds = time.monotonic() - started
+        return [run.finish(corpus, seconds, n_ranges) for run in runs]
+    except BaseException:
+        for run in runs:
+            run.abandon()
+        raise
+
+
+class ActivationCache:
+    """Read access to one complete cache: manifest, per-latent statistics, and records by latent."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        manifest_file = self.path / MANIFEST
+        if not manifest_file.exists():
+            raise CacheMissingError(f"no complete activation cache at {self.path}; materialise activation_cache first")
+        self.manifest = json.loads(manifest_file.read_text())
+        self.summary = CacheSummary(**self.manifest["summary"])
+        self.bounds = np.asarray(self.manifest["range_bounds"])
+
+    @property
+    def n_latents(self) -> int:
+        return self.summary.n_latents
+
+    def shard_files(self, start: int, end: int) -> list[Path]:
+        """The range shards holding latents in [start, end)."""
+        keys = range_keys(len(self.bounds) - 1)
+        return [
+            self.path / f"latents-{key}.parquet"
+            for key, lo, hi in zip(keys, self.bounds[:-1], self.bounds[1:])
+            if lo < end and hi > start
+        ]
+
+    def records(self, start: int, end: int) -> pa.Table:
+        """All (row, pos, latent, activation) records of latents in [start, end), sorted by latent."""
+        files = [str(f) for f in self.shard_files(start, end)]
+        if not files:
+            return pa.table({"row": [], "pos": [], "latent": [], "activation": []})
+        con = duckdb.connect()
+        try:
+            return con.sql(
+                "SELECT row, pos, latent, CAST(activation AS FLOAT) AS activation FROM read_parquet(?) "
+                "WHERE latent >= ? AND latent < ? ORDER BY latent, row, pos",
+                params=[files, start, end],
+            ).to_arrow_table()
+        finally:
+            con.close()
+
+    def latent_stats(self) -> pa.Table:
+        return pq.read_table(self.path / STATS_FILE)

@@ -1,0 +1,68 @@
+"""Which sparse coders a deployment has, under which keys, and where their caches live.
+
+Coders come from the settings (`saes:`) and from the watched directory (`sae_dir`, by
+default `$AUTOINTERP_HOME/saes`). Each gets a key `model/hookpoint[/name]`: the name
+(the folders above a sparsify hookpoint folder, or a configured `name`) keeps two coders
+on one hookpoint apart, so they never share a partition or a cache folder.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote
+
+from .activation_cache import MANIFEST
+from .settings import Settings
+from .sparse_coders import CoderSource, SparseCoderError, coder_key, discover_coders, infer_hookpoint, source_fingerprint
+
+
+@dataclass(frozen=True)
+class RegisteredCoder:
+    key: str
+    source: CoderSource
+    hookpoint: str
+
+    def fingerprint(self) -> str:
+        return source_fingerprint(self.source)
+
+
+def registered_coders(settings: Settings) -> dict[str, RegisteredCoder]:
+    """All coders of the deployment by key; two sources that would share a key are an error."""
+    sources = list(settings.saes)
+    if settings.watched_sae_dir.is_dir():
+        sources += discover_coders(settings.watched_sae_dir)
+    coders: dict[str, RegisteredCoder] = {}
+    for source in sources:
+        hookpoint = infer_hookpoint(source)
+        key = coder_key(settings.alias, hookpoint, source.name)
+        if key in coders:
+            raise SparseCoderError(
+                f"coders {coders[key].source.path!r} and {source.path!r} would share the key {key!r}; "
+                "give one of them a distinct `name`"
+            )
+        coders[key] = RegisteredCoder(key=key, source=source, hookpoint=hookpoint)
+    return dict(sorted(coders.items()))
+
+
+def lookup(settings: Settings, key: str) -> RegisteredCoder:
+    coders = registered_coders(settings)
+    if key not in coders:
+        known = "\n  ".join(coders) or "(none)"
+        raise SparseCoderError(
+            f"no sparse coder with key {key!r}: it was removed or renamed since its partition was added. "
+            f"Known coders:\n  {known}"
+        )
+    return coders[key]
+
+
+def cache_fingerprint(settings: Settings, key: str) -> str | None:
+    """The coder fingerprint a complete cache was built from (None when there is no complete cache)."""
+    manifest = cache_path(settings, key) / MANIFEST
+    return json.loads(manifest.read_text()).get("fingerprint") if manifest.exists() else None
+
+
+def cache_path(settings: Settings, key: str) -> Path:
+    """The cache folder of a coder: one flat folder per key (the key quoted, so keys never nest)."""
+    return settings.cache_dir / quote(key, safe="")

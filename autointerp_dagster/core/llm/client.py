@@ -1,0 +1,184 @@
+"""Runs batches of chat requests against any backend: in parallel, cached, logged, never raising.
+
+Explainers and scorers hand over thousands of prompts at once; a single failed prompt
+must not sink the batch, and a re-run after a crash must not pay again for answers it
+already has. Workers only talk to the backend; the calling thread does all DuckDB work
+(cache lookup up front, cache and log rows in batches as results arrive, the rest in a
+`finally`), so no connection is held while a request is in flight.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+
+from autointerp_dagster.core.llm.records import CallRecord, LLMRecords, cache_key
+from autointerp_dagster.core.llm.types import (
+    CACHED,
+    ERROR,
+    OK,
+    Backend,
+    BackendError,
+    BackendReply,
+    ChatRequest,
+    ChatResult,
+)
+from autointerp_dagster.core.store import ResultsStore
+
+log = logging.getLogger(__name__)
+
+ProgressCallback = Callable[[int, int], None]  # (requests done, requests total)
+
+
+class LLMClient:
+    def __init__(
+        self,
+        backend: Backend,
+        store: ResultsStore | None = None,
+        concurrency: int = 8,
+        use_cache: bool = True,
+        flush_every: int = 64,
+        flush_interval_s: float = 2.0,
+    ):
+        """`store` None keeps nothing (no cache, no call log); `use_cache` False still logs."""
+        self.backend = backend
+        self.records = LLMRecords(store) if store is not None else None
+        self.concurrency = max(1, min(concurrency, backend.max_concurrency or concurrency))
+        self.use_cache = use_cache and store is not None
+        self.flush_every = flush_every
+        self.flush_interval_s = flush_interval_s
+
+    def complete_one(self, request: ChatRequest) -> ChatResult:
+        return self.complete([request])[0]
+
+    def complete(
+        self, requests: list[ChatRequest], on_progress: ProgressCallback | None = None
+    ) -> list[ChatResult]:
+        """Answers in the order of `requests`; failures come back as status "error"."""
+        keys = [cache_key(self.backend.model, r) for r in requests]
+        results: list[ChatResult | None] = [None] * len(requests)
+        batch = _PendingRows(self.records)
+        try:
+            hits = self.records.lookup(keys) if self.use_cache else {}
+            for i, key in enumerate(keys):
+                if key in hits:
+                    results[i] = self._from_cache(requests[i], key, hits[key], batch)
+            done = sum(r is not None for r in results)
+            if done and on_progress:
+                on_progress(done, len(requests))
+            todo = [i for i, r in enumerate(results) if r is None]
+            with _Pool(min(self.concurrency, max(len(todo), 1))) as pool:
+                running = {pool.submit(self._call, requests[i]): i for i in todo}
+                last_flush = time.monotonic()
+                while running:
+                    finished, _ = wait(running, timeout=self.flush_interval_s, return_when=FIRST_COMPLETED)
+                    for future in finished:
+                        i = running.pop(future)
+                        results[i] = self._record(requests[i], keys[i], *future.result(), batch)
+                        done += 1
+                        if on_progress:
+                            on_progress(done, len(requests))
+                    if len(batch) >= self.flush_every or time.monotonic() - last_flush >= self.flush_interval_s:
+                        batch.flush()
+                        last_flush = time.monotonic()
+        finally:
+            batch.flush()
+        return results  # type: ignore[return-value]  # every slot is filled above
+
+    def _call(self, request: ChatRequest) -> tuple[BackendReply | None, str | None, int, float]:
+        """Runs in a worker: (reply, error, attempts, seconds); never raises."""
+        start = time.perf_counter()
+        try:
+            reply = self.backend.generate(request)
+            return reply, None, reply.attempts, time.perf_counter() - start
+        except BackendError as exc:
+            return None, exc.message, exc.attempts, time.perf_counter() - start
+        except Exception as exc:  # a backend bug must fail one request, not the batch
+            return None, f"{type(exc).__name__}: {exc}", 1, time.perf_counter() - start
+
+    def _record(
+        self, request: ChatRequest, key: str, reply: BackendReply | None, error: str | None,
+        attempts: int, latency_s: float, batch: _PendingRows,
+    ) -> ChatResult:
+        call_id = uuid.uuid4().hex
+        if reply is None:
+            log.warning("LLM request failed (%s) after %d attempts: %s", request.purpose or "-", attempts, error)
+        result = ChatResult(
+            text=reply.text if reply else None,
+            status=OK if reply else ERROR,
+            error=error,
+            top_logprobs=reply.top_logprobs if reply else None,
+            tokens_in=reply.tokens_in if reply else 0,
+            tokens_out=reply.tokens_out if reply else 0,
+            latency_s=latency_s,
+            cached=False,
+            call_id=call_id,
+        )
+        if reply is not None and self.use_cache:
+            response = {"text": reply.text, "top_logprobs": reply.top_logprobs,
+                        "tokens_in": reply.tokens_in, "tokens_out": reply.tokens_out}
+            batch.responses.append((key, self.backend.model, response))
+        batch.calls.append(self._log_row(result, request, key, attempts))
+        return result
+
+    def _from_cache(self, request: ChatRequest, key: str, response: dict, batch: _PendingRows) -> ChatResult:
+        result = ChatResult(
+            text=response["text"],
+            status=OK,
+            error=None,
+            top_logprobs=response["top_logprobs"],
+            tokens_in=response["tokens_in"],
+            tokens_out=response["tokens_out"],
+            latency_s=0.0,
+            cached=True,
+            call_id=uuid.uuid4().hex,
+        )
+        batch.calls.append(self._log_row(result, request, key, attempts=0, status=CACHED))
+        return result
+
+    def _log_row(self, result: ChatResult, request: ChatRequest, key: str, attempts: int,
+                 status: str | None = None) -> CallRecord:
+        return CallRecord.now(
+            call_id=result.call_id,
+            backend=self.backend.name,
+            model=self.backend.model,
+            purpose=request.purpose,
+            prompt_hash=key,
+            tokens_in=result.tokens_in,
+            tokens_out=result.tokens_out,
+            latency_s=result.latency_s,
+            attempts=attempts,
+            status=status or result.status,
+            error=result.error,
+        )
+
+
+class _PendingRows:
+    """Cache and log rows not yet written; flushed by the calling thread only."""
+
+    def __init__(self, records: LLMRecords | None):
+        self.records = records
+        self.responses: list[tuple[str, str, dict]] = []
+        self.calls: list[CallRecord] = []
+
+    def __len__(self) -> int:
+        return len(self.calls)
+
+    def flush(self) -> None:
+        if self.records is not None:
+            self.records.write(self.responses, self.calls)
+        self.responses, self.calls = [], []
+
+
+class _Pool(ThreadPoolExecutor):
+    """A thread pool that, when the caller is interrupted, drops queued work instead of running it."""
+
+    def __init__(self, workers: int):
+        super().__init__(max_workers=workers, thread_name_prefix="llm")
+
+    def __exit__(self, exc_type, exc, tb):
+        self.shutdown(wait=exc_type is None, cancel_futures=True)
+        return False

@@ -1,0 +1,146 @@
+"""The LLM response cache and call log, two tables in the results store.
+
+`llm_responses` maps a hash of everything that determines an answer (model, messages,
+sampling settings) to the successful response, so re-running a pipeline step sends
+only the requests that never succeeded. `llm_calls` has one row per request a run
+handled: sent to the backend (with attempts, tokens, latency, error) or served from
+the cache. Rows arrive in batches through short connections, never held across a call.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+import pyarrow as pa
+
+from autointerp_dagster.core.llm.types import ChatRequest
+from autointerp_dagster.core.store import ResultsStore
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS llm_responses (
+    cache_key VARCHAR PRIMARY KEY,
+    model VARCHAR,
+    response JSON,
+    created_at TIMESTAMPTZ
+);
+CREATE TABLE IF NOT EXISTS llm_calls (
+    call_id VARCHAR PRIMARY KEY,
+    backend VARCHAR,
+    model VARCHAR,
+    purpose VARCHAR,
+    prompt_hash VARCHAR,
+    tokens_in INTEGER,
+    tokens_out INTEGER,
+    latency_s DOUBLE,
+    attempts INTEGER,
+    status VARCHAR,
+    error VARCHAR,
+    created_at TIMESTAMPTZ
+);
+"""
+
+_TIMESTAMP = pa.timestamp("us", tz="UTC")
+_RESPONSE_SCHEMA = pa.schema(
+    [("cache_key", pa.string()), ("model", pa.string()), ("response", pa.string()),
+     ("created_at", _TIMESTAMP)]
+)
+_CALL_SCHEMA = pa.schema(
+    [("call_id", pa.string()), ("backend", pa.string()), ("model", pa.string()),
+     ("purpose", pa.string()), ("prompt_hash", pa.string()), ("tokens_in", pa.int32()),
+     ("tokens_out", pa.int32()), ("latency_s", pa.float64()), ("attempts", pa.int32()),
+     ("status", pa.string()), ("error", pa.string()), ("created_at", _TIMESTAMP)]
+)
+
+
+def cache_key(model: str, request: ChatRequest) -> str:
+    """Hash of what decides the answer; `purpose` is a label and does not count."""
+    identity = {
+        "model": model,
+        "messages": request.messages,
+        "max_tokens": int(request.max_tokens),
+        "temperature": float(request.temperature),
+        "logprobs": bool(request.logprobs),
+        "top_logprobs": int(request.top_logprobs) if request.logprobs else 0,
+    }
+    encoded = json.dumps(identity, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(encoded.encode()).hexdigest()
+
+
+@dataclass
+class CallRecord:
+    """One `llm_calls` row; `prompt_hash` is the request's cache key."""
+
+    call_id: str
+    backend: str
+    model: str
+    purpose: str
+    prompt_hash: str
+    tokens_in: int
+    tokens_out: int
+    latency_s: float
+    attempts: int
+    status: str
+    error: str | None
+    created_at: datetime
+
+    @classmethod
+    def now(cls, **fields) -> CallRecord:
+        return cls(created_at=datetime.now(timezone.utc), **fields)
+
+
+class LLMRecords:
+    def __init__(self, store: ResultsStore):
+        self.store = store
+        self._ready = False
+
+    def _ensure_tables(self, con) -> None:
+        if not self._ready:
+            con.execute(_SCHEMA)
+            self._ready = True
+
+    def lookup(self, keys: list[str]) -> dict[str, dict]:
+        """Cached responses for the keys that have one."""
+        if not keys:
+            return {}
+        wanted = pa.table({"cache_key": pa.array(sorted(set(keys)), pa.string())})
+        with self.store.connect() as con:
+            self._ensure_tables(con)
+            con.register("wanted_keys", wanted)
+            try:
+                rows = con.execute(
+                    "SELECT r.cache_key, r.response FROM llm_responses r "
+                    "JOIN wanted_keys w USING (cache_key)"
+                ).fetchall()
+            finally:
+                con.unregister("wanted_keys")
+        return {key: json.loads(response) for key, response in rows}
+
+    def write(self, responses: list[tuple[str, str, dict]], calls: list[CallRecord]) -> None:
+        """Stores (cache_key, model, response) successes and call rows in one connection."""
+        if not responses and not calls:
+            return
+        now = datetime.now(timezone.utc)
+        response_table = pa.Table.from_pylist(
+            [{"cache_key": k, "model": m, "response": json.dumps(r), "created_at": now}
+             for k, m, r in responses],
+            schema=_RESPONSE_SCHEMA,
+        )
+        call_table = pa.Table.from_pylist([vars(c) for c in calls], schema=_CALL_SCHEMA)
+        with self.store.connect() as con:
+            self._ensure_tables(con)
+            con.register("new_responses", response_table)
+            con.register("new_calls", call_table)
+            try:
+                con.execute("BEGIN TRANSACTION")
+                con.execute("INSERT OR IGNORE INTO llm_responses BY NAME SELECT * FROM new_responses")
+                con.execute("INSERT OR IGNORE INTO llm_calls BY NAME SELECT * FROM new_calls")
+                con.execute("COMMIT")
+            except Exception:
+                con.execute("ROLLBACK")
+                raise
+            finally:
+                con.unregister("new_responses")
+                con.unregister("new_calls")

@@ -1,0 +1,78 @@
+"""What callers send to an LLM, what they get back, and what a backend must provide."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+OK = "ok"
+ERROR = "error"
+CACHED = "cached"  # call-log status of a request answered from the response cache
+
+
+@dataclass(frozen=True)
+class ChatRequest:
+    """One chat completion to run; `purpose` only labels the call log (e.g. "explain")."""
+
+    messages: list[dict]
+    max_tokens: int
+    temperature: float = 0.0
+    logprobs: bool = False
+    top_logprobs: int = 0
+    purpose: str = ""
+
+
+@dataclass(frozen=True)
+class ChatResult:
+    """The answer to one request; failures are results too (status "error"), never exceptions.
+
+    `top_logprobs` has one dict per generated token: token -> logprob of the top
+    alternatives at that position, or None when not asked for or not supported.
+    `call_id` names this call's row in the `llm_calls` log.
+    """
+
+    text: str | None
+    status: str
+    error: str | None
+    top_logprobs: list[dict[str, float]] | None
+    tokens_in: int
+    tokens_out: int
+    latency_s: float
+    cached: bool
+    call_id: str
+
+    @property
+    def ok(self) -> bool:
+        return self.status == OK
+
+
+@dataclass(frozen=True)
+class BackendReply:
+    """A backend's successful answer, with how many attempts it took."""
+
+    text: str
+    top_logprobs: list[dict[str, float]] | None
+    tokens_in: int
+    tokens_out: int
+    attempts: int = 1
+
+
+class BackendError(Exception):
+    """A request the backend gave up on; the message is safe to store (no secrets)."""
+
+    def __init__(self, message: str, attempts: int):
+        super().__init__(message)
+        self.message = message
+        self.attempts = attempts
+
+
+class Backend(Protocol):
+    """Runs one request at a time; the client adds concurrency, caching and logging."""
+
+    name: str  # the kind of backend, for the call log ("openai", "local")
+    model: str  # names the model in cache keys and the call log
+    max_concurrency: int | None  # a cap on parallel calls, None when the server decides
+
+    def generate(self, request: ChatRequest) -> BackendReply:
+        """Returns the reply or raises BackendError."""
+        ...

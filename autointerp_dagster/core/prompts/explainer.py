@@ -1,0 +1,249 @@
+"""The explainer prompt: show a latent's activating examples, ask for a short explanation.
+
+The answer must end with an `[EXPLANATION]:` line. `parse_explanation` extracts it or
+raises `ParseError`; callers retry with `explanation_retry_message()` and record a
+failure if that also fails, rather than storing a made-up explanation.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from autointerp_dagster.core.examples import ACTIVATING, Example
+from autointerp_dagster.core.prompts import ParseError, active_positions, clean_token, render_tokens
+
+HIGHLIGHT_THRESHOLD = 0.3
+ANSWER_PREFIX = "[EXPLANATION]:"
+ACTIVE_HEADER = "Examples where the latent is active:"
+INACTIVE_HEADER = "Examples where the latent is NOT active:"
+
+_SYSTEM = (
+    "You explain what one latent (feature) of a neural network responds to. You will see "
+    "text examples where it is active; the tokens where it fires are marked <<like this>>"
+    "{activation_note}. Find what the marked tokens and their context have in common. "
+    "Give a concise explanation, a short phrase rather than a sentence, specific enough "
+    "to predict which tokens the latent fires on. Do not mention the markers or list the "
+    "examples.{contrast_note}\n"
+    "Reason in one or two sentences, then end with a last line of the form:\n"
+    f"{ANSWER_PREFIX} <your explanation>"
+)
+_ACTIVATION_NOTE = (
+    ", and a line after each example lists the marked tokens with the latent's "
+    "strength from 0 to 10"
+)
+_CONTRAST_NOTE = (
+    " The examples under \"Examples where the latent is NOT active\" resemble the active "
+    "ones but the latent stays silent on them: your explanation must tell the two apart."
+)
+
+
+def format_example_for_explainer(
+    example: Example,
+    highlight_threshold: float = HIGHLIGHT_THRESHOLD,
+    show_activations: bool = True,
+) -> str:
+    """The example's text with strong tokens marked, plus their 0-10 strengths.
+
+    A token is marked when its activation exceeds `highlight_threshold` times the
+    example's own maximum, so weak tails do not blur which tokens matter.
+    """
+    positions = active_positions(example, highlight_threshold)
+    text = render_tokens(example.tokens, positions)
+    if not (show_activations and positions):
+        return text
+    pairs = ", ".join(
+        f'("{clean_token(example.tokens[i]).strip() or clean_token(example.tokens[i])}" : '
+        f"{example.normalized[i]})"
+        for i in positions
+    )
+    return f"{text}\nActivations: {pairs}"
+
+
+def _example_from_marked(marked: str, strengths: Sequence[int]) -> Example:
+    """A hand-written few-shot example: `<<...>>` spans become activations.
+
+    Words are the tokens; each marked word takes the next value from `strengths`.
+    """
+    plain = re.sub(r"<<|>>", "", marked)
+    inside = [False] * len(plain)
+    offset = 0
+    for m in re.finditer(r"<<(.*?)>>", marked):
+        start = m.start() - offset
+        inside[start : start + len(m.group(1))] = [True] * len(m.group(1))
+        offset += 4
+    tokens, values = [], []
+    remaining = iter(strengths)
+    for m in re.finditer(r"\s*(?:\w+|[^\w\s])", plain):
+        tokens.append(m.group())
+        values.append(next(remaining) if any(inside[m.start() : m.end()]) else 0)
+    return Example(
+        tokens=tuple(tokens),
+        activations=tuple(float(v) for v in values),
+        normalized=tuple(values),
+        kind=ACTIVATING,
+        row=-1,
+        start=0,
+    )
+
+
+# Each shot: (active examples with strengths, inactive look-alikes, reasoning,
+# sentence added in the contrastive prompt, explanation).
+_FEW_SHOT = (
+    (
+        (
+            ("Mix 200 <<grams>> of flour with the butter.", (9,)),
+            ("The trail is about 5 <<miles>> long and steep.", (8,)),
+            ("She ordered a 12-<<inch>> pizza for the party.", (7,)),
+        ),
+        (),
+        "The marked tokens are units of measurement, each directly after a number.",
+        "",
+        "units of measurement right after a number",
+    ),
+    (
+        (
+            ('"We leave at dawn," he <<said>> quietly.', (10,)),
+            ('"Is it raining?" she <<asked>>.', (8,)),
+            ('"Not yet," the captain <<replied>>, looking away.', (9,)),
+        ),
+        (),
+        "Each marked token is a verb that attributes a preceding quotation to its speaker.",
+        "",
+        "speech verbs attributing a quote (said, asked, replied)",
+    ),
+    (
+        (
+            ("He opened a savings account at the <<bank>> downtown.", (10,)),
+            ("The <<bank>> raised its interest rates again.", (9,)),
+            ("She called the <<bank>> about a missing deposit.", (8,)),
+        ),
+        ("They had a picnic on the river bank.", "Snow piled up in a bank along the road."),
+        "The marked token is always \"bank\" in the sense of a financial institution.",
+        " The inactive examples use \"bank\" for a riverside or a pile, so only the "
+        "financial sense counts.",
+        "\"bank\" as a financial institution",
+    ),
+)
+
+
+def _examples_message(
+    examples: Sequence[Example],
+    hard_negatives: Sequence[Example],
+    show_activations: bool,
+    highlight_threshold: float,
+) -> str:
+    lines = [ACTIVE_HEADER]
+    for i, example in enumerate(examples, 1):
+        lines.append(
+            f"Example {i}: "
+            + format_example_for_explainer(example, highlight_threshold, show_activations)
+        )
+    if hard_negatives:
+        lines += ["", INACTIVE_HEADER]
+        for i, example in enumerate(hard_negatives, len(examples) + 1):
+            lines.append(f"Example {i}: {render_tokens(example.tokens)}")
+    return "\n".join(lines)
+
+
+def _few_shot_messages(contrastive: bool, show_activations: bool) -> list[dict]:
+    messages = []
+    for active, inactive, reasoning, contrast, explanation in _FEW_SHOT:
+        shown = [_example_from_marked(text, strengths) for text, strengths in active]
+        negatives = (
+            [_example_from_marked(text, ()) for text in inactive] if contrastive else []
+        )
+        answer = reasoning + (contrast if negatives else "")
+        messages += [
+            {"role": "user", "content": _examples_message(shown, negatives, show_activations, 0.0)},
+            {"role": "assistant", "content": f"{answer}\n{ANSWER_PREFIX} {explanation}"},
+        ]
+    return messages
+
+
+def build_explainer_messages(
+    examples: Sequence[Example],
+    show_activations: bool = True,
+    few_shot: bool = True,
+    hard_negatives: Sequence[Example] | None = None,
+    highlight_threshold: float = HIGHLIGHT_THRESHOLD,
+) -> list[dict]:
+    """OpenAI-style chat messages asking for one latent's explanation.
+
+    With `hard_negatives` (similar-looking examples where the latent is silent) the
+    prompt becomes contrastive: they are shown in their own section and the model is
+    told the explanation must separate the two groups.
+    """
+    if not examples:
+        raise ValueError("the explainer needs at least one example")
+    contrastive = bool(hard_negatives)
+    system = _SYSTEM.format(
+        activation_note=_ACTIVATION_NOTE if show_activations else "",
+        contrast_note=_CONTRAST_NOTE if contrastive else "",
+    )
+    messages = [{"role": "system", "content": system}]
+    if few_shot:
+        messages += _few_shot_messages(contrastive, show_activations)
+    messages.append(
+        {
+            "role": "user",
+            "content": _examples_message(
+                examples, hard_negatives or (), show_activations, highlight_threshold
+            ),
+        }
+    )
+    return messages
+
+
+_MARKER = re.compile(r"\[\s*explanation\s*\]", re.IGNORECASE)
+# Without brackets, only "Explanation:" opening a line counts, to avoid matching prose.
+_LOOSE_MARKER = re.compile(r"^[\s*_#>]*explanation\s*[*_]*\s*:", re.IGNORECASE | re.MULTILINE)
+_AFTER_MARKER = re.compile(r"^[ \t*_]*:?[ \t*_]*")
+_SPECIAL_TOKENS = re.compile(r"(?:\s*(?:<end_of_turn>|<eos>|</s>|<\|[^|>]*\|>))+\s*$")
+_PLACEHOLDER = re.compile(r"<[^<>]*explanation[^<>]*>|\.{3}|…", re.IGNORECASE)
+_QUOTE_PAIRS = {'"': '"', "'": "'", "`": "`", "\u201c": "\u201d", "\u2018": "\u2019"}
+
+
+def _clean_line(line: str) -> str:
+    """Strips bullets, bold/italic markers and quotes wrapped around the whole answer."""
+    line = _SPECIAL_TOKENS.sub("", line).strip()
+    previous = None
+    while line != previous:
+        previous = line
+        line = re.sub(r"^(?:[-•]\s+|[*_]+)", "", line)
+        line = re.sub(r"[*_]+$", "", line).strip()
+        close = _QUOTE_PAIRS.get(line[:1])
+        if close and len(line) >= 2 and line.endswith(close) and close not in line[1:-1]:
+            line = line[1:-1].strip()
+    return line
+
+
+def parse_explanation(text: str) -> str:
+    """The explanation after the last `[EXPLANATION]:` marker, first non-empty line.
+
+    Tolerates case, spacing, a missing colon or brackets ("Explanation:" at a line
+    start), markdown bold and wrapping quotes. Raises ParseError when no marker or no
+    explanation text is found, or when the model echoed the `<your explanation>` template.
+    """
+    matches = list(_MARKER.finditer(text)) or list(_LOOSE_MARKER.finditer(text))
+    if not matches:
+        raise ParseError(f"no {ANSWER_PREFIX} line in the answer")
+    rest = _AFTER_MARKER.sub("", text[matches[-1].end() :], count=1)
+    for line in rest.splitlines():
+        cleaned = _clean_line(line)
+        if cleaned:
+            if _PLACEHOLDER.fullmatch(cleaned):
+                raise ParseError("the answer repeated the template instead of an explanation")
+            return cleaned
+    raise ParseError(f"empty explanation after {ANSWER_PREFIX}")
+
+
+def explanation_retry_message() -> dict:
+    """The user turn sent after an unparseable answer, asking for the required last line."""
+    return {
+        "role": "user",
+        "content": (
+            "Your answer did not end with the required line. Reply again and end with "
+            f"one line of the form:\n{ANSWER_PREFIX} <your explanation>"
+        ),
+    }

@@ -1,0 +1,95 @@
+"""The results store: one DuckDB file with short-lived connections.
+
+DuckDB lets one process write a file at a time, and a Dagster run may have several
+processes. So every access opens a connection, does its work and closes it, and a
+connection that finds the file locked waits and tries again instead of failing.
+Heavy data (activations, tokens) lives in Parquet files beside the database; the
+tables here hold results keyed so that a re-run replaces rows instead of adding them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+
+_LOCK_MESSAGES = ("Could not set lock", "Conflicting lock", "database is locked")
+_process_lock = threading.RLock()
+
+
+class ResultsStore:
+    """Opens short connections to the project's DuckDB file and replaces rows by key."""
+
+    def __init__(self, db_path: str | Path, lock_timeout_s: float = 120.0):
+        self.db_path = Path(db_path)
+        self.lock_timeout_s = lock_timeout_s
+
+    @contextlib.contextmanager
+    def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A connection held for one unit of work; retries while another process holds the lock."""
+        self.db_path.parent.mkdir(parents=True, exist_ok=True)
+        deadline = time.monotonic() + self.lock_timeout_s
+        delay = 0.05
+        with _process_lock:
+            while True:
+                try:
+                    con = duckdb.connect(str(self.db_path))
+                    break
+                except duckdb.IOException as exc:
+                    if not any(m in str(exc) for m in _LOCK_MESSAGES) or time.monotonic() > deadline:
+                        raise
+                    time.sleep(delay * (1 + random.random()))
+                    delay = min(delay * 2, 2.0)
+            try:
+                yield con
+            finally:
+                con.close()
+
+    def execute(self, sql: str, params: Sequence | None = None) -> None:
+        with self.connect() as con:
+            con.execute(sql, params or [])
+
+    def query(self, sql: str, params: Sequence | None = None) -> pa.Table:
+        """Runs a query and returns its result as an Arrow table."""
+        with self.connect() as con:
+            return con.sql(sql, params=params or None).to_arrow_table()
+
+    def table_exists(self, table: str) -> bool:
+        with self.connect() as con:
+            return _table_exists(con, table)
+
+    def replace_rows(self, table: str, rows: pa.Table, where: str, params: Sequence = ()) -> int:
+        """Deletes the rows matching `where` and inserts `rows`, in one transaction.
+
+        `where` names the slice a computation owns (one SAE, one latent range), so a re-run
+        of that slice replaces exactly what it wrote before. Creates the table on first use.
+        """
+        with self.connect() as con:
+            con.register("incoming_rows", rows)
+            con.execute("BEGIN TRANSACTION")
+            try:
+                if not _table_exists(con, table):
+                    con.execute(f"CREATE TABLE {table} AS SELECT * FROM incoming_rows LIMIT 0")
+                else:
+                    con.execute(f"DELETE FROM {table} WHERE {where}", list(params))
+                con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM incoming_rows")
+                con.execute("COMMIT")
+            except Exception:
+                con.execute("ROLLBACK")
+                raise
+            finally:
+                con.unregister("incoming_rows")
+        return rows.num_rows
+
+
+def _table_exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
+    found = con.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [table]
+    ).fetchone()
+    return bool(found and found[0])

@@ -1,0 +1,222 @@
+"""The language model whose internals are interpreted: loading, hookpoints, and a forward that stops early.
+
+Hookpoints are module names relative to the transformer body (`layers.6`, `layers.6.mlp`),
+as in sparsify and delphi; full names (`model.layers.6`) are accepted too. The forward
+pass raises out of the network once the last requested hookpoint has been captured, so
+neither the deeper layers nor the (for Gemma, 262k-wide) LM head ever run.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from .embedded import embedded_gguf
+from .settings import EMBEDDED_MODEL
+
+Capture = tuple[str, str]  # (module name, "input" | "output")
+
+
+class HookpointError(ValueError):
+    """A hookpoint that the model does not have."""
+
+
+class _StopForward(Exception):
+    """Raised by the last hook to end the forward pass."""
+
+
+def resolve_device(device: str = "auto") -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
+    """fp32 on CPU (bf16 matmuls are several times slower on CPUs without bf16 units), bf16 on CUDA."""
+    if dtype == "auto":
+        if device.type == "cuda":
+            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.float32
+    return getattr(torch, dtype)
+
+
+@dataclass
+class SubjectModel:
+    """A loaded causal LM, its tokenizer and its transformer body (where hookpoints live)."""
+
+    name: str
+    model: nn.Module
+    tokenizer: object
+    device: torch.device
+    dtype: torch.dtype
+
+    @property
+    def body(self) -> nn.Module:
+        return getattr(self.model, "base_model", None) or self.model
+
+    def module(self, name: str) -> nn.Module:
+        """The module a hookpoint names; raises HookpointError listing valid names."""
+        modules = dict(self.body.named_modules())
+        prefix = self.model.base_model_prefix if hasattr(self.model, "base_model_prefix") else ""
+        for candidate in (name, name.removeprefix(f"{prefix}.") if prefix else name):
+            if candidate and candidate in modules:
+                return modules[candidate]
+        raise HookpointError(
+            f"model {self.name} has no module {name!r}. Valid hookpoints (N = layer index):\n  "
+            + "\n  ".join(hookpoint_patterns(modules))
+        )
+
+    def capture(self, input_ids: torch.Tensor, captures: Sequence[Capture]) -> dict[Capture, torch.Tensor]:
+        """Runs the body on `input_ids` and returns the requested module inputs/outputs.
+
+        The pass stops as soon as every capture is filled, whatever the module order.
+        """
+        wanted = list(dict.fromkeys(captures))
+        found: dict[Capture, torch.Tensor] = {}
+        handles = []
+
+        def store(key: Capture, value) -> None:
+            tensor = value[0] if isinstance(value, (tuple, list)) else value
+            found[key] = tensor.detach()
+            if len(found) == len(wanted):
+                raise _StopForward
+
+        for module_name, kind in wanted:
+            module = self.module(module_name)
+            key = (module_name, kind)
+            if kind == "output":
+                handles.append(module.register_forward_hook(_output_hook(key, store)))
+            elif kind == "input":
+                handles.append(module.register_forward_pre_hook(_input_hook(key, store), with_kwargs=True))
+            else:
+                raise ValueError(f"capture kind must be 'input' or 'output', not {kind!r}")
+        try:
+            with torch.inference_mode():
+                self.body(input_ids=input_ids.to(self.device), use_cache=False)
+        except _StopForward:
+            pass
+        finally:
+            for handle in handles:
+                handle.remove()
+        missing = [key for key in wanted if key not in found]
+        if missing:
+            raise HookpointError(f"model {self.name} never ran {missing} during the forward pass")
+        return found
+
+    def widths(self, captures: Sequence[Capture]) -> dict[Capture, int]:
+        """Feature width at each capture, read off a two-token forward pass."""
+        probe = torch.tensor([[self.bos_token_id or 0, 1]], dtype=torch.long)
+        return {key: t.shape[-1] for key, t in self.capture(probe, captures).items()}
+
+    @property
+    def bos_token_id(self) -> int | None:
+        return getattr(self.tokenizer, "bos_token_id", None)
+
+
+def _output_hook(key: Capture, store: Callable) -> Callable:
+    def hook(_module, _args, output):
+        store(key, output)
+
+    return hook
+
+
+def _input_hook(key: Capture, store: Callable) -> Callable:
+    def hook(_module, args, kwargs):
+        store(key, args[0] if args else kwargs["hidden_states"])
+
+    return hook
+
+
+def hookpoint_patterns(modules: dict[str, nn.Module], limit: int = 40) -> list[str]:
+    """Module names with layer numbers folded (`layers.N.mlp`, N in 0..17), for error messages."""
+    ranges: dict[str, list[int]] = {}
+    for name in modules:
+        if not name:
+            continue
+        numbers = [int(n) for n in re.findall(r"\.(\d+)(?=\.|$)", f".{name}")]
+        pattern = re.sub(r"(?<=\.)\d+(?=\.|$)|^\d+(?=\.|$)", "N", name)
+        ranges.setdefault(pattern, []).extend(numbers[:1])
+    out = []
+    for pattern, numbers in ranges.items():
+        span = f"  (N in {min(numbers)}..{max(numbers)})" if numbers and "N" in pattern else ""
+        out.append(pattern + span)
+    return out[:limit] + ([f"... and {len(out) - limit} more"] if len(out) > limit else [])
+
+
+def model_source(spec: str, models_dir: Path) -> str:
+    """Where transformers should load `spec` from: a Hub name, a local folder, or a converted GGUF.
+
+    A GGUF file is dequantised once into a safetensors folder under `models_dir`, because
+    loading a GGUF through transformers takes about a minute and later loads take seconds.
+    """
+    if spec.startswith("embedded:"):
+        if spec != EMBEDDED_MODEL:
+            raise ValueError(f"unknown embedded model {spec!r}; the embedded model is {EMBEDDED_MODEL}")
+        return str(converted_gguf_folder(embedded_gguf(models_dir), models_dir))
+    if spec.endswith(".gguf"):
+        gguf = Path(spec).expanduser()
+        if not gguf.is_file():
+            raise FileNotFoundError(f"GGUF model file {gguf} does not exist")
+        return str(converted_gguf_folder(gguf, models_dir))
+    folder = Path(spec).expanduser()
+    return str(folder) if folder.is_dir() else spec
+
+
+def _from_pretrained(loader, spec: str, source: str, **kwargs):
+    try:
+        return loader.from_pretrained(source, **kwargs)
+    except OSError as exc:
+        raise OSError(
+            f"could not load model {spec!r}: not a local folder or .gguf file, and the Hugging Face Hub "
+            f"did not provide it ({exc}). Use a local folder, or set HF_TOKEN for gated models."
+        ) from exc
+
+
+def load_tokenizer(spec: str, models_dir: Path):
+    from transformers import AutoTokenizer
+
+    return _from_pretrained(AutoTokenizer, spec, model_source(spec, models_dir))
+
+
+def load_subject_model(spec: str, models_dir: Path, device: str = "auto", dtype: str = "auto") -> SubjectModel:
+    """Loads a causal LM from a Hub name, a local folder, a .gguf file, or `embedded:gemma-3-270m`."""
+    from transformers import AutoModelForCausalLM
+
+    torch_device = resolve_device(device)
+    torch_dtype = resolve_dtype(dtype, torch_device)
+    source = model_source(spec, models_dir)
+    tokenizer = load_tokenizer(spec, models_dir)
+    model = _from_pretrained(AutoModelForCausalLM, spec, source, dtype=torch_dtype)
+    model.to(torch_device).eval().requires_grad_(False)
+    return SubjectModel(name=spec, model=model, tokenizer=tokenizer, device=torch_device, dtype=torch_dtype)
+
+
+def converted_gguf_folder(gguf: Path, models_dir: Path) -> Path:
+    """Returns a safetensors copy of a GGUF model, converting it on first use (atomically)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    target = models_dir / "converted" / gguf.stem
+    if (target / "config.json").exists():
+        return target
+    started = time.monotonic()
+    tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    loaded = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)
+    config = loaded.config
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config  # save_pretrained refuses models it believes quantised
+    fresh = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    fresh.load_state_dict(loaded.state_dict())
+    partial = target.with_name(target.name + ".tmp")
+    shutil.rmtree(partial, ignore_errors=True)
+    fresh.save_pretrained(partial)
+    tokenizer.save_pretrained(partial)
+    partial.rename(target)
+    print(f"converted {gguf.name} to {target} in {time.monotonic() - started:.0f} s", flush=True)
+    return target

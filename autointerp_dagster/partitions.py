@@ -1,0 +1,25 @@
+"""Partitions: a dynamic `sae` dimension (one key per sparse coder) and a fixed `latent_range` dimension.
+
+The latent-range dimension splits every coder into the same number of contiguous ranges
+(`00-of-08` ... `07-of-08`) whatever its width, so every (sae, range) partition is meaningful.
+"""
+
+from __future__ import annotations
+
+from dagster import DynamicPartitionsDefinition, MultiPartitionKey, MultiPartitionsDefinition, StaticPartitionsDefinition
+
+from .core.latent_ranges import range_keys
+from .core.settings import load_settings
+
+SAE_DIMENSION = "sae"
+RANGE_DIMENSION = "latent_range"
+
+sae_partitions = DynamicPartitionsDefinition(name=SAE_DIMENSION)
+latent_range_partitions = StaticPartitionsDefinition(range_keys(load_settings().latent_ranges))
+sae_latent_partitions = MultiPartitionsDefinition(
+    {SAE_DIMENSION: sae_partitions, RANGE_DIMENSION: latent_range_partitions}
+)
+
+
+def sae_range_key(sae: str, latent_range: str) -> MultiPartitionKey:
+    return MultiPartitionKey({SAE_DIMENSION: sae, RANGE_DIMENSION: latent_range})

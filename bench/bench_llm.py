@@ -1,0 +1,54 @@
+"""How close the LLM client gets to its concurrency limit against a server with fixed latency.
+
+With latency L and concurrency C the best possible rate is C / L requests per second;
+efficiency is the achieved rate divided by that, so client overhead (threads, the SDK,
+the DuckDB cache and call log) shows up as the shortfall below 1.
+
+    .venv/bin/python bench/bench_llm.py [--requests 200] [--concurrency 16] [--latency 0.2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from autointerp_dagster.core.llm import ChatRequest, LLMClient, OpenAIBackend  # noqa: E402
+from autointerp_dagster.core.store import ResultsStore  # noqa: E402
+from tests.openai_stub_server import StubLLMServer  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=200)
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--latency", type=float, default=0.2)
+    args = parser.parse_args()
+
+    requests = [
+        ChatRequest([{"role": "user", "content": f"explain latent {i}"}], max_tokens=32, purpose="bench")
+        for i in range(args.requests)
+    ]
+    with tempfile.TemporaryDirectory() as tmp, StubLLMServer(reply="a short explanation", latency_s=args.latency) as server:
+        store = ResultsStore(Path(tmp) / "bench.duckdb")  # fresh, so nothing is cached
+        client = LLMClient(OpenAIBackend(server.base_url, "stub-model"), store, concurrency=args.concurrency)
+        start = time.perf_counter()
+        results = client.complete(requests)
+        elapsed = time.perf_counter() - start
+        assert all(r.ok for r in results) and server.call_count == args.requests
+
+    rate = args.requests / elapsed
+    print(f"requests={args.requests}")
+    print(f"concurrency={args.concurrency}")
+    print(f"latency_s={args.latency}")
+    print(f"elapsed_s={elapsed:.3f}")
+    print(f"requests_per_s={rate:.2f}")
+    print(f"llm_concurrency_efficiency={rate / (args.concurrency / args.latency):.3f}")
+
+
+if __name__ == "__main__":
+    main()

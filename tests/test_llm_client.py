@@ -1,0 +1,345 @@
+"""The LLM client against a real HTTP stub server and a tiny local model."""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+
+import pytest
+import torch
+
+from autointerp_dagster.core.llm import (
+    ChatRequest,
+    LLMClient,
+    LocalBackend,
+    OpenAIBackend,
+    build_client,
+    llm_settings_from_env,
+)
+from autointerp_dagster.core.store import ResultsStore
+from tests.openai_stub_server import Fault, StubLLMServer, StubReply
+
+
+@pytest.fixture
+def server():
+    with StubLLMServer(reply=lambda messages: f"echo {messages[-1]['content']}") as stub:
+        yield stub
+
+
+@pytest.fixture
+def store(tmp_path):
+    return ResultsStore(tmp_path / "results.duckdb")
+
+
+def _backend(server: StubLLMServer, **overrides) -> OpenAIBackend:
+    settings = dict(timeout_s=2.0, max_retries=3, backoff_base_s=0.01, backoff_max_s=0.05)
+    settings.update(overrides)
+    return OpenAIBackend(server.base_url, "stub-model", **settings)
+
+
+def _request(prompt: str, **kwargs) -> ChatRequest:
+    kwargs.setdefault("max_tokens", 16)
+    return ChatRequest([{"role": "user", "content": prompt}], **kwargs)
+
+
+def _rows(store: ResultsStore, sql: str) -> list[dict]:
+    with store.connect() as con:
+        cursor = con.execute(sql)
+        names = [d[0] for d in cursor.description]
+        return [dict(zip(names, row)) for row in cursor.fetchall()]
+
+
+def _calls(store: ResultsStore) -> list[dict]:
+    return _rows(store, "SELECT * FROM llm_calls ORDER BY created_at")
+
+
+# --- retries -------------------------------------------------------------------------
+
+
+def test_rate_limit_is_retried_after_the_servers_retry_after(server, store):
+    server.enqueue(Fault.rate_limit(retry_after=0.5))
+    client = LLMClient(_backend(server), store)
+    start = time.perf_counter()
+    result = client.complete_one(_request("hi"))
+    assert time.perf_counter() - start >= 0.5  # the back-off alone would wait <= 0.01 s
+    assert result.ok and result.text == "echo hi"
+    assert server.call_count == 2
+    [call] = _calls(store)
+    assert (call["attempts"], call["status"]) == (2, "ok")
+
+
+def test_server_errors_then_success(server, store):
+    server.enqueue(Fault.server_error(500), Fault.server_error(503))
+    result = LLMClient(_backend(server), store).complete_one(_request("hi"))
+    assert result.ok and result.text == "echo hi"
+    assert server.call_count == 3
+
+
+def test_timeout_then_success(server):
+    server.enqueue(Fault.hang(1.5))
+    start = time.perf_counter()
+    result = LLMClient(_backend(server, timeout_s=0.3)).complete_one(_request("hi"))
+    assert result.ok and result.text == "echo hi"
+    assert server.call_count == 2
+    assert time.perf_counter() - start < 1.2
+
+
+def test_malformed_body_then_success(server):
+    server.enqueue(Fault.malformed())
+    result = LLMClient(_backend(server)).complete_one(_request("hi"))
+    assert result.ok and result.text == "echo hi"
+    assert server.call_count == 2
+
+
+def test_exhausted_retries_become_an_error_result(store):
+    with StubLLMServer(reply=lambda messages: Fault.server_error()) as server:
+        results = LLMClient(_backend(server, max_retries=2), store).complete([_request("a"), _request("b")])
+    assert [r.status for r in results] == ["error", "error"]
+    assert all(r.text is None and "HTTP 500" in r.error for r in results)
+    assert server.call_count == 6  # 1 + 2 retries each
+    assert {(c["status"], c["attempts"]) for c in _calls(store)} == {("error", 3)}
+    assert _rows(store, "SELECT count(*) AS n FROM llm_responses") == [{"n": 0}]
+
+
+@pytest.mark.parametrize("status", [400, 401, 404])
+def test_other_client_errors_are_not_retried(server, status):
+    server.enqueue(Fault.http(status, "nope"))
+    result = LLMClient(_backend(server)).complete_one(_request("hi"))
+    assert result.status == "error" and result.error == f"HTTP {status}: nope"
+    assert server.call_count == 1
+
+
+def test_one_failure_does_not_sink_the_batch(store):
+    def reply(messages):
+        prompt = messages[-1]["content"]
+        return Fault.http(400, "bad prompt") if prompt == "p3" else f"echo {prompt}"
+
+    with StubLLMServer(reply=reply) as server:
+        results = LLMClient(_backend(server), store, concurrency=4).complete(
+            [_request(f"p{i}") for i in range(8)]
+        )
+    assert [r.status for r in results].count("error") == 1 and results[3].status == "error"
+    assert [r.text for i, r in enumerate(results) if i != 3] == [f"echo p{i}" for i in range(8) if i != 3]
+
+
+# --- logprobs --------------------------------------------------------------------------
+
+
+def test_logprobs_are_parsed_per_token(server):
+    yes, no = math.log(0.7), math.log(0.2)
+    server.reply = lambda messages: StubReply("Yes", top_logprobs=[{"Yes": yes, "No": no, "Maybe": -5.0}])
+    result = LLMClient(_backend(server)).complete_one(_request("q", logprobs=True, top_logprobs=2))
+    assert result.top_logprobs == [{"Yes": yes, "No": no}]
+    body = server.requests[0].body
+    assert body["logprobs"] is True and body["top_logprobs"] == 2
+    assert result.tokens_out == 1
+
+
+def test_logprobs_rejecting_server_is_remembered(store):
+    with StubLLMServer(reply="Yes", reject_logprobs=True) as server:
+        client = LLMClient(_backend(server), store, concurrency=1)
+        results = client.complete([_request(f"q{i}", logprobs=True, top_logprobs=5) for i in range(3)])
+    assert all(r.ok and r.text == "Yes" and r.top_logprobs is None for r in results)
+    assert server.call_count == 4  # one rejected attempt, then three without logprobs
+    assert [bool(r.body.get("logprobs")) for r in server.requests] == [True, False, False, False]
+
+
+# --- concurrency, ordering, progress ---------------------------------------------------------
+
+
+def test_requests_run_in_parallel(store):
+    latency, n, concurrency = 0.2, 32, 8
+    with StubLLMServer(reply="ok", latency_s=latency) as server:
+        client = LLMClient(_backend(server), store, concurrency=concurrency)
+        start = time.perf_counter()
+        results = client.complete([_request(f"p{i}") for i in range(n)])
+        elapsed = time.perf_counter() - start
+    ideal = n / concurrency * latency  # 0.8 s; serial would take 6.4 s
+    assert all(r.ok for r in results)
+    assert ideal * 0.95 <= elapsed < ideal * 1.6
+
+
+def test_results_keep_request_order_and_report_progress(server):
+    progress = []
+    requests = [_request(f"p{i}") for i in range(20)]
+    results = LLMClient(_backend(server), concurrency=6).complete(
+        requests, on_progress=lambda done, total: progress.append((done, total))
+    )
+    assert [r.text for r in results] == [f"echo p{i}" for i in range(20)]
+    assert progress == [(i, 20) for i in range(1, 21)]
+
+
+# --- cache and call log -----------------------------------------------------------------
+
+
+def test_second_run_is_served_from_the_cache(server, store):
+    requests = [_request(f"p{i}", logprobs=True, top_logprobs=3, purpose="score") for i in range(5)]
+    first = LLMClient(_backend(server), store).complete(requests)
+    assert server.call_count == 5 and not any(r.cached for r in first)
+
+    second = LLMClient(_backend(server), store).complete(requests)
+    assert server.call_count == 5
+    assert all(r.cached for r in second)
+    for a, b in zip(first, second):
+        assert (a.text, a.top_logprobs, a.tokens_in, a.tokens_out) == (b.text, b.top_logprobs, b.tokens_in, b.tokens_out)
+    statuses = [c["status"] for c in _calls(store)]
+    assert statuses == ["ok"] * 5 + ["cached"] * 5
+    assert {c["purpose"] for c in _calls(store)} == {"score"}
+
+
+def test_cache_key_covers_sampling_settings(server, store):
+    client = LLMClient(_backend(server), store)
+    client.complete([_request("p"), _request("p", max_tokens=8), _request("p", temperature=0.7),
+                     _request("p", logprobs=True, top_logprobs=2), _request("p", purpose="other")])
+    assert server.call_count == 5  # purpose is only a label, but it was not cached yet either
+    client.complete([_request("p", purpose="other")])
+    assert server.call_count == 5
+
+
+def test_rerun_sends_only_what_failed(store):
+    requests = [_request(f"p{i}") for i in range(10)]
+    failing = {"p1", "p4", "p7"}
+
+    def flaky(messages):
+        prompt = messages[-1]["content"]
+        return Fault.server_error() if prompt in failing else f"echo {prompt}"
+
+    with StubLLMServer(reply=flaky) as broken:
+        first = LLMClient(_backend(broken, max_retries=1), store, concurrency=4).complete(requests)
+    assert {requests[i].messages[0]["content"] for i, r in enumerate(first) if not r.ok} == failing
+
+    with StubLLMServer(reply=lambda m: f"echo {m[-1]['content']}") as healthy:
+        second = LLMClient(_backend(healthy), store, concurrency=4).complete(requests)
+    assert sorted(r.prompt for r in healthy.requests) == sorted(failing)
+    assert [r.text for r in second] == [f"echo p{i}" for i in range(10)]
+
+
+def test_results_done_before_an_interruption_are_kept(store):
+    requests = [_request(f"p{i}") for i in range(10)]
+
+    def interrupt_after_four(done, total):
+        if done == 4:
+            raise KeyboardInterrupt
+
+    with StubLLMServer(reply="ok", latency_s=0.05) as first:
+        with pytest.raises(KeyboardInterrupt):
+            LLMClient(_backend(first), store, concurrency=1).complete(requests, on_progress=interrupt_after_four)
+    with StubLLMServer(reply="ok") as second:
+        results = LLMClient(_backend(second), store, concurrency=1).complete(requests)
+    assert [r.cached for r in results] == [True] * 4 + [False] * 6
+    assert second.call_count == 6
+
+
+def test_without_cache_every_run_calls_the_backend(server, store):
+    client = LLMClient(_backend(server), store, use_cache=False)
+    client.complete([_request("p")])
+    client.complete([_request("p")])
+    assert server.call_count == 2
+    assert len(_calls(store)) == 2
+
+
+def test_api_key_never_reaches_store_logs_or_results(store, monkeypatch, caplog, tmp_path):
+    secret = "sk-test-DO-NOT-STORE-4f9a2c7e1b"
+    monkeypatch.setenv("AUTOINTERP_TEST_KEY", secret)
+
+    def reply(messages):  # servers that quote the key back in their errors
+        if messages[-1]["content"] == "auth":
+            return Fault.http(401, f"Incorrect API key provided: {secret}")
+        return Fault.http(503, f"overloaded, key {secret}")
+
+    caplog.set_level(logging.DEBUG)
+    with StubLLMServer(reply=reply) as server:
+        settings = llm_settings_from_env(
+            {"AUTOINTERP_LLM_BASE_URL": server.base_url, "AUTOINTERP_LLM_MODEL": "stub-model",
+             "AUTOINTERP_LLM_API_KEY_ENV": "AUTOINTERP_TEST_KEY", "AUTOINTERP_LLM_MAX_RETRIES": "1"}
+        )
+        client = build_client(settings, store)
+        results = client.complete([_request("auth"), _request("busy")])
+    assert server.requests[0].authorization == f"Bearer {secret}"  # the key is used ...
+    assert [r.status for r in results] == ["error", "error"]
+    assert "Incorrect API key provided: [redacted]" in results[0].error
+    texts = [repr(results), repr(settings), repr(client.backend), caplog.text]
+    for table in ("llm_calls", "llm_responses"):
+        texts.append(repr(_rows(store, f"SELECT * FROM {table}")))
+    assert "overloaded" in caplog.text and "[redacted]" in caplog.text  # the logs were captured
+    assert not [t for t in texts if secret in t]  # ... and never kept
+    assert secret.encode() not in (tmp_path / "results.duckdb").read_bytes()
+
+
+def test_settings_from_env():
+    settings = llm_settings_from_env(
+        {"AUTOINTERP_LLM_BACKEND": "local", "AUTOINTERP_LLM_MODEL_PATH": "/models/qwen",
+         "AUTOINTERP_LLM_CONCURRENCY": "3", "AUTOINTERP_LLM_TIMEOUT_S": "7.5"},
+        model="fallback",
+    )
+    assert (settings.backend, settings.model_path, settings.concurrency, settings.timeout_s) == (
+        "local", "/models/qwen", 3, 7.5)
+    assert settings.model == "fallback" and settings.api_key_env == "OPENAI_API_KEY"
+    client = build_client(settings, None)
+    assert isinstance(client.backend, LocalBackend) and client.concurrency == 1
+    with pytest.raises(ValueError, match="unknown LLM backend"):
+        build_client(llm_settings_from_env({"AUTOINTERP_LLM_BACKEND": "nope"}), None)
+
+
+# --- local backend ---------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tiny_chat_model_dir(tmp_path_factory):
+    """A randomly initialised two-layer Qwen2 with a word-level tokenizer; no download."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
+
+    folder = tmp_path_factory.mktemp("tiny-qwen2")
+    bpe = Tokenizer(models.BPE())  # byte-level BPE, like Qwen's own tokenizer
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = decoders.ByteLevel()
+    bpe.train_from_iterator(
+        ["the cat sat on the mat", "this latent fires on words about cats and dogs",
+         "system user assistant explain the latent in one short sentence"],
+        trainers.BpeTrainer(vocab_size=400, special_tokens=["<|endoftext|>", "<|im_start|>", "<|im_end|>"],
+                            initial_alphabet=pre_tokenizers.ByteLevel.alphabet()),
+    )
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=bpe, eos_token="<|im_end|>", pad_token="<|endoftext|>")
+    tokenizer.chat_template = (
+        "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+        "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+    )
+    torch.manual_seed(0)
+    config = Qwen2Config(
+        vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
+        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
+    )
+    Qwen2ForCausalLM(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+def test_local_backend_generates_with_logprobs(tiny_chat_model_dir, store):
+    client = LLMClient(LocalBackend(str(tiny_chat_model_dir), max_context=128), store, concurrency=4)
+    assert client.concurrency == 1
+    requests = [
+        _request("explain the latent", max_tokens=5, logprobs=True, top_logprobs=4),
+        _request("the cat sat on the mat", max_tokens=3, logprobs=True, top_logprobs=4),
+        _request("the cat", max_tokens=4, temperature=1.0),
+        _request(" ".join(["cat"] * 300), max_tokens=4),  # longer than the context
+    ]
+    results = client.complete(requests)
+    for result, request in zip(results[:3], requests[:3]):
+        assert result.ok and isinstance(result.text, str)
+        assert 1 <= result.tokens_out <= request.max_tokens and result.tokens_in > 8
+    for result in results[:2]:
+        assert len(result.top_logprobs) == result.tokens_out
+        # the top 4 plus the chosen token if not among them; byte tokens that decode alike merge
+        assert max(len(position) for position in result.top_logprobs) >= 4
+        for position in result.top_logprobs:
+            assert 1 <= len(position) <= 5
+            assert all(lp <= 0 for lp in position.values())
+            assert sum(math.exp(lp) for lp in position.values()) <= 1 + 1e-5
+    assert results[2].top_logprobs is None
+    assert results[3].status == "error" and "context" in results[3].error
+
+    again = LLMClient(LocalBackend(str(tiny_chat_model_dir), max_context=128)).complete(requests[:2])
+    assert [(r.text, r.top_logprobs) for r in again] == [(r.text, r.top_logprobs) for r in results[:2]]

@@ -1,0 +1,348 @@
+"""Prompt construction and the parsers for explainer and judge answers."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from autointerp_dagster.core.examples import ACTIVATING, HARD_NEGATIVE, RANDOM_NEGATIVE, Example
+from autointerp_dagster.core.prompts import ParseError, render_tokens
+from autointerp_dagster.core.prompts.explainer import (
+    INACTIVE_HEADER,
+    build_explainer_messages,
+    explanation_retry_message,
+    format_example_for_explainer,
+    parse_explanation,
+)
+from autointerp_dagster.core.prompts.judge import (
+    build_detection_messages,
+    build_detection_single_messages,
+    build_fuzzing_messages,
+    build_fuzzing_single_messages,
+    fuzz_highlights,
+    parse_binary_list,
+    parse_yes_no,
+    typical_highlight_count,
+    yes_probability,
+)
+
+
+def make_example(tokens, activations, kind=ACTIVATING):
+    peak = max(max(activations), 1e-9)
+    return Example(
+        tokens=tuple(tokens),
+        activations=tuple(float(a) for a in activations),
+        normalized=tuple(int(round(10 * a / peak)) for a in activations),
+        kind=kind,
+        row=0,
+        start=0,
+    )
+
+
+CAT = make_example(["The", " cat", " sat", " on", " the", " mat", "."], [0, 2, 1.5, 0, 0.5, 4, 0])
+SILENT = make_example(["A", " dog", " ran", " home"], [0, 0, 0, 0], kind=HARD_NEGATIVE)
+
+
+# --- highlighting -----------------------------------------------------------
+
+
+def test_adjacent_highlighted_tokens_merge_into_one_span():
+    # threshold 0.3 * 4 = 1.2: " cat" (2) and " sat" (1.5) are adjacent; " the" (0.5) is not marked.
+    text = format_example_for_explainer(CAT, show_activations=False)
+    assert text == "The <<cat sat>> on the <<mat>>."
+
+
+def test_highlight_threshold_is_relative_to_example_max():
+    assert format_example_for_explainer(CAT, 0.1, False) == "The <<cat sat>> on <<the mat>>."
+    assert format_example_for_explainer(CAT, 0.6, False) == "The cat sat on the <<mat>>."
+    assert format_example_for_explainer(CAT, 0.45, False) == "The <<cat>> sat on the <<mat>>."
+    # Strict "greater than": " cat" sits exactly at 0.5 * 4 and stays unmarked.
+    assert format_example_for_explainer(CAT, 0.5, False) == "The cat sat on the <<mat>>."
+
+
+def test_activations_line_lists_highlighted_tokens_with_normalized_values():
+    text = format_example_for_explainer(CAT)
+    lines = text.split("\n")
+    assert len(lines) == 2
+    assert lines[1] == 'Activations: ("cat" : 5), ("sat" : 4), ("mat" : 10)'
+
+
+def test_no_activations_line_for_silent_example_or_when_disabled():
+    assert "Activations" not in format_example_for_explainer(SILENT)
+    assert format_example_for_explainer(SILENT) == "A dog ran home"
+    assert "Activations" not in format_example_for_explainer(CAT, show_activations=False)
+
+
+def test_render_tokens_escapes_newlines_and_keeps_whitespace_outside_markers():
+    assert render_tokens(["a", "\n", "b", " c "], {1}) == "a<<\\n>>b c "
+    assert render_tokens(["x", " y ", "z"], {1}) == "x <<y>> z"
+    assert render_tokens(["x", " ", "z"], {1}) == "x<< >>z"
+    assert render_tokens(["x", "y"], ()) == "xy"
+
+
+# --- explainer messages -----------------------------------------------------
+
+
+def test_explainer_messages_structure_and_numbering():
+    examples = [CAT, CAT, CAT]
+    messages = build_explainer_messages(examples)
+    assert messages[0]["role"] == "system"
+    assert "[EXPLANATION]:" in messages[0]["content"]
+    roles = [m["role"] for m in messages[1:-1]]
+    assert roles == ["user", "assistant"] * 3
+    for answer in messages[2:-1:2]:
+        assert parse_explanation(answer["content"])  # few-shot answers follow the format
+    last = messages[-1]
+    assert last["role"] == "user"
+    for i in (1, 2, 3):
+        assert f"Example {i}: The <<cat sat>>" in last["content"]
+    assert "Example 4" not in last["content"]
+    assert last["content"].count("Activations:") == 3
+
+
+def test_explainer_without_few_shot_or_activations():
+    messages = build_explainer_messages([CAT], few_shot=False, show_activations=False)
+    assert [m["role"] for m in messages] == ["system", "user"]
+    assert "0 to 10" not in messages[0]["content"]
+    assert "Activations:" not in messages[1]["content"]
+    with_few_shot = build_explainer_messages([CAT], show_activations=False)
+    assert all("Activations:" not in m["content"] for m in with_few_shot)
+
+
+def test_contrastive_section_only_with_hard_negatives():
+    plain = build_explainer_messages([CAT])
+    assert all(INACTIVE_HEADER not in m["content"] for m in plain)
+    assert all("NOT active" not in m["content"] for m in plain)
+    assert build_explainer_messages([CAT], hard_negatives=[]) == plain
+
+    contrastive = build_explainer_messages([CAT, CAT], hard_negatives=[SILENT])
+    assert "tell the two apart" in contrastive[0]["content"]
+    last = contrastive[-1]["content"]
+    active_part, inactive_part = last.split(INACTIVE_HEADER)
+    assert "Example 3: A dog ran home" in inactive_part
+    assert "dog" not in active_part
+    # the few-shot demonstrates the contrast too
+    assert any(INACTIVE_HEADER in m["content"] for m in contrastive[1:-1])
+
+
+def test_explainer_rejects_no_examples():
+    with pytest.raises(ValueError):
+        build_explainer_messages([])
+
+
+# --- parse_explanation -------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "answer, expected",
+    [
+        ("The tokens are units.\n[EXPLANATION]: units of measurement", "units of measurement"),
+        ("[explanation]: plural nouns", "plural nouns"),
+        ("[EXPLANATION] plural nouns", "plural nouns"),
+        ("[ EXPLANATION ] :   plural nouns  ", "plural nouns"),
+        ("**[EXPLANATION]:** the word \"bank\"", 'the word "bank"'),
+        ("**[EXPLANATION]: closing brackets in code**", "closing brackets in code"),
+        ('[EXPLANATION]: "years in dates"', "years in dates"),
+        ("[EXPLANATION]: \u201cyears in dates\u201d", "years in dates"),
+        ("[EXPLANATION]: *verbs of motion*", "verbs of motion"),
+        ("[EXPLANATION]:\n\nverbs of motion\n\nI hope this helps.", "verbs of motion"),
+        ("[EXPLANATION]: past-tense verbs\nThis fits all examples.", "past-tense verbs"),
+        (
+            "First guess [EXPLANATION]: nouns\nOn reflection:\n[EXPLANATION]: proper nouns",
+            "proper nouns",
+        ),
+        ("[EXPLANATION]: the `def` keyword", "the `def` keyword"),
+        ("[EXPLANATION]: 'bank' and 'money'", "'bank' and 'money'"),
+        ("[EXPLANATION]: numbers in lists<end_of_turn>", "numbers in lists"),
+        ("Reasoning...\n**Explanation:** names of rivers", "names of rivers"),
+        ("Explanation: names of rivers", "names of rivers"),
+        ("[EXPLANATION]: - a bullet answer", "a bullet answer"),
+    ],
+)
+def test_parse_explanation_messy_answers(answer, expected):
+    assert parse_explanation(answer) == expected
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        "",
+        "These examples are all about cooking.",
+        "My explanation would be about cooking.",  # 'explanation' mid-sentence is not a marker
+        "[EXPLANATION]:",
+        "[EXPLANATION]:   \n\n  ",
+        "[EXPLANATION]: **\"\"**",
+        "[EXPLANATION]: <your explanation>",
+        "[EXPLANATION]: ...",
+    ],
+)
+def test_parse_explanation_failures_raise(answer):
+    with pytest.raises(ParseError):
+        parse_explanation(answer)
+
+
+def test_parse_error_is_value_error():
+    assert issubclass(ParseError, ValueError)
+
+
+def test_retry_message_asks_for_the_marker_line():
+    msg = explanation_retry_message()
+    assert msg["role"] == "user"
+    assert msg["content"].rstrip().splitlines()[-1].startswith("[EXPLANATION]:")
+
+
+# --- judge messages ----------------------------------------------------------
+
+
+def test_detection_messages_show_plain_numbered_examples():
+    messages = build_detection_messages("animals", [CAT, SILENT])
+    assert [m["role"] for m in messages] == ["system", "user"]
+    user = messages[1]["content"]
+    assert "Explanation: animals" in user
+    assert "Example 1: The cat sat on the mat." in user
+    assert "Example 2: A dog ran home" in user
+    assert "<<" not in user
+    assert "exactly 2 values" in user
+    with pytest.raises(ValueError):
+        build_detection_messages("animals", [])
+
+
+def test_fuzzing_messages_mark_given_positions():
+    messages = build_fuzzing_messages("animals", [CAT, SILENT], [(1,), (0, 3)])
+    user = messages[1]["content"]
+    assert "Example 1: The <<cat>> sat on the mat." in user
+    assert "Example 2: <<A>> dog ran <<home>>" in user
+    assert "<<like this>>" in messages[0]["content"]
+    with pytest.raises(ValueError):
+        build_fuzzing_messages("animals", [CAT, SILENT], [(1,)])
+
+
+def test_single_messages_ask_yes_no():
+    det = build_detection_single_messages("animals", CAT)
+    fuzz = build_fuzzing_single_messages("animals", CAT, (5,))
+    for messages in (det, fuzz):
+        assert [m["role"] for m in messages] == ["system", "user"]
+        assert messages[1]["content"].endswith("Answer Yes or No.")
+        assert "Explanation: animals" in messages[1]["content"]
+    assert "Text: The cat sat on the mat." in det[1]["content"]
+    assert "Text: The cat sat on the <<mat>>." in fuzz[1]["content"]
+
+
+# --- fuzz highlights ---------------------------------------------------------
+
+
+def test_fuzz_highlights_activating_uses_true_positions():
+    rng = np.random.default_rng(0)
+    assert fuzz_highlights(CAT, rng, n_tokens=2) == (1, 2, 4, 5)
+    assert fuzz_highlights(CAT, rng, n_tokens=2, threshold=0.3) == (1, 2, 5)
+
+
+def test_fuzz_highlights_random_for_non_activating():
+    tokens = [f"t{i}" for i in range(20)]
+    neg = make_example(tokens, [0] * 20, kind=RANDOM_NEGATIVE)
+    first = fuzz_highlights(neg, np.random.default_rng(5), n_tokens=3)
+    assert first == fuzz_highlights(neg, np.random.default_rng(5), n_tokens=3)
+    assert len(first) == 3 and len(set(first)) == 3
+    assert all(0 <= p < 20 for p in first)
+    assert list(first) == sorted(first)
+    draws = {fuzz_highlights(neg, np.random.default_rng(s), n_tokens=3) for s in range(10)}
+    assert len(draws) > 1
+    # a hard negative with a weak activation is still marked at random, not at its activation
+    weak = make_example(tokens, [0] * 19 + [0.2], kind=HARD_NEGATIVE)
+    assert len(fuzz_highlights(weak, np.random.default_rng(1), n_tokens=4)) == 4
+
+
+def test_fuzz_highlights_clamps_to_length_and_rejects_zero():
+    assert fuzz_highlights(SILENT, np.random.default_rng(0), n_tokens=10) == (0, 1, 2, 3)
+    with pytest.raises(ValueError):
+        fuzz_highlights(SILENT, np.random.default_rng(0), n_tokens=0)
+
+
+def test_typical_highlight_count_is_median_of_activating():
+    one = make_example(["a", "b", "c"], [1, 0, 0])
+    three = make_example(["a", "b", "c"], [1, 1, 1])
+    assert typical_highlight_count([one, one, three, SILENT]) == 1
+    assert typical_highlight_count([three, three, one]) == 3
+    with pytest.raises(ValueError):
+        typical_highlight_count([SILENT])
+
+
+# --- parse_binary_list -------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "answer, n, expected",
+    [
+        ("[1, 0, 1]", 3, [1, 0, 1]),
+        ("[1,0,1,]", 3, [1, 0, 1]),
+        ("  [ 1 ,0 , 1 ]  ", 3, [1, 0, 1]),
+        ("```json\n[0, 1, 1, 0]\n```", 4, [0, 1, 1, 0]),
+        ("[true, false, True]", 3, [1, 0, 1]),
+        ('["yes", "no"]', 2, [1, 0]),
+        ("Example 1 matches [see above]. Final: [0, 0, 1]", 3, [0, 0, 1]),
+        ("Draft [1, 1, 1] but corrected: [1, 0, 1]", 3, [1, 0, 1]),
+        ("[1 0 1 1]", 4, [1, 0, 1, 1]),
+        ("[[1, 0]]", 2, [1, 0]),
+        ("[1.0, 0.0]", 2, [1, 0]),
+    ],
+)
+def test_parse_binary_list_messy(answer, n, expected):
+    assert parse_binary_list(answer, n) == expected
+
+
+@pytest.mark.parametrize(
+    "answer, n",
+    [
+        ("[1, 0]", 3),  # too short
+        ("[1, 0, 1, 1]", 3),  # too long
+        ("[1, 0, 1] then [1, 0]", 3),  # the last list decides
+        ("1, 0, 1", 3),  # no brackets
+        ("[1, 2, 0]", 3),  # not binary
+        ("[]", 0),
+        ("I cannot tell.", 2),
+    ],
+)
+def test_parse_binary_list_failures(answer, n):
+    with pytest.raises(ParseError):
+        parse_binary_list(answer, n)
+
+
+# --- yes/no ------------------------------------------------------------------
+
+
+def test_yes_probability_normalises_over_yes_and_no_variants():
+    lp = {"Yes": math.log(0.5), " yes": math.log(0.1), "No": math.log(0.2), "Maybe": math.log(0.2)}
+    assert yes_probability(lp) == pytest.approx(0.6 / 0.8)
+    assert yes_probability({"YES": math.log(0.3), "\u2581No": math.log(0.1)}) == pytest.approx(0.75)
+    assert yes_probability({" no": -0.1}) == pytest.approx(0.0)
+    assert yes_probability({"yes.": -2.0}) == pytest.approx(1.0)
+
+
+def test_yes_probability_none_without_answer_tokens():
+    assert yes_probability({}) is None
+    assert yes_probability({"Maybe": -0.1, "The": -1.0, "Note": -2.0, "Yesterday": -3.0}) is None
+    assert yes_probability({"Yes": float("-inf"), "No": float("-inf")}) is None
+
+
+@pytest.mark.parametrize(
+    "answer, expected",
+    [
+        ("Yes", 1),
+        (" no", 0),
+        ("YES.", 1),
+        ("**No**", 0),
+        ("No, the text is about dogs, yes.", 0),
+        ("Answer: Yes", 1),
+        ("I think the answer is no.", 0),
+    ],
+)
+def test_parse_yes_no(answer, expected):
+    assert parse_yes_no(answer) == expected
+
+
+@pytest.mark.parametrize("answer", ["", "Maybe", "Nothing here", "It could be yes or no"])
+def test_parse_yes_no_failures(answer):
+    with pytest.raises(ParseError):
+        parse_yes_no(answer)
