@@ -1,6 +1,5 @@
 """Sensors: discover sparse coders and cache them; re-run downstream stages when caches change."""
 
-from __future__ import annotations
 
 import json
 

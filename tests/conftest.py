@@ -78,7 +78,6 @@ def project(tmp_path, tiny_model_dir, monkeypatch):
         "model_alias": "tiny",
         "corpus": {"source": "embedded:kjv", "ctx_len": 32, "token_budget": 32 * 40},
         "embedded_saes": None,
-        "latent_ranges": 4,
         "cache_batch_rows": 8,
     }
     config_file = tmp_path / "autointerp.yaml"

@@ -1,6 +1,5 @@
 """Activation caches, one partition per sparse coder; one run caches all its coders in one forward pass."""
 
-from __future__ import annotations
 
 import time
 

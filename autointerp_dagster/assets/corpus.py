@@ -1,6 +1,5 @@
 """The tokenized corpus, stored once as Parquet and shared by every coder of the model."""
 
-from __future__ import annotations
 
 from dataclasses import asdict
 

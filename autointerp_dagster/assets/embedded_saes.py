@@ -1,6 +1,5 @@
 """Training the embedded default's SAEs: a separate, cached step (no SAE for this model can be downloaded)."""
 
-from __future__ import annotations
 
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
 

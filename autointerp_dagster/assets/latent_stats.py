@@ -1,6 +1,5 @@
 """Per-latent firing statistics in DuckDB, per coder and latent range (what later stages sample from)."""
 
-from __future__ import annotations
 
 import numpy as np
 import pyarrow as pa

@@ -15,7 +15,7 @@ from urllib.parse import quote
 
 from .activation_cache import MANIFEST
 from .settings import Settings
-from .sparse_coders import CoderSource, SparseCoderError, coder_key, discover_coders, infer_hookpoint, source_fingerprint
+from .sparse_coders import CoderSource, SparseCoderError, coder_identity, coder_key, discover_coders, source_fingerprint
 
 
 @dataclass(frozen=True)
@@ -35,8 +35,8 @@ def registered_coders(settings: Settings) -> dict[str, RegisteredCoder]:
         sources += discover_coders(settings.watched_sae_dir)
     coders: dict[str, RegisteredCoder] = {}
     for source in sources:
-        hookpoint = infer_hookpoint(source)
-        key = coder_key(settings.alias, hookpoint, source.name)
+        hookpoint, name = coder_identity(source)
+        key = coder_key(settings.alias, hookpoint, name)
         if key in coders:
             raise SparseCoderError(
                 f"coders {coders[key].source.path!r} and {source.path!r} would share the key {key!r}; "

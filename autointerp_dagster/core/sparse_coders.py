@@ -414,6 +414,36 @@ _SAELENS_ARCHS = {
 }
 
 
+def _saelens_site(source: CoderSource, folder: Path, cfg: dict, is_transcoder: bool) -> tuple[str, str]:
+    """(hookpoint, capture side) of a SAELens coder, from its TransformerLens hook name or the source."""
+    meta = cfg.get("metadata") or {}
+    hook_name = cfg.get("hook_name") or meta.get("hook_name") or ""
+    mapped = _map_transformerlens_hook(hook_name)
+    neuron_level = _TL_NEURONS.fullmatch(hook_name) is not None
+    if source.hookpoint:
+        hookpoint = source.hookpoint
+        capture = mapped[1] if mapped else ("input" if is_transcoder or neuron_level else "output")
+    elif mapped:
+        hookpoint, capture = mapped
+    elif neuron_level:
+        raise SparseCoderError(
+            f"{folder}: hook {hook_name} reads MLP neurons; set hookpoint to the MLP's output "
+            "projection (e.g. layers.N.mlp.down_proj), whose input is the neuron activations"
+        )
+    else:
+        raise SparseCoderError(
+            f"{folder}: cannot map SAELens hook_name {hook_name!r} to a module of the model; set hookpoint "
+            "to the module whose output the SAE reads (e.g. layers.6, layers.6.mlp)"
+        )
+    return hookpoint, capture
+
+
+def _saelens_is_transcoder(cfg: dict) -> bool:
+    meta = cfg.get("metadata") or {}
+    arch_transcoder = _SAELENS_ARCHS.get(cfg.get("architecture"), ("", False))[1]
+    return bool(arch_transcoder or cfg.get("is_transcoder") or cfg.get("hook_name_out") or meta.get("hook_name_out"))
+
+
 def _load_saelens(source: CoderSource, folder: Path) -> SAELensCoder:
     cfg = _read_json(folder / "cfg.json")
     meta = cfg.get("metadata") or {}
@@ -428,10 +458,8 @@ def _load_saelens(source: CoderSource, folder: Path) -> SAELensCoder:
             f"{folder}: SAELens architecture {arch_name!r} is not supported; "
             f"supported: {', '.join(_SAELENS_ARCHS)}"
         )
-    architecture, arch_transcoder = _SAELENS_ARCHS[arch_name]
-    is_transcoder = bool(
-        arch_transcoder or cfg.get("is_transcoder") or cfg.get("hook_name_out") or meta.get("hook_name_out")
-    )
+    architecture = _SAELENS_ARCHS[arch_name][0]
+    is_transcoder = _saelens_is_transcoder(cfg)
     norm = cfg.get("normalize_activations")
     if norm not in (None, "none"):
         raise SparseCoderError(
@@ -470,24 +498,7 @@ def _load_saelens(source: CoderSource, folder: Path) -> SAELensCoder:
                 f"{folder}: cfg.json says {key}={cfg[key]} but W_enc has shape {[d_in, n_latents]}"
             )
 
-    hook_name = cfg.get("hook_name") or meta.get("hook_name") or ""
-    mapped = _map_transformerlens_hook(hook_name)
-    neuron_level = _TL_NEURONS.fullmatch(hook_name) is not None
-    if source.hookpoint:
-        hookpoint = source.hookpoint
-        capture = mapped[1] if mapped else ("input" if is_transcoder or neuron_level else "output")
-    elif mapped:
-        hookpoint, capture = mapped
-    elif neuron_level:
-        raise SparseCoderError(
-            f"{folder}: hook {hook_name} reads MLP neurons; set hookpoint to the MLP's output "
-            "projection (e.g. layers.N.mlp.down_proj), whose input is the neuron activations"
-        )
-    else:
-        raise SparseCoderError(
-            f"{folder}: cannot map SAELens hook_name {hook_name!r} to a module of the model; set hookpoint "
-            "to the module whose output the SAE reads (e.g. layers.6, layers.6.mlp)"
-        )
+    hookpoint, capture = _saelens_site(source, folder, cfg, is_transcoder)
     return SAELensCoder(
         architecture=architecture,
         tensors=tensors,
@@ -530,15 +541,8 @@ def _gemmascope_site(path: str) -> tuple[int | None, str | None]:
     return layer, kind
 
 
-def _load_gemmascope(source: CoderSource, local: Path) -> GemmaScopeCoder:
-    candidates = [local] if local.is_file() else [local / f for f in GEMMASCOPE_FILES]
-    file = next((f for f in candidates if f.exists()), None)
-    if file is None:
-        raise SparseCoderError(f"{local} holds neither {' nor '.join(GEMMASCOPE_FILES)}")
-    t = _read_tensors(file, ["W_enc", "b_enc", "threshold"])
-    d_in, n_latents = t["W_enc"].shape
-    _expect_shape(file, "b_enc", t["b_enc"], (n_latents,))
-    _expect_shape(file, "threshold", t["threshold"], (n_latents,))
+def _gemmascope_hookpoint(source: CoderSource) -> tuple[str, str, bool]:
+    """(hookpoint, capture side, is transcoder) of a Gemma Scope coder, from the source or its path."""
     layer, kind = _gemmascope_site(source.path)
     is_transcoder = kind == "transcoder"
     if source.hookpoint:
@@ -554,6 +558,19 @@ def _load_gemmascope(source: CoderSource, local: Path) -> GemmaScopeCoder:
             "mlp": (f"layers.{layer}.mlp", "output"),
             "attn": (f"layers.{layer}.self_attn", "output"),
         }.get(kind, (f"layers.{layer}", "output"))
+    return hookpoint, capture, is_transcoder
+
+
+def _load_gemmascope(source: CoderSource, local: Path) -> GemmaScopeCoder:
+    candidates = [local] if local.is_file() else [local / f for f in GEMMASCOPE_FILES]
+    file = next((f for f in candidates if f.exists()), None)
+    if file is None:
+        raise SparseCoderError(f"{local} holds neither {' nor '.join(GEMMASCOPE_FILES)}")
+    t = _read_tensors(file, ["W_enc", "b_enc", "threshold"])
+    d_in, n_latents = t["W_enc"].shape
+    _expect_shape(file, "b_enc", t["b_enc"], (n_latents,))
+    _expect_shape(file, "threshold", t["threshold"], (n_latents,))
+    hookpoint, capture, is_transcoder = _gemmascope_hookpoint(source)
     return GemmaScopeCoder(
         W_enc=t["W_enc"],
         b_enc=t["b_enc"],
@@ -567,6 +584,10 @@ def _load_gemmascope(source: CoderSource, local: Path) -> GemmaScopeCoder:
         n_latents=n_latents,
         is_transcoder=is_transcoder,
     )
+
+
+def _neuron_name(source: CoderSource) -> str:
+    return source.name or (f"neurons-top{source.k}" if source.k else "neurons")
 
 
 def _load_neurons(source: CoderSource, base_model: torch.nn.Module | None) -> NeuronCoder:
@@ -586,7 +607,7 @@ def _load_neurons(source: CoderSource, base_model: torch.nn.Module | None) -> Ne
     width = getattr(proj, "in_features", None)
     if width is None:
         width = proj.weight.shape[0]  # transformers Conv1D (GPT-2) stores [in, out]
-    name = source.name or (f"neurons-top{source.k}" if source.k else "neurons")
+    name = _neuron_name(source)
     return NeuronCoder(
         k=source.k,
         path=source.path,
@@ -638,6 +659,31 @@ def load_coder(
         stored = next((b.dtype for n, b in coder.named_buffers() if n != "_ref"), torch.float32)
         dtype = torch.float32 if device.type == "cpu" else stored
     return coder.to(device=device, dtype=dtype)
+
+
+def coder_identity(source: CoderSource) -> tuple[str, str | None]:
+    """(hookpoint, name) of a coder without reading its weights (sensors call this every few seconds).
+
+    Matches what `load_coder` would give; Hub sources are resolved (downloaded) only when their
+    hookpoint cannot be read off the path: a sparsify subfolder is named after its hookpoint.
+    """
+    if source.kind == "neurons":
+        if not source.hookpoint:
+            raise SparseCoderError("neuron coders need hookpoint set to an MLP module, e.g. layers.6.mlp")
+        return source.hookpoint, _neuron_name(source)
+    if source.hookpoint:
+        return source.hookpoint, source.name
+    hub = parse_hub_path(source.path)
+    if hub is not None and hub[1] and source.kind == "sparsify":
+        return hub[1].rstrip("/").rsplit("/", 1)[-1], source.name
+    local = resolve_local(source)
+    fmt = detect_format(local) if source.kind == "auto" else source.kind
+    if fmt == "sparsify":
+        return local.name, source.name
+    if fmt == "saelens":
+        cfg = _read_json(local / "cfg.json")
+        return _saelens_site(source, local, cfg, _saelens_is_transcoder(cfg))[0], source.name
+    return _gemmascope_hookpoint(source)[0], source.name
 
 
 # ---------------------------------------------------------------- watched folders

@@ -9,6 +9,7 @@ every error message, so it cannot reach logs or the results store.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import threading
@@ -82,28 +83,31 @@ class OpenAIBackend:
                 time.sleep(delay)
 
     def _attempt(self, request: ChatRequest, with_logprobs: bool, attempts: int) -> BackendReply:
-        extra = {}
+        payload = {
+            "model": self.model,
+            "messages": request.messages,
+            "max_tokens": request.max_tokens,
+            "temperature": request.temperature,
+        }
         if with_logprobs:
-            extra["logprobs"] = True
+            payload["logprobs"] = True
             if request.top_logprobs:
-                extra["top_logprobs"] = request.top_logprobs
-        completion = self._client.chat.completions.create(
-            model=self.model,
-            messages=request.messages,
-            max_tokens=request.max_tokens,
-            temperature=request.temperature,
-            **extra,
-        )
-        choices = getattr(completion, "choices", None)
-        message = getattr(choices[0], "message", None) if choices else None
-        if message is None:
-            raise _MalformedResponse("response has no choices[0].message")
-        usage = getattr(completion, "usage", None)
+                payload["top_logprobs"] = request.top_logprobs
+        # The SDK's status handling and transport, but the body parsed here: the typed
+        # `chat.completions.create` costs more client time than a fast server takes, and
+        # servers differ in the optional fields they fill.
+        body = json.loads(self._client.post("/chat/completions", body=payload, cast_to=str))
+        try:
+            choice = body["choices"][0]
+            text = choice["message"]["content"] or ""
+        except (KeyError, IndexError, TypeError) as exc:
+            raise _MalformedResponse(f"no choices[0].message.content ({exc!r})") from None
+        usage = body.get("usage") or {}
         return BackendReply(
-            text=message.content or "",
-            top_logprobs=_top_logprobs(choices[0]) if with_logprobs else None,
-            tokens_in=getattr(usage, "prompt_tokens", 0) or 0,
-            tokens_out=getattr(usage, "completion_tokens", 0) or 0,
+            text=text,
+            top_logprobs=_top_logprobs(choice) if with_logprobs else None,
+            tokens_in=int(usage.get("prompt_tokens") or 0),
+            tokens_out=int(usage.get("completion_tokens") or 0),
             attempts=attempts,
         )
 
@@ -126,7 +130,7 @@ class OpenAIBackend:
 
 
 def _is_malformed(exc: Exception) -> bool:
-    # JSON decode and pydantic validation errors are ValueErrors
+    # JSON decode errors are ValueErrors, as are bad numbers in a logprob or usage entry
     return isinstance(exc, (_MalformedResponse, openai.APIResponseValidationError, ValueError))
 
 
@@ -150,14 +154,14 @@ def _rejects_logprobs(exc: Exception) -> bool:
     )
 
 
-def _top_logprobs(choice) -> list[dict[str, float]] | None:
+def _top_logprobs(choice: dict) -> list[dict[str, float]] | None:
     """Per generated token, token -> logprob of the top alternatives (plus the chosen one)."""
-    content = getattr(getattr(choice, "logprobs", None), "content", None)
+    content = (choice.get("logprobs") or {}).get("content")
     if content is None:
         return None
     positions = []
     for entry in content:
-        top = {alt.token: float(alt.logprob) for alt in entry.top_logprobs or []}
-        top.setdefault(entry.token, float(entry.logprob))
+        top = {alt["token"]: float(alt["logprob"]) for alt in entry.get("top_logprobs") or []}
+        top.setdefault(entry["token"], float(entry["logprob"]))
         positions.append(top)
     return positions

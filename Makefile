@@ -1,0 +1,24 @@
+# Set-up and entry points. Every target installs what it needs into .venv first (once per pyproject change).
+VENV ?= .venv
+BIN := $(VENV)/bin
+PYTHON ?= python3
+
+.PHONY: run test ui bench
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@
+
+run: $(BIN)/.installed  ## materialise the main job on the embedded default (or AUTOINTERP_CONFIG)
+	$(BIN)/autointerp run
+
+test: $(BIN)/.installed  ## the whole test suite, the embedded-model end-to-end test included
+	$(BIN)/pytest -q -rs
+
+ui: $(BIN)/.installed  ## the Dagster UI on http://127.0.0.1:3000
+	$(BIN)/autointerp ui
+
+bench: $(BIN)/.installed  ## benchmarks on the embedded model; each prints name=value lines last
+	$(BIN)/python bench/bench_cache.py

@@ -1,0 +1,121 @@
+"""The Dagster layer on real components: definitions, the main job in-process, metadata, the sensor."""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import pytest
+from dagster import AssetKey, AssetRecordsFilter, DagsterInstance, SensorResult, SkipReason, build_sensor_context
+from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+
+from autointerp_dagster.core.store import ResultsStore
+
+from .conftest import write_sparsify_sae
+
+KEYS = ["tiny/layers.0/run-a", "tiny/layers.1/run-a", "tiny/layers.1/run-b"]
+
+
+@pytest.fixture
+def instance(project, monkeypatch):
+    from autointerp_dagster.cli import use_dagster_home
+
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    use_dagster_home(project)
+    with DagsterInstance.get() as instance:
+        yield instance
+    os.environ.pop("DAGSTER_HOME", None)
+
+
+def test_definitions_load():
+    from dagster import Definitions
+
+    from autointerp_dagster.definitions import defs
+
+    Definitions.validate_loadable(defs)
+    graph = defs.resolve_asset_graph()
+    assert {k.to_user_string() for k in graph.get_all_asset_keys()} >= {
+        "corpus", "embedded_saes", "activation_cache", "latent_stats"}
+    assert graph.get(AssetKey("activation_cache")).pools == {"gpu"}
+
+
+def test_core_does_not_import_dagster():
+    import subprocess
+    import sys
+
+    code = ("import sys, pkgutil, importlib, autointerp_dagster.core as c\n"
+            "for m in pkgutil.walk_packages(c.__path__, 'autointerp_dagster.core.'): importlib.import_module(m.name)\n"
+            "print('dagster' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_main_job_then_sensor(project, instance, capsys):
+    from autointerp_dagster.cli import run_pipeline
+    from autointerp_dagster.core.activation_cache import ActivationCache
+    from autointerp_dagster.core.coder_registry import cache_path
+    from autointerp_dagster.definitions import build_resources, defs
+
+    assert run_pipeline(project) == 0
+    out = capsys.readouterr().out
+    for key in KEYS:
+        assert key in out
+
+    # One caching run covered all three coders (one forward pass), each partition has its own metadata.
+    store = ResultsStore(project.db_path)
+    caches = {r["sae"]: r for r in store.query("SELECT * FROM activation_caches").to_pylist()}
+    assert sorted(caches) == KEYS
+    runs = {r.run_id for r in instance.fetch_materializations(
+        AssetRecordsFilter(asset_key=AssetKey("activation_cache")), limit=10).records}
+    assert len(runs) == 1
+    for key in KEYS:
+        record = instance.fetch_materializations(
+            AssetRecordsFilter(asset_key=AssetKey("activation_cache"), asset_partitions=[key]), limit=1).records[0]
+        metadata = record.asset_materialization.metadata
+        summary = ActivationCache(cache_path(project, key)).summary
+        assert metadata["nonzeros"].value == summary.nnz == caches[key]["nnz"]
+        assert metadata["tokens"].value == summary.encoded_tokens
+        assert "data:image/png;base64," in metadata["firing_frequency_histogram"].value
+    # The two coders on layers.1 kept separate caches of their own widths.
+    assert caches["tiny/layers.1/run-a"]["n_latents"] == 128 and caches["tiny/layers.1/run-b"]["n_latents"] == 80
+
+    stats = store.query("SELECT sae, count(*) AS n, count(DISTINCT latent) AS d FROM latent_stats GROUP BY sae ORDER BY sae")
+    assert stats.to_pylist() == [
+        {"sae": KEYS[0], "n": 96, "d": 96}, {"sae": KEYS[1], "n": 128, "d": 128}, {"sae": KEYS[2], "n": 80, "d": 80}]
+
+    # A second run finds every cache current, re-caches nothing and duplicates no rows.
+    assert run_pipeline(project) == 0
+    assert "0 of 3 coder(s) to cache" in capsys.readouterr().out
+    assert store.query("SELECT count(*) AS n FROM latent_stats").to_pylist() == [{"n": 304}]
+    assert store.query("SELECT count(*) AS n FROM activation_caches").to_pylist() == [{"n": 3}]
+
+    sensor = defs.get_sensor_def("sae_discovery_sensor")
+    resources = {"settings": build_resources()["settings"]}
+    result = sensor(build_sensor_context(instance=instance, resources=resources))
+    assert isinstance(result, SkipReason)
+
+    # A new coder appears and another is retrained: the new one gets a partition, both get caching runs.
+    write_sparsify_sae(project.watched_sae_dir / "run-c" / "layers.2", 64, 64, 2, seed=9)
+    shutil.rmtree(project.watched_sae_dir / "run-b" / "layers.1")
+    write_sparsify_sae(project.watched_sae_dir / "run-b" / "layers.1", 64, 80, 3, seed=4)
+    result = sensor(build_sensor_context(instance=instance, resources=resources))
+    assert isinstance(result, SensorResult)
+    assert [r.partition_keys for r in result.dynamic_partitions_requests] == [["tiny/layers.2/run-c"]]
+    ranges = sorted((r.tags[ASSET_PARTITION_RANGE_START_TAG], r.tags[ASSET_PARTITION_RANGE_END_TAG])
+                    for r in result.run_requests)
+    assert ranges == [("tiny/layers.1/run-b", "tiny/layers.2/run-c")]
+
+    # Once requested, the changed coder is not requested again on the next evaluation.
+    instance.add_dynamic_partitions("sae", ["tiny/layers.2/run-c"])
+    again = sensor(build_sensor_context(instance=instance, resources=resources, cursor=result.cursor))
+    assert isinstance(again, SkipReason)
+
+
+def test_sensor_groups_new_coders_into_one_run(project, instance):
+    from autointerp_dagster.definitions import build_resources, defs
+
+    sensor = defs.get_sensor_def("sae_discovery_sensor")
+    result = sensor(build_sensor_context(instance=instance, resources={"settings": build_resources()["settings"]}))
+    assert result.dynamic_partitions_requests[0].partition_keys == KEYS
+    assert [(r.tags[ASSET_PARTITION_RANGE_START_TAG], r.tags[ASSET_PARTITION_RANGE_END_TAG])
+            for r in result.run_requests] == [(KEYS[0], KEYS[-1])]
