@@ -33,7 +33,8 @@ def main() -> None:
     args = parser.parse_args()
 
     requests = [_request(f"explain latent {i}") for i in range(args.requests)]
-    with tempfile.TemporaryDirectory() as tmp, StubLLMServer(reply="a short explanation", latency_s=args.latency) as server:
+    server = StubLLMServer(reply="a short explanation", latency_s=args.latency)
+    with tempfile.TemporaryDirectory() as tmp, server:
         store = ResultsStore(Path(tmp) / "bench.duckdb")  # fresh, so nothing is cached
         client = LLMClient(OpenAIBackend(server.base_url, "stub-model"), store, concurrency=args.concurrency)
         client.complete([_request(f"warm-up {i}") for i in range(args.concurrency)])

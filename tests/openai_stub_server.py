@@ -59,9 +59,9 @@ class Fault:
         return cls("hang", seconds=seconds)
 
     @classmethod
-    def malformed(cls) -> Fault:
-        """A 200 whose body is not JSON."""
-        return cls("malformed", 200)
+    def malformed(cls, body: str = '{"id": "broken", "choices": [') -> Fault:
+        """A 200 whose body is not a chat completion (by default not even JSON)."""
+        return cls("malformed", 200, message=body)
 
 
 @dataclass(frozen=True)
@@ -173,7 +173,7 @@ class _Handler(BaseHTTPRequestHandler):
             time.sleep(answer.seconds)
             answer = self.stub._default_answer(body)
         if isinstance(answer, Fault) and answer.kind == "malformed":
-            self._send_raw(200, b'{"id": "broken", "choices": [', {})
+            self._send_raw(200, answer.message.encode(), {})
         elif isinstance(answer, Fault):
             headers = {} if answer.retry_after is None else {"Retry-After": f"{answer.retry_after:g}"}
             error = {"message": answer.message, "type": "stub_error", "code": answer.status}

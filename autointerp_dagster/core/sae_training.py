@@ -81,7 +81,7 @@ def train_topk_sae(acts: torch.Tensor, spec: EmbeddedSaeSpec, log: Callable[[str
             fired = torch.zeros(spec.num_latents, dtype=torch.bool)
             fired[out.latent_indices.flatten()] = True
             steps_since_fired = torch.where(fired, 0, steps_since_fired + 1)
-            fvu_sum += float(out.fvu)
+            fvu_sum += out.fvu.item()
             batches += 1
         log(f"epoch {epoch + 1}/{spec.epochs}: fvu {fvu_sum / max(batches, 1):.3f}")
     with torch.no_grad():

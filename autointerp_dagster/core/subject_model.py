@@ -9,8 +9,6 @@ neither the deeper layers nor the (for Gemma, 262k-wide) LM head ever run.
 from __future__ import annotations
 
 import re
-import shutil
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,8 +16,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .embedded import embedded_gguf
-from .settings import EMBEDDED_MODEL
+from .hf_models import load_causal_lm, load_tokenizer, resolve_device, resolve_dtype
 
 Capture = tuple[str, str]  # (module name, "input" | "output")
 
@@ -30,21 +27,6 @@ class HookpointError(ValueError):
 
 class _StopForward(Exception):
     """Raised by the last hook to end the forward pass."""
-
-
-def resolve_device(device: str = "auto") -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
-
-
-def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
-    """fp32 on CPU (bf16 matmuls are several times slower on CPUs without bf16 units), bf16 on CUDA."""
-    if dtype == "auto":
-        if device.type == "cuda":
-            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        return torch.float32
-    return getattr(torch, dtype)
 
 
 @dataclass
@@ -150,73 +132,10 @@ def hookpoint_patterns(modules: dict[str, nn.Module], limit: int = 40) -> list[s
     return out[:limit] + ([f"... and {len(out) - limit} more"] if len(out) > limit else [])
 
 
-def model_source(spec: str, models_dir: Path) -> str:
-    """Where transformers should load `spec` from: a Hub name, a local folder, or a converted GGUF.
-
-    A GGUF file is dequantised once into a safetensors folder under `models_dir`, because
-    loading a GGUF through transformers takes about a minute and later loads take seconds.
-    """
-    if spec.startswith("embedded:"):
-        if spec != EMBEDDED_MODEL:
-            raise ValueError(f"unknown embedded model {spec!r}; the embedded model is {EMBEDDED_MODEL}")
-        return str(converted_gguf_folder(embedded_gguf(models_dir), models_dir))
-    if spec.endswith(".gguf"):
-        gguf = Path(spec).expanduser()
-        if not gguf.is_file():
-            raise FileNotFoundError(f"GGUF model file {gguf} does not exist")
-        return str(converted_gguf_folder(gguf, models_dir))
-    folder = Path(spec).expanduser()
-    return str(folder) if folder.is_dir() else spec
-
-
-def _from_pretrained(loader, spec: str, source: str, **kwargs):
-    try:
-        return loader.from_pretrained(source, **kwargs)
-    except OSError as exc:
-        raise OSError(
-            f"could not load model {spec!r}: not a local folder or .gguf file, and the Hugging Face Hub "
-            f"did not provide it ({exc}). Use a local folder, or set HF_TOKEN for gated models."
-        ) from exc
-
-
-def load_tokenizer(spec: str, models_dir: Path):
-    from transformers import AutoTokenizer
-
-    return _from_pretrained(AutoTokenizer, spec, model_source(spec, models_dir))
-
-
 def load_subject_model(spec: str, models_dir: Path, device: str = "auto", dtype: str = "auto") -> SubjectModel:
     """Loads a causal LM from a Hub name, a local folder, a .gguf file, or `embedded:gemma-3-270m`."""
-    from transformers import AutoModelForCausalLM
-
     torch_device = resolve_device(device)
     torch_dtype = resolve_dtype(dtype, torch_device)
-    source = model_source(spec, models_dir)
     tokenizer = load_tokenizer(spec, models_dir)
-    model = _from_pretrained(AutoModelForCausalLM, spec, source, dtype=torch_dtype)
-    model.to(torch_device).eval().requires_grad_(False)
+    model = load_causal_lm(spec, models_dir, torch_device, torch_dtype)
     return SubjectModel(name=spec, model=model, tokenizer=tokenizer, device=torch_device, dtype=torch_dtype)
-
-
-def converted_gguf_folder(gguf: Path, models_dir: Path) -> Path:
-    """Returns a safetensors copy of a GGUF model, converting it on first use (atomically)."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    target = models_dir / "converted" / gguf.stem
-    if (target / "config.json").exists():
-        return target
-    started = time.monotonic()
-    tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
-    loaded = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)
-    config = loaded.config
-    if hasattr(config, "quantization_config"):
-        del config.quantization_config  # save_pretrained refuses models it believes quantised
-    fresh = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
-    fresh.load_state_dict(loaded.state_dict())
-    partial = target.with_name(target.name + ".tmp")
-    shutil.rmtree(partial, ignore_errors=True)
-    fresh.save_pretrained(partial)
-    tokenizer.save_pretrained(partial)
-    partial.rename(target)
-    print(f"converted {gguf.name} to {target} in {time.monotonic() - started:.0f} s", flush=True)
-    return target

