@@ -37,12 +37,15 @@ def use_dagster_home(settings: Settings) -> Path:
 
 
 def run_pipeline(settings: Settings, force: bool = False) -> int:
-    """The main job: corpus, embedded SAEs, every coder's activation cache, latent statistics."""
+    """The main job: corpus, embedded SAEs, caches, latent statistics, examples, explanations, scores, summaries."""
     from dagster import DagsterInstance, materialize
 
-    from .assets import activation_cache, corpus, embedded_saes, latent_stats
+    from .assets import activation_cache, corpus, embedded_saes, examples, explanations, latent_stats, sae_summary, scores
     from .core.coder_registry import cache_fingerprint, registered_coders
+    from .core.explainers import explainer_id
     from .core.latent_ranges import range_keys
+    from .core.report import OFFLINE_JUDGE_NOTE, format_report, sae_report
+    from .core.store import ResultsStore
     from .definitions import build_resources
     from .partitions import SAE_DIMENSION, sae_range_key
     from .sensors import partition_runs
@@ -75,18 +78,33 @@ def run_pipeline(settings: Settings, force: bool = False) -> int:
         check(materialize([activation_cache], instance=instance, resources=resources, tags=request.tags,
                           run_config=QUIET_LOGS))
 
-    step("latent statistics")
+    llm = resources["llm"]
+    for asset in (latent_stats, examples, explanations, scores):
+        step(f"{asset.key.to_user_string()} ({len(coders)} SAEs x {settings.latent_ranges} latent ranges)"
+             + (f" with {llm.backend}:{llm.model}" if asset in (explanations, scores) else ""))
+        for key in coders:
+            for range_key in range_keys(settings.latent_ranges):
+                check(materialize([asset], instance=instance, resources=resources,
+                                  partition_key=sae_range_key(key, range_key), run_config=QUIET_LOGS))
+    step("per-SAE summaries")
     for key in coders:
-        for range_key in range_keys(settings.latent_ranges):
-            check(materialize([latent_stats], instance=instance, resources=resources,
-                              partition_key=sae_range_key(key, range_key), run_config=QUIET_LOGS))
-    print_summary(settings, list(coders))
+        check(materialize([sae_summary], instance=instance, resources=resources, partition_key=key,
+                          run_config=QUIET_LOGS))
+
+    print_cache_table(settings, list(coders))
+    store = ResultsStore(settings.db_path)
+    explainer = explainer_id(settings.explainer_config())
+    print(f"\nInterpretation (per-latent scores averaged over latents, 95% bootstrap intervals; judge {llm.model})")
+    for key in coders:
+        print(format_report(sae_report(store, key, explainer)))
+    if llm.backend == "local":
+        print("\n" + OFFLINE_JUDGE_NOTE)
     print(f"\nDone in {time.monotonic() - started:.0f} s. Open the results in Dagster: autointerp ui "
-          "(then http://127.0.0.1:3000).")
+          "(then http://127.0.0.1:3000), or query .autointerp/autointerp.duckdb.")
     return 0
 
 
-def print_summary(settings: Settings, keys: list[str]) -> None:
+def print_cache_table(settings: Settings, keys: list[str]) -> None:
     from .core.store import ResultsStore
 
     store = ResultsStore(settings.db_path)

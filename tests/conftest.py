@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -62,9 +63,59 @@ def write_sparsify_sae(folder: Path, d_in: int, num_latents: int, k: int, seed: 
     return folder
 
 
+def _example_lines(content: str) -> list[str]:
+    return [line for line in content.splitlines() if re.match(r"Example \d+:", line)]
+
+
+def scripted_judge(messages: list[dict]):
+    """An LLM stand-in that explains every latent as LORD/God and judges by that rule.
+
+    Its first explanation answer is unparseable, and so is the answer to its retry, so one
+    latent of a run gets a recorded explanation failure.
+    """
+    from .openai_stub_server import StubReply
+
+    system, user = messages[0]["content"], messages[-1]["content"]
+    if "[EXPLANATION]" in system:
+        if any("cannot tell" in m["content"] for m in messages if m["role"] == "assistant"):
+            return "Sorry, I still cannot tell."
+        if not scripted_judge.failed_once:
+            scripted_judge.failed_once = True
+            return "I cannot tell what these have in common."
+        return "Most examples mention the deity.\n[EXPLANATION]: the words LORD and God"
+    if "Answer with one word: Yes or No" in system:
+        text = user.split("Text:", 1)[1]
+        yes = "LORD" in text or "God" in text
+        return StubReply("Yes" if yes else "No", [{"Yes": -0.1 if yes else -2.5, "No": -2.5 if yes else -0.1}])
+    lines = _example_lines(user)
+    return json.dumps([int("LORD" in line or "God" in line) for line in lines])
+
+
+scripted_judge.failed_once = False
+
+
 @pytest.fixture
-def project(tmp_path, tiny_model_dir, monkeypatch):
-    """A project home with settings on the tiny model, the embedded corpus (small budget) and three SAEs.
+def llm_server(monkeypatch):
+    """The scripted judge on a real HTTP server, which the pipeline reaches through AUTOINTERP_LLM_* variables.
+
+    The first two requests fail (500, then 429), so every run exercises the client's retries.
+    """
+    from .openai_stub_server import Fault, StubLLMServer
+
+    scripted_judge.failed_once = False
+    with StubLLMServer(reply=scripted_judge) as server:
+        server.enqueue(Fault.server_error(500), Fault.rate_limit(retry_after=0.05))
+        monkeypatch.setenv("AUTOINTERP_LLM_BACKEND", "openai")
+        monkeypatch.setenv("AUTOINTERP_LLM_BASE_URL", server.base_url)
+        monkeypatch.setenv("AUTOINTERP_LLM_MODEL", "scripted-judge")
+        monkeypatch.setenv("AUTOINTERP_LLM_TIMEOUT_S", "10")
+        yield server
+
+
+@pytest.fixture
+def project(tmp_path, tiny_model_dir, llm_server, monkeypatch):
+    """A project home with settings on the tiny model, the embedded corpus (small budget), three SAEs,
+    small example sets, and the scripted judge.
 
     Two SAEs share hookpoint layers.1 (run names `run-a`, `run-b`), one reads layers.0.
     """
@@ -79,6 +130,10 @@ def project(tmp_path, tiny_model_dir, monkeypatch):
         "corpus": {"source": "embedded:kjv", "ctx_len": 32, "token_budget": 32 * 40},
         "embedded_saes": None,
         "cache_batch_rows": 8,
+        "sampling": {"example_ctx_len": 8, "peak_index": 5, "min_activating": 4, "n_train": 6, "n_test": 6,
+                     "n_quantiles": 3, "n_random_negatives": 6, "n_hard_negatives": 3, "hard_negative_queries": 2},
+        "scoring": {"batch_size": 3},
+        "negatives": "random+hard",
     }
     config_file = tmp_path / "autointerp.yaml"
     config_file.write_text(json.dumps(config))

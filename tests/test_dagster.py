@@ -50,7 +50,7 @@ def test_core_does_not_import_dagster():
     assert out.stdout.strip() == "False"
 
 
-def test_main_job_then_sensor(project, instance, capsys):
+def test_main_job_then_sensor(project, instance, llm_server, capsys):
     from autointerp_dagster.cli import run_pipeline
     from autointerp_dagster.core.activation_cache import ActivationCache
     from autointerp_dagster.core.coder_registry import cache_path
@@ -83,11 +83,39 @@ def test_main_job_then_sensor(project, instance, capsys):
     assert stats.to_pylist() == [
         {"sae": KEYS[0], "n": 96, "d": 96}, {"sae": KEYS[1], "n": 128, "d": 128}, {"sae": KEYS[2], "n": 80, "d": 80}]
 
-    # A second run finds every cache current, re-caches nothing and duplicates no rows.
+    # Interpretation: one sampled latent per (sae, range); the scripted judge's unparseable answer (and its
+    # unparseable retry) is a recorded failure, not a fake explanation; the others are scored three ways.
+    explained = store.query("SELECT * FROM explanations ORDER BY sae, latent").to_pylist()
+    assert 20 <= len(explained) <= 24
+    assert {(e["sae"], e["latent"]) for e in explained} == {
+        (r["sae"], r["latent"]) for r in store.query("SELECT * FROM latent_sampling WHERE status = 'ok'").to_pylist()}
+    failed = [e for e in explained if e["status"] == "failed"]
+    assert len(failed) == 1 and failed[0]["explanation"] is None and "unparseable" in failed[0]["error"]
+    scored = store.query("SELECT scorer, count(*) AS n, count(balanced_accuracy) AS with_value, "
+                         "min(balanced_accuracy) AS lo, max(balanced_accuracy) AS hi FROM scores "
+                         "GROUP BY scorer ORDER BY scorer").to_pylist()
+    assert [r["scorer"] for r in scored] == ["detection", "embedding", "fuzzing"]
+    for row in scored:
+        assert row["n"] == len(explained) - 1 and row["with_value"] == row["n"] and 0 <= row["lo"] <= row["hi"] <= 1
+    judged = store.query("SELECT count(*) AS n FROM judgments WHERE scorer = 'detection'").to_pylist()[0]["n"]
+    scored_examples = store.query(
+        "SELECT count(*) AS n FROM examples x JOIN explanations e USING (sae, latent) "
+        "WHERE e.status = 'ok' AND x.set IN ('test', 'random', 'hard_negative')").to_pylist()[0]["n"]
+    assert judged == scored_examples > 10 * (len(explained) - 1)  # every held-out example judged once
+    assert "Interpretation" in out and "LLM calls:" in out
+    summary = instance.fetch_materializations(
+        AssetRecordsFilter(asset_key=AssetKey("sae_summary"), asset_partitions=[KEYS[0]]), limit=1).records[0]
+    assert "detection" in summary.asset_materialization.metadata["summary"].value
+
+    # A second run finds every cache current, re-caches nothing, duplicates no rows, and pays for no LLM call.
+    calls = llm_server.call_count
     assert run_pipeline(project) == 0
     assert "0 of 3 coder(s) to cache" in capsys.readouterr().out
+    assert llm_server.call_count == calls
     assert store.query("SELECT count(*) AS n FROM latent_stats").to_pylist() == [{"n": 304}]
     assert store.query("SELECT count(*) AS n FROM activation_caches").to_pylist() == [{"n": 3}]
+    assert store.query("SELECT count(*) AS n FROM explanations").to_pylist() == [{"n": len(explained)}]
+    assert store.query("SELECT count(*) AS n FROM scores").to_pylist() == [{"n": 3 * (len(explained) - 1)}]
 
     sensor = defs.get_sensor_def("sae_discovery_sensor")
     resources = {"settings": build_resources()["settings"]}

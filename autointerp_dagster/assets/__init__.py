@@ -3,6 +3,11 @@
 from .activation_cache import activation_cache
 from .corpus import corpus
 from .embedded_saes import embedded_saes
+from .examples import examples
+from .explanations import explanations
 from .latent_stats import latent_stats
+from .scores import scores
+from .summary import sae_summary
 
-__all__ = ["activation_cache", "corpus", "embedded_saes", "latent_stats"]
+__all__ = ["activation_cache", "corpus", "embedded_saes", "examples", "explanations", "latent_stats",
+           "sae_summary", "scores"]

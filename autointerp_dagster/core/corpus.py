@@ -175,8 +175,8 @@ def build_corpus(spec: CorpusSpec, tokenizer, corpus_root: Path) -> CorpusInfo:
     return info
 
 
-def load_corpus_info(path: Path) -> CorpusInfo:
-    meta = json.loads((path / "corpus.json").read_text())
+def load_corpus_info(path: str | Path) -> CorpusInfo:
+    meta = json.loads((Path(path) / "corpus.json").read_text())
     meta.pop("spec", None)
     return CorpusInfo(**{**meta, "path": str(path)})
 

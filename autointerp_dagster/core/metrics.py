@@ -210,6 +210,25 @@ def bootstrap_ci(
     return float(low), float(high)
 
 
+def mean_ci(values: Sequence | np.ndarray, n_boot: int = 1000, alpha: float = 0.05,
+            seed: int = 0) -> tuple[float | None, float | None, float | None]:
+    """(mean, low, high): a per-SAE average over latents with a percentile bootstrap over latents.
+
+    Latents are the unit that varies between SAEs, so they are what is resampled; the
+    interval is None with fewer than two latents.
+    """
+    values = np.asarray(values, dtype=float)
+    if values.size == 0:
+        return None, None, None
+    mean = float(values.mean())
+    if values.size < 2:
+        return mean, None, None
+    rng = np.random.default_rng(seed)
+    means = values[rng.integers(0, values.size, size=(n_boot, values.size))].mean(axis=1)
+    low, high = np.quantile(means, [alpha / 2, 1 - alpha / 2])
+    return mean, float(low), float(high)
+
+
 def pearson(x: Sequence | np.ndarray, y: Sequence | np.ndarray) -> float | None:
     """Pearson correlation; None when either input is constant (correlation undefined)."""
     a = _scores(x, "x")

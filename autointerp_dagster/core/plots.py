@@ -31,6 +31,27 @@ def firing_frequency_histogram(frequencies: np.ndarray, title: str) -> bytes:
     return buffer.getvalue()
 
 
+def score_distributions(values_by_scorer: dict[str, list[float]], title: str) -> bytes:
+    """PNG of per-latent score histograms, one panel per scorer, with chance (0.5) marked."""
+    names = list(values_by_scorer) or ["(no scores)"]
+    fig, axes = plt.subplots(1, len(names), figsize=(3.2 * len(names), 2.8), dpi=90, squeeze=False)
+    for ax, name in zip(axes[0], names):
+        values = values_by_scorer.get(name, [])
+        if values:
+            ax.hist(values, bins=np.linspace(0, 1, 21), color="#3a6ea5")
+        ax.axvline(0.5, color="#999", linestyle="--", linewidth=1)
+        ax.set_xlim(0, 1)
+        ax.set_title(f"{name} (n={len(values)})", fontsize=9)
+        ax.set_xlabel("per-latent score", fontsize=8)
+    axes[0][0].set_ylabel("latents")
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    plt.close(fig)
+    return buffer.getvalue()
+
+
 def markdown_image(png: bytes, alt: str) -> str:
     """Markdown that embeds a PNG inline (Dagster renders it in the asset's metadata)."""
     return f"![{alt}](data:image/png;base64,{base64.b64encode(png).decode()})"

@@ -32,6 +32,7 @@ from .examples import ACTIVATING, HARD_NEGATIVE, RANDOM_NEGATIVE, Example
 OK = "ok"
 SKIPPED = "skipped"
 CHUNK_RECORDS = 8_000_000  # records fetched per query: bounds memory on large caches
+POOL_SIMILARITIES = 16_000_000  # latent x pool-window similarities computed at once (64 MB)
 
 # Row `set` value -> (ExampleSets attribute, Example.kind)
 SETS = {
@@ -138,11 +139,6 @@ def token_decoder(tokenizer) -> TokenDecoder:
 def stable_key_hash(sae_key: str) -> int:
     """A hash of the SAE key that is the same in every process (Python's hash() is salted)."""
     return int.from_bytes(hashlib.sha256(sae_key.encode()).digest()[:8], "little")
-
-
-def latent_rng(config: SamplingConfig, sae_key: str, latent: int, purpose: int) -> np.random.Generator:
-    """Independent, reproducible draws per (seed, SAE, latent, purpose)."""
-    return np.random.default_rng([config.seed, stable_key_hash(sae_key), latent, purpose])
 
 
 def _range_max(values: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
@@ -292,22 +288,21 @@ class _Sampler:
             raise ValueError(f"example_ctx_len={self.width} does not fit in rows of {self.ctx_len} tokens "
                              f"({self.ctx_len - self.first_position} after BOS)")
         self.config = config
-        self.sae_key = sae_key
+        self.key_hash = stable_key_hash(sae_key)  # seeds draws per (seed, SAE, latent)
         self.n_rows = len(tokens)
         self.strings = decode.strings(tokens)
         self.offsets = np.arange(self.width)
-        self.starts_per_row = self.ctx_len - self.width - self.first_position + 1
         self.zeros = (0.0,) * self.width
         self.zero_levels = (0,) * self.width
         self.pool = pool_embeddings
+        self.pending: list[tuple[LatentExamples, np.ndarray, np.ndarray]] = []  # awaiting hard negatives
         if pool_embeddings is not None:
             self.per_row, self.pool_rows, self.pool_starts = _grid(self.n_rows, self.ctx_len, self.first_position, self.width)
             if len(pool_embeddings) != len(self.pool_rows):
                 raise ValueError(f"pool_embeddings has {len(pool_embeddings)} windows; this corpus tiles into "
                                  f"{len(self.pool_rows)} windows of {self.width}")
 
-    def sample(self, latent: int, row: np.ndarray, pos: np.ndarray, activation: np.ndarray,
-               hard_negatives: bool) -> LatentExamples:
+    def sample(self, latent: int, row: np.ndarray, pos: np.ndarray, activation: np.ndarray) -> LatentExamples:
         config = self.config
         if len(row) == 0:
             return LatentExamples(latent, status=SKIPPED, reason="dead latent: never fires in the cache")
@@ -324,15 +319,16 @@ class _Sampler:
         window_max = _range_max(activation, lo, hi)
         quantile = np.empty(n_windows, dtype=np.int64)
         quantile[np.argsort(window_max, kind="stable")] = np.arange(n_windows) * config.n_quantiles // n_windows
-        train, test = split_train_test(quantile, config, latent_rng(config, self.sae_key, latent, 0))
+        rng = np.random.default_rng([config.seed, self.key_hash, latent])
+        train, test = split_train_test(quantile, config, rng)
         result = LatentExamples(latent, n_activating_windows=n_windows, max_activation=top)
         # Strongest first within each set; consumers shuffle where order would leak the label.
         for name, chosen in (("train", train), ("test", test)):
             chosen = chosen[np.argsort(-window_max[chosen], kind="stable")]
             setattr(result, name, self._activating(chosen, win_row, win_start, quantile, lo, hi, pos, activation, top))
-        result.random_negatives = self._random_negatives(latent, flat)
-        if hard_negatives:
-            result.hard_negatives = self._hard_negatives(row, pos, peak, flat)
+        result.random_negatives = self._random_negatives(row, pos, rng)
+        if self.pool is not None and config.n_hard_negatives:
+            self.pending.append((result, *self._hard_query(row, pos, peak)))
         return result
 
     def _activating(self, chosen, win_row, win_start, quantile, lo, hi, pos, activation, top) -> list[Example]:
@@ -351,58 +347,76 @@ class _Sampler:
                                         quantile[chosen].tolist())
         ]
 
-    def _silent(self, flat: np.ndarray, rows: np.ndarray, starts: np.ndarray) -> np.ndarray:
-        key = rows * self.ctx_len + starts
-        return np.searchsorted(flat, key) == np.searchsorted(flat, key + self.width)
-
     def _negatives(self, rows: np.ndarray, starts: np.ndarray, kind: str) -> list[Example]:
         strings = self.strings[rows[:, None], starts[:, None] + self.offsets].tolist()
         return [Example(tuple(t), self.zeros, self.zero_levels, kind, r, s)
                 for t, r, s in zip(strings, rows.tolist(), starts.tolist())]
 
-    def _random_negatives(self, latent: int, flat: np.ndarray) -> list[Example]:
-        """Distinct, non-overlapping silent windows at uniformly random places, in draw order.
+    def _random_negatives(self, row: np.ndarray, pos: np.ndarray, rng: np.random.Generator) -> list[Example]:
+        """Distinct, non-overlapping windows drawn uniformly from all windows where the latent is silent.
 
-        A few times the needed number of candidates is drawn first; only for latents firing almost
-        everywhere does it fall back to a random order of every possible window.
+        Silent windows are counted exactly from the gaps between the latent's records, so a draw
+        never misses, even for latents that fire almost everywhere; earlier draws win overlaps.
         """
         wanted = self.config.n_random_negatives
         if not wanted:
             return []
-        rng = latent_rng(self.config, self.sae_key, latent, 1)
-        population = self.n_rows * self.starts_per_row
-        draw = rng.choice(population, size=min(population, 4 * wanted + 16), replace=False)
-        rows, starts = self._silent_disjoint(draw, flat)
-        if len(rows) < wanted and len(draw) < population:
-            rows, starts = self._silent_disjoint(rng.permutation(population), flat)
+        # Keys with a stride of ctx_len + 1: each row is fenced by a blocked key just before
+        # first_position and one at its end, so a gap never spans two rows.
+        stride = self.ctx_len + 1
+        fences = np.arange(self.n_rows, dtype=np.int64) * stride
+        blocked = np.sort(np.concatenate([row.astype(np.int64) * stride + pos + 1, fences + self.first_position,
+                                          fences + stride]))
+        windows = np.maximum(np.diff(blocked) - self.width, 0)  # silent window starts in each gap
+        ends = np.cumsum(windows)
+        total = int(ends[-1]) if len(ends) else 0
+        draw = rng.choice(total, size=min(total, 2 * wanted + 8), replace=False)
+        rows, starts = self._disjoint_in_order(draw, blocked, windows, ends)
+        if len(rows) < wanted and len(draw) < total:
+            rows, starts = self._disjoint_in_order(rng.permutation(total), blocked, windows, ends)
         return self._negatives(rows[:wanted], starts[:wanted], RANDOM_NEGATIVE)
 
-    def _silent_disjoint(self, draw: np.ndarray, flat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        rows, starts = draw // self.starts_per_row, self.first_position + draw % self.starts_per_row
-        silent = np.flatnonzero(self._silent(flat, rows, starts))
-        key = rows[silent] * self.ctx_len + starts[silent]
+    def _disjoint_in_order(self, draw, blocked, windows, ends) -> tuple[np.ndarray, np.ndarray]:
+        """(row, start) of drawn silent windows, keeping each unless an earlier draw overlaps it."""
+        gap = np.searchsorted(ends, draw, side="right")
+        key = blocked[gap] + 1 + draw - (ends[gap] - windows[gap])
+        rows, starts = key // (self.ctx_len + 1), key % (self.ctx_len + 1) - 1
         by_key = np.argsort(key)
-        kept = by_key[_greedy_disjoint(key[by_key], len(key) - by_key, self.width)]  # earlier draws win
-        kept = silent[np.sort(kept)]
+        kept = np.sort(by_key[_greedy_disjoint(key[by_key], len(key) - by_key, self.width)])
         return rows[kept], starts[kept]
 
-    def _hard_negatives(self, row, pos, peak, flat) -> list[Example]:
-        """Silent grid windows nearest (cosine) to the mean embedding of the grid windows holding the top peaks."""
-        config = self.config
-        if not config.n_hard_negatives:
-            return []
-        cell = (pos[peak[: config.hard_negative_queries]].astype(np.int64) - self.first_position) // self.width
-        queries = np.unique(row[peak[: config.hard_negative_queries]].astype(np.int64) * self.per_row
-                            + np.minimum(cell, self.per_row - 1))
-        query = self.pool[queries].mean(axis=0)
-        query /= max(float(np.linalg.norm(query)), 1e-12)
-        similarity = self.pool @ query
-        similarity[~self._silent(flat, self.pool_rows, self.pool_starts)] = -np.inf
-        n = min(config.n_hard_negatives, len(similarity))
-        nearest = np.argpartition(-similarity, n - 1)[:n]
-        nearest = nearest[np.argsort(-similarity[nearest], kind="stable")]
-        nearest = nearest[np.isfinite(similarity[nearest])]
-        return self._negatives(self.pool_rows[nearest], self.pool_starts[nearest], HARD_NEGATIVE)
+    def _hard_query(self, row, pos, peak) -> tuple[np.ndarray, np.ndarray]:
+        """The latent's query (mean embedding of the grid windows holding its top peaks, re-normalised)
+        and the grid windows it fires in, which can never be negatives."""
+        top = peak[: self.config.hard_negative_queries]
+        cell = (pos[top] - self.first_position) // self.width
+        query = self.pool[np.unique(row[top].astype(np.int64) * self.per_row + np.minimum(cell, self.per_row - 1))]
+        query = query.mean(axis=0)
+        cell = (pos - self.first_position) // self.width
+        inside = cell < self.per_row
+        return query / max(float(np.linalg.norm(query)), 1e-12), row[inside].astype(np.int64) * self.per_row + cell[inside]
+
+    def attach_hard_negatives(self) -> None:
+        """Gives every pending latent its silent grid windows nearest (cosine) to its query.
+
+        Similarities are one matrix product per group of latents: a matrix-vector product per
+        latent would stream the whole pool from memory each time.
+        """
+        if not self.pending:
+            return
+        group = max(1, POOL_SIMILARITIES // len(self.pool))
+        n = min(self.config.n_hard_negatives, len(self.pool))
+        for first in range(0, len(self.pending), group):
+            batch = self.pending[first:first + group]
+            similarities = np.stack([query for _, query, _ in batch]) @ self.pool.T
+            for (result, _, active), similarity in zip(batch, similarities):
+                similarity[active] = -np.inf
+                nearest = np.argpartition(-similarity, n - 1)[:n]
+                nearest = nearest[np.argsort(-similarity[nearest], kind="stable")]
+                nearest = nearest[np.isfinite(similarity[nearest])]
+                result.hard_negatives = self._negatives(self.pool_rows[nearest], self.pool_starts[nearest],
+                                                        HARD_NEGATIVE)
+        self.pending = []
 
 
 def _record_chunks(cache: ActivationCache, latents: Sequence[int]) -> list[list[int]]:
@@ -447,8 +461,8 @@ def build_examples(
         activation = table["activation"].to_numpy()
         bounds = np.searchsorted(latent_col, [chunk, np.add(chunk, 1)])
         for latent, lo, hi in zip(chunk, bounds[0].tolist(), bounds[1].tolist()):
-            results[latent] = sampler.sample(latent, row[lo:hi], pos[lo:hi], activation[lo:hi],
-                                             hard_negatives=pool_embeddings is not None)
+            results[latent] = sampler.sample(latent, row[lo:hi], pos[lo:hi], activation[lo:hi])
+        sampler.attach_hard_negatives()
     return [results[latent] for latent in latents]
 
 

@@ -69,6 +69,33 @@ class Settings:
     latent_ranges: int = 8
     cache_batch_rows: int = 16
     cache_flush_records: int = 4_000_000
+    # Latents explained and scored per (sae, latent range) partition: a seeded sample of the live
+    # latents; null explains every latent (the default keeps the offline run within minutes).
+    latents_per_range: int | None = 1
+    sampling: dict = field(default_factory=dict)  # SamplingConfig fields
+    explainer: dict = field(default_factory=dict)  # ExplainerConfig fields
+    scoring: dict = field(default_factory=dict)  # ScorerConfig fields; mode auto|batched|per_example
+    negatives: str = "random"  # scorer negatives: random, or random+hard (hard negatives too)
+    max_parse_failure_rate: float = 0.25  # asset checks fail above this share of unparsed LLM answers
+
+    def sampling_config(self):
+        from .sampling import SamplingConfig
+
+        return _section(SamplingConfig, self.sampling, "sampling")
+
+    def explainer_config(self):
+        from .explainers import ExplainerConfig
+
+        return _section(ExplainerConfig, self.explainer, "explainer")
+
+    def scorer_config(self, logprobs_judge: bool):
+        """Per-example P(yes) judging for small local judges (they fail the 5-example list prompt), else batched."""
+        from .scorers.judge import ScorerConfig
+
+        values = dict(self.scoring)
+        if values.get("mode", "auto") == "auto":
+            values["mode"] = "per_example" if logprobs_judge else "batched"
+        return _section(ScorerConfig, values, "scoring")
 
     @property
     def alias(self) -> str:
@@ -102,6 +129,14 @@ class Settings:
     @property
     def dagster_home(self) -> Path:
         return self.home / "dagster"
+
+
+def _section(cls, values: dict, name: str):
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(values) - known
+    if unknown:
+        raise ValueError(f"unknown {name} settings {sorted(unknown)}; known: {sorted(known)}")
+    return cls(**values)
 
 
 def load_settings(config_path: str | Path | None = None) -> Settings:

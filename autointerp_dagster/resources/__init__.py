@@ -1,7 +1,8 @@
-"""Dagster resources: configuration, subject model, results store."""
+"""Dagster resources: configuration, subject model, results store, LLM."""
 
+from .llm import LLMResource
 from .settings import SettingsResource
 from .store import StoreResource
 from .subject_model import SubjectModelResource
 
-__all__ = ["SettingsResource", "StoreResource", "SubjectModelResource"]
+__all__ = ["LLMResource", "SettingsResource", "StoreResource", "SubjectModelResource"]

@@ -36,8 +36,11 @@ class ScoringExample:
 
 @dataclass(frozen=True)
 class ScoreItem:
-    """One latent to score. `activating` are labelled 1, `negatives` (random and hard) 0,
-    whatever their `Example.kind`."""
+    """One latent to score. `activating` are labelled 1, `negatives` (random and hard) 0.
+
+    Fuzzing marks an example's real active tokens when its `Example.kind` is activating
+    and random tokens otherwise, so negatives must not have the activating kind.
+    """
 
     latent: int
     explanation: str

@@ -94,6 +94,15 @@ class _Prompt:
     request: ChatRequest
 
 
+@dataclass
+class _Usage:
+    """What one latent's prompts cost, retries included."""
+
+    call_ids: list[str] = field(default_factory=list)
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
 def score_latents(
     client: LLMClient,
     scorer: str,
@@ -107,16 +116,21 @@ def score_latents(
     labelled = [item.labelled() for item in items]
     verdicts: list[list[Judgment | None]] = [[None] * len(pairs) for pairs in labelled]
     usage = [_Usage() for _ in items]
+    unplanned: dict[int, str] = {}  # latents sent no prompt, and why
     prompts: list[_Prompt] = []
     for i, item in enumerate(items):
-        if item.explanation and item.explanation.strip():
+        if not (item.explanation and item.explanation.strip()):
+            unplanned[i] = "no explanation to score"
+            continue
+        try:
             prompts += _plan(i, item, labelled[i], scorer, config)
+        except ValueError as exc:  # e.g. a negative latent id cannot seed the shuffle
+            unplanned[i] = f"could not build prompts: {exc}"
 
     first = _complete(client, prompts, on_progress, offset=0)
     retries = []
     for prompt, answer in zip(prompts, first):
-        error = _absorb(prompt, answer, labelled, verdicts, usage, config, final=False)
-        if error is not None:
+        if _absorb(prompt, answer, labelled, verdicts, usage, config, final=False):
             retries.append(_retry(prompt, answer.text or "", scorer, config))
     second = _complete(client, retries, on_progress, offset=len(prompts))
     for prompt, answer in zip(retries, second):
@@ -124,9 +138,8 @@ def score_latents(
 
     scores = []
     for i, item in enumerate(items):
-        # only a latent without an explanation has examples no prompt covered
         judgments = [
-            verdict or _failed(example, label, "no explanation to score")
+            verdict or _failed(example, label, unplanned[i])
             for verdict, (example, label) in zip(verdicts[i], labelled[i])
         ]
         u = usage[i]
@@ -135,13 +148,6 @@ def score_latents(
                       u.completion_tokens, seed=config.seed)
         )
     return scores
-
-
-@dataclass
-class _Usage:
-    call_ids: list[str] = field(default_factory=list)
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
 
 
 def _plan(
@@ -229,8 +235,8 @@ def _absorb(
     usage: list[_Usage],
     config: ScorerConfig,
     final: bool,
-) -> str | None:
-    """Records the answer's verdicts; returns the parse error when it should be retried.
+) -> bool:
+    """Records the answer's verdicts; True when it could not be parsed and should be retried.
 
     A transport failure (the client already retried) or a failed retry (`final`) marks
     the prompt's examples as failed instead.
@@ -246,17 +252,17 @@ def _absorb(
             readings = _read(answer, len(pairs), config)
         except ParseError as exc:
             if not final:
-                return str(exc)
+                return True
             error = f"unparseable after one retry: {exc}"
         else:
             for p, (example, label), (prediction, probability) in zip(prompt.positions, pairs, readings):
                 verdicts[prompt.item][p] = Judgment(
                     example.set_name, example.idx, label, prediction, probability
                 )
-            return None
+            return False
     for p, (example, label) in zip(prompt.positions, pairs):
         verdicts[prompt.item][p] = _failed(example, label, error)
-    return None
+    return False
 
 
 def _read(answer: ChatResult, n: int, config: ScorerConfig) -> list[tuple[int, float | None]]:

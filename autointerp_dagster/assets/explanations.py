@@ -1,0 +1,113 @@
+"""Explanations per (sae, latent range): the LLM explains each sampled latent from its explainer set."""
+
+import hashlib
+import time
+
+import pyarrow as pa
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
+    AssetExecutionContext,
+    AutomationCondition,
+    MaterializeResult,
+    asset,
+)
+
+from ..core.explainers import ExplainItem, explain_latents, explainer_id
+from ..core.sampling import rows_to_latent_examples
+from ..partitions import sae_latent_partitions
+from ..resources import LLMResource, SettingsResource, StoreResource
+from .examples import examples, partition_slice
+
+EXPLANATIONS_SCHEMA = pa.schema([
+    ("sae", pa.string()), ("latent", pa.int32()), ("explainer", pa.string()), ("explanation_id", pa.string()),
+    ("status", pa.string()), ("explanation", pa.string()), ("error", pa.string()), ("raw_answer", pa.string()),
+    ("backend", pa.string()), ("model", pa.string()), ("call_ids", pa.list_(pa.string())),
+    ("prompt_tokens", pa.int64()), ("completion_tokens", pa.int64()), ("created_at", pa.timestamp("us")),
+])
+
+
+def explanation_id(sae: str, latent: int, explainer: str, model: str, text: str | None) -> str:
+    """Stable id of one explanation: scores are keyed by it, so a new explanation never inherits old scores."""
+    return hashlib.sha256(f"{sae}\0{latent}\0{explainer}\0{model}\0{text}".encode()).hexdigest()[:16]
+
+
+def read_example_sets(store, sae: str, start: int, end: int) -> dict:
+    rows = store.query("SELECT * FROM examples WHERE sae = ? AND latent >= ? AND latent < ?", [sae, start, end])
+    return rows_to_latent_examples(rows.to_pylist())
+
+
+def llm_progress(context: AssetExecutionContext, what: str):
+    """A progress callback that logs at most every 15 s (long LLM batches must show they are moving)."""
+    last = [time.monotonic()]
+
+    def report(done: int, total: int) -> None:
+        if time.monotonic() - last[0] > 15 or done == total:
+            last[0] = time.monotonic()
+            context.log.info(f"{what}: {done}/{total} LLM requests")
+
+    return report
+
+
+@asset(
+    group_name="interpretation",
+    partitions_def=sae_latent_partitions,
+    deps=[examples],
+    automation_condition=AutomationCondition.eager(),
+    check_specs=[
+        AssetCheckSpec("parse_failure_rate", asset="explanations",
+                       description="Share of latents whose explanation could not be parsed stays under the bound."),
+        AssetCheckSpec("unique_keys", asset="explanations",
+                       description="One explanation per (sae, latent, explainer)."),
+    ],
+    description="One explanation per sampled latent (DuckDB table explanations, keyed by sae, latent, explainer). "
+    "Unparseable answers are retried once, then recorded as failures, never as fake explanations.",
+)
+def explanations(context: AssetExecutionContext, settings: SettingsResource, store: StoreResource,
+                 llm: LLMResource) -> MaterializeResult:
+    config = settings.get()
+    explainer = config.explainer_config()
+    explainer_name = explainer_id(explainer)
+    sae, range_key, _cache, start, end = partition_slice(context, config)
+    db = store.get()
+    sets = read_example_sets(db, sae, start, end)
+    client = llm.client(db, config.models_dir)
+    items = [ExplainItem(latent, s.train, s.hard_negatives) for latent, s in sorted(sets.items())]
+    context.log.info(f"explaining {len(items)} latent(s) of {sae} {range_key} with {llm.backend}:{llm.model}")
+    results = explain_latents(client, items, explainer, on_progress=llm_progress(context, "explanations"))
+    now = time.time()
+    rows = [{
+        "sae": sae, "latent": r.latent, "explainer": explainer_name,
+        "explanation_id": explanation_id(sae, r.latent, explainer_name, llm.model, r.explanation),
+        "status": r.status, "explanation": r.explanation, "error": r.error, "raw_answer": r.raw_answer,
+        "backend": llm.backend, "model": llm.model, "call_ids": r.call_ids,
+        "prompt_tokens": r.prompt_tokens, "completion_tokens": r.completion_tokens,
+        "created_at": pa.scalar(int(now * 1e6), pa.timestamp("us")).as_py(),
+    } for r in results]
+    db.replace_rows("explanations", pa.Table.from_pylist(rows, schema=EXPLANATIONS_SCHEMA),
+                    "sae = ? AND latent >= ? AND latent < ? AND explainer = ?", [sae, start, end, explainer_name])
+
+    failed = [r for r in results if r.status != "ok"]
+    rate = len(failed) / len(results) if results else 0.0
+    duplicates = db.query(
+        "SELECT count(*) - count(DISTINCT (latent, explainer)) AS d FROM explanations "
+        "WHERE sae = ? AND latent >= ? AND latent < ?", [sae, start, end]).to_pylist()[0]["d"]
+    return MaterializeResult(
+        metadata={
+            "latents_explained": len(results) - len(failed),
+            "latents_failed": len(failed),
+            "explainer": explainer_name,
+            "llm": f"{llm.backend}:{llm.model}",
+            "prompt_tokens": sum(r.prompt_tokens for r in results),
+            "completion_tokens": sum(r.completion_tokens for r in results),
+            "sample": "\n".join(f"{r.latent}: {r.explanation}" for r in results[:10] if r.explanation) or "(none)",
+        },
+        check_results=[
+            AssetCheckResult(check_name="parse_failure_rate", passed=rate <= config.max_parse_failure_rate,
+                             severity=AssetCheckSeverity.WARN,
+                             metadata={"failure_rate": rate, "bound": config.max_parse_failure_rate,
+                                       "errors": "\n".join(f"{r.latent}: {r.error}" for r in failed[:10])}),
+            AssetCheckResult(check_name="unique_keys", passed=duplicates == 0, metadata={"duplicates": duplicates}),
+        ],
+    )

@@ -1,0 +1,150 @@
+"""Scores per (sae, latent range): detection, fuzzing and embedding scoring of every explanation."""
+
+import time
+
+import pyarrow as pa
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
+    AssetExecutionContext,
+    AutomationCondition,
+    MaterializeResult,
+    asset,
+)
+
+from ..core.explainers import explainer_id
+from ..core.scorers import ScoreItem, ScoringExample, embedding_scores, score_latents
+from ..partitions import sae_latent_partitions
+from ..resources import LLMResource, SettingsResource, StoreResource
+from .examples import partition_slice
+from .explanations import explanations, llm_progress, read_example_sets
+
+METRICS = ("accuracy", "balanced_accuracy", "precision", "recall", "f1", "auc")
+SCORES_SCHEMA = pa.schema(
+    [("sae", pa.string()), ("latent", pa.int32()), ("scorer", pa.string()), ("explanation_id", pa.string()),
+     ("explainer", pa.string()), ("mode", pa.string()), ("judge", pa.string())]
+    + [(m, pa.float64()) for m in METRICS]
+    + [("ci_low", pa.float64()), ("ci_high", pa.float64()), ("auc_ci_low", pa.float64()),
+       ("auc_ci_high", pa.float64()), ("n_examples", pa.int32()), ("n_failed", pa.int32()),
+       ("true_positive", pa.int32()), ("false_positive", pa.int32()), ("true_negative", pa.int32()),
+       ("false_negative", pa.int32()), ("call_ids", pa.list_(pa.string())), ("prompt_tokens", pa.int64()),
+       ("completion_tokens", pa.int64()), ("created_at", pa.timestamp("us"))]
+)
+JUDGMENTS_SCHEMA = pa.schema([
+    ("sae", pa.string()), ("latent", pa.int32()), ("scorer", pa.string()), ("explanation_id", pa.string()),
+    ("example_set", pa.string()), ("example_idx", pa.int32()), ("label", pa.int8()), ("prediction", pa.int8()),
+    ("probability", pa.float64()), ("error", pa.string()),
+])
+
+
+def score_rows(sae, score, explanation, mode, judge, created_at) -> dict:
+    metrics = score.metrics
+    return {
+        "sae": sae, "latent": score.latent, "scorer": score.scorer,
+        "explanation_id": explanation["explanation_id"], "explainer": explanation["explainer"],
+        "mode": mode, "judge": judge,
+        **{m: getattr(metrics, m) if metrics else None for m in METRICS},
+        "ci_low": score.ci_low, "ci_high": score.ci_high,
+        "auc_ci_low": score.auc_ci_low, "auc_ci_high": score.auc_ci_high,
+        "n_examples": score.n_examples, "n_failed": score.n_failed,
+        **{f: getattr(metrics, f) if metrics else None
+           for f in ("true_positive", "false_positive", "true_negative", "false_negative")},
+        "call_ids": score.call_ids, "prompt_tokens": score.prompt_tokens,
+        "completion_tokens": score.completion_tokens, "created_at": created_at,
+    }
+
+
+@asset(
+    group_name="interpretation",
+    partitions_def=sae_latent_partitions,
+    deps=[explanations],
+    automation_condition=AutomationCondition.eager(),
+    check_specs=[
+        AssetCheckSpec("scores_in_range", asset="scores", description="Every metric lies in [0, 1]."),
+        AssetCheckSpec("unique_keys", asset="scores",
+                       description="One row per (sae, latent, scorer, explanation_id)."),
+        AssetCheckSpec("parse_failure_rate", asset="scores",
+                       description="Share of judged examples whose answer could not be parsed stays under the bound."),
+    ],
+    description="Detection and fuzzing (LLM judge: batched 0/1 lists, or per-example P(yes) for judges with logprobs) "
+    "and embedding scoring of each explanation on its held-out test set (DuckDB tables scores and judgments).",
+)
+def scores(context: AssetExecutionContext, settings: SettingsResource, store: StoreResource,
+           llm: LLMResource) -> MaterializeResult:
+    config = settings.get()
+    scorer_config = config.scorer_config(llm.offers_logprobs)
+    explainer_name = explainer_id(config.explainer_config())
+    sae, range_key, _cache, start, end = partition_slice(context, config)
+    db = store.get()
+    explained = {
+        row["latent"]: row for row in db.query(
+            "SELECT * FROM explanations WHERE sae = ? AND latent >= ? AND latent < ? AND explainer = ? "
+            "AND status = 'ok'", [sae, start, end, explainer_name]).to_pylist()
+    }
+    sets = read_example_sets(db, sae, start, end)
+    items = []
+    for latent, explanation in sorted(explained.items()):
+        latent_sets = sets.get(latent)
+        if latent_sets is None:
+            context.log.warning(f"latent {latent} has an explanation but no examples; re-run examples")
+            continue
+        negatives = [ScoringExample(e, "random", i) for i, e in enumerate(latent_sets.random_negatives)]
+        if config.negatives == "random+hard":
+            negatives += [ScoringExample(e, "hard_negative", i) for i, e in enumerate(latent_sets.hard_negatives)]
+        activating = [ScoringExample(e, "test", i) for i, e in enumerate(latent_sets.test)]
+        items.append(ScoreItem(latent, explanation["explanation"], activating, negatives))
+
+    client = llm.client(db, config.models_dir)
+    judge = f"{llm.backend}:{llm.model}"
+    context.log.info(f"scoring {len(items)} explanation(s) of {sae} {range_key} ({scorer_config.mode}, {judge})")
+    results = {
+        "detection": score_latents(client, "detection", items, scorer_config, llm_progress(context, "detection")),
+        "fuzzing": score_latents(client, "fuzzing", items, scorer_config, llm_progress(context, "fuzzing")),
+        "embedding": embedding_scores(items, seed=scorer_config.seed),
+    }
+    created_at = pa.scalar(int(time.time() * 1e6), pa.timestamp("us")).as_py()
+    rows, judgment_rows = [], []
+    for scorer, latent_scores in results.items():
+        mode = "embedding" if scorer == "embedding" else scorer_config.mode
+        for score in latent_scores:
+            explanation = explained[score.latent]
+            rows.append(score_rows(sae, score, explanation, mode, "all-MiniLM-L6-v2" if scorer == "embedding"
+                                   else judge, created_at))
+            judgment_rows += [{
+                "sae": sae, "latent": score.latent, "scorer": scorer,
+                "explanation_id": explanation["explanation_id"], "example_set": j.example_set,
+                "example_idx": j.example_idx, "label": j.label, "prediction": j.prediction,
+                "probability": j.probability, "error": j.error,
+            } for j in score.judgments]
+    where, params = "sae = ? AND latent >= ? AND latent < ? AND explainer = ?", [sae, start, end, explainer_name]
+    db.replace_rows("scores", pa.Table.from_pylist(rows, schema=SCORES_SCHEMA), where, params)
+    db.replace_rows("judgments", pa.Table.from_pylist(judgment_rows, schema=JUDGMENTS_SCHEMA),
+                    "sae = ? AND latent >= ? AND latent < ? AND explanation_id IN "
+                    "(SELECT explanation_id FROM explanations WHERE sae = ? AND explainer = ?)",
+                    [sae, start, end, sae, explainer_name])
+
+    out_of_range = [(r["latent"], r["scorer"], m) for r in rows for m in METRICS + ("ci_low", "ci_high")
+                    if r.get(m) is not None and not 0.0 <= r[m] <= 1.0]
+    duplicates = db.query(
+        "SELECT count(*) - count(DISTINCT (latent, scorer, explanation_id)) AS d FROM scores "
+        "WHERE sae = ? AND latent >= ? AND latent < ?", [sae, start, end]).to_pylist()[0]["d"]
+    judged = [j for j in judgment_rows if j["scorer"] != "embedding"]
+    failure_rate = sum(j["error"] is not None for j in judged) / len(judged) if judged else 0.0
+    metadata = {"latents_scored": len(items), "mode": scorer_config.mode, "judge": judge}
+    for scorer, latent_scores in results.items():
+        values = [s.metrics.balanced_accuracy for s in latent_scores if s.metrics]
+        aucs = [s.metrics.auc for s in latent_scores if s.metrics and s.metrics.auc is not None]
+        metadata[f"{scorer}_mean_balanced_accuracy"] = round(sum(values) / len(values), 4) if values else None
+        metadata[f"{scorer}_mean_auc"] = round(sum(aucs) / len(aucs), 4) if aucs else None
+    return MaterializeResult(
+        metadata=metadata,
+        check_results=[
+            AssetCheckResult(check_name="scores_in_range", passed=not out_of_range,
+                             metadata={"out_of_range": str(out_of_range[:20])}),
+            AssetCheckResult(check_name="unique_keys", passed=duplicates == 0, metadata={"duplicates": duplicates}),
+            AssetCheckResult(check_name="parse_failure_rate", passed=failure_rate <= config.max_parse_failure_rate,
+                             severity=AssetCheckSeverity.WARN,
+                             metadata={"failure_rate": failure_rate, "bound": config.max_parse_failure_rate}),
+        ],
+    )
