@@ -93,7 +93,7 @@ def run_pipeline(settings: Settings, force: bool = False) -> int:
 
     print_cache_table(settings, list(coders))
     store = ResultsStore(settings.db_path)
-    explainer = explainer_id(settings.explainer_config())
+    explainer = explainer_id(settings.explainer_config(llm.is_local))
     print(f"\nInterpretation (per-latent scores averaged over latents, 95% bootstrap intervals; judge {llm.model})")
     for key in coders:
         print(format_report(sae_report(store, key, explainer)))

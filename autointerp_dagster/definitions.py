@@ -27,7 +27,7 @@ def build_llm_resource() -> LLMResource:
     return LLMResource(
         backend=env.backend, model=env.model, base_url=env.base_url, api_key_env=env.api_key_env,
         concurrency=env.concurrency, timeout_s=env.timeout_s, max_retries=env.max_retries,
-        max_context=env.max_context, device=env.device,
+        max_context=env.max_context, device=env.device, quantize=env.quantize,
     )
 
 

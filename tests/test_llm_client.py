@@ -424,3 +424,24 @@ def test_local_backend_converts_a_gguf_once(tiny_chat_model_dir, tmp_path, monke
     monkeypatch.setattr(transformers.AutoModelForCausalLM, "from_config", no_second_conversion)
     again = LocalBackend(str(gguf_dir / "tiny.gguf"), tmp_path / "models")
     assert again.generate(request) == expected
+
+
+@pytest.mark.parametrize("quantize", ["none", "int8"])
+def test_one_token_judgments_reuse_the_prefix_and_match_generate(tiny_chat_model_dir, tmp_path, quantize):
+    fast = LocalBackend(str(tiny_chat_model_dir), tmp_path / "models", quantize=quantize)
+    system = {"role": "system", "content": "judge whether the latent is active answer yes or no"}
+    texts = ["the river runs to the sea", "the king spoke to the people", "rain fell on the hills all night"]
+    judgments = [ChatRequest([system, {"role": "user", "content": f"explanation water text {t}"}], max_tokens=1,
+                             logprobs=True, top_logprobs=4) for t in texts]
+    answers = [fast.generate(r) for r in judgments]
+    # The generate path (two tokens) on the same prompts gives the same first token and logprobs.
+    for request, answer in zip(judgments, answers):
+        full = fast.generate(ChatRequest(request.messages, max_tokens=2, logprobs=True, top_logprobs=4))
+        assert answer.tokens_out == 1 and answer.tokens_in == full.tokens_in
+        assert full.text.startswith(answer.text)
+        assert answer.top_logprobs[0].keys() == full.top_logprobs[0].keys()
+        for token, logprob in answer.top_logprobs[0].items():
+            # int8 quantises activations per call, so splitting off the prefix moves logprobs by ~1e-3
+            assert logprob == pytest.approx(full.top_logprobs[0][token], abs=1e-4 if quantize == "none" else 2e-2)
+    # Consecutive judgments re-used the cached prefix instead of recomputing it.
+    assert 0 < fast._prefix_cache.get_seq_length() == len(fast._prefix_ids)

@@ -14,6 +14,7 @@ from dagster import (
     asset,
 )
 
+from ..core.examples import evenly_spaced
 from ..core.explainers import ExplainItem, explain_latents, explainer_id
 from ..core.sampling import rows_to_latent_examples
 from ..partitions import sae_latent_partitions
@@ -67,13 +68,15 @@ def llm_progress(context: AssetExecutionContext, what: str):
 def explanations(context: AssetExecutionContext, settings: SettingsResource, store: StoreResource,
                  llm: LLMResource) -> MaterializeResult:
     config = settings.get()
-    explainer = config.explainer_config()
+    explainer = config.explainer_config(llm.is_local)
     explainer_name = explainer_id(explainer)
+    shown, _ = config.example_limits(llm.is_local)
     sae, range_key, _cache, start, end = partition_slice(context, config)
     db = store.get()
     sets = read_example_sets(db, sae, start, end)
     client = llm.client(db, config.models_dir)
-    items = [ExplainItem(latent, s.train, s.hard_negatives) for latent, s in sorted(sets.items())]
+    items = [ExplainItem(latent, evenly_spaced(s.train, shown, key=lambda e: e.quantile), s.hard_negatives)
+             for latent, s in sorted(sets.items())]
     context.log.info(f"explaining {len(items)} latent(s) of {sae} {range_key} with {llm.backend}:{llm.model}")
     results = explain_latents(client, items, explainer, on_progress=llm_progress(context, "explanations"))
     now = time.time()

@@ -13,6 +13,7 @@ from dagster import (
     asset,
 )
 
+from ..core.examples import evenly_spaced
 from ..core.explainers import explainer_id
 from ..core.scorers import ScoreItem, ScoringExample, embedding_scores, score_latents
 from ..partitions import sae_latent_partitions
@@ -73,8 +74,9 @@ def score_rows(sae, score, explanation, mode, judge, created_at) -> dict:
 def scores(context: AssetExecutionContext, settings: SettingsResource, store: StoreResource,
            llm: LLMResource) -> MaterializeResult:
     config = settings.get()
-    scorer_config = config.scorer_config(llm.offers_logprobs)
-    explainer_name = explainer_id(config.explainer_config())
+    scorer_config = config.scorer_config(llm.is_local)
+    explainer_name = explainer_id(config.explainer_config(llm.is_local))
+    _, judged_per_class = config.example_limits(llm.is_local)
     sae, range_key, _cache, start, end = partition_slice(context, config)
     db = store.get()
     explained = {
@@ -94,13 +96,20 @@ def scores(context: AssetExecutionContext, settings: SettingsResource, store: St
             negatives += [ScoringExample(e, "hard_negative", i) for i, e in enumerate(latent_sets.hard_negatives)]
         activating = [ScoringExample(e, "test", i) for i, e in enumerate(latent_sets.test)]
         items.append(ScoreItem(latent, explanation["explanation"], activating, negatives))
+    judge_items = [  # the LLM judges a spread of the test set; the embedding scorer takes all of it
+        ScoreItem(item.latent, item.explanation,
+                  evenly_spaced(item.activating, judged_per_class, key=lambda s: s.example.quantile),
+                  evenly_spaced(item.negatives, judged_per_class))
+        for item in items
+    ]
 
     client = llm.client(db, config.models_dir)
     judge = f"{llm.backend}:{llm.model}"
     context.log.info(f"scoring {len(items)} explanation(s) of {sae} {range_key} ({scorer_config.mode}, {judge})")
     results = {
-        "detection": score_latents(client, "detection", items, scorer_config, llm_progress(context, "detection")),
-        "fuzzing": score_latents(client, "fuzzing", items, scorer_config, llm_progress(context, "fuzzing")),
+        "detection": score_latents(client, "detection", judge_items, scorer_config,
+                                   llm_progress(context, "detection")),
+        "fuzzing": score_latents(client, "fuzzing", judge_items, scorer_config, llm_progress(context, "fuzzing")),
         "embedding": embedding_scores(items, seed=scorer_config.seed),
     }
     created_at = pa.scalar(int(time.time() * 1e6), pa.timestamp("us")).as_py()

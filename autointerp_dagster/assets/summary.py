@@ -29,7 +29,7 @@ from .scores import scores
 def sae_summary(context: AssetExecutionContext, settings: SettingsResource, store: StoreResource,
                 llm: LLMResource) -> MaterializeResult:
     config = settings.get()
-    report = sae_report(store.get(), context.partition_key, explainer_id(config.explainer_config()))
+    report = sae_report(store.get(), context.partition_key, explainer_id(config.explainer_config(llm.is_local)))
     text = format_report(report)
     if llm.backend == "local":
         text += "\n\n" + OFFLINE_JUDGE_NOTE

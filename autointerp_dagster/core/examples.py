@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
+
+import numpy as np
+
+T = TypeVar("T")
 
 ACTIVATING = "activating"
 RANDOM_NEGATIVE = "random"
@@ -37,3 +43,12 @@ class Example:
     @property
     def text(self) -> str:
         return "".join(self.tokens)
+
+
+def evenly_spaced(items: Sequence[T], n: int | None, key: Callable[[T], float] | None = None) -> list[T]:
+    """At most `n` items spread evenly over `items` ordered by `key` (e.g. activation quantile), so a
+    smaller set still spans weak to strong examples; all of them when `n` is None or not smaller."""
+    ordered = sorted(items, key=key) if key else list(items)
+    if n is None or len(ordered) <= n:
+        return ordered
+    return [ordered[int(i)] for i in np.linspace(0, len(ordered) - 1, n).round()]

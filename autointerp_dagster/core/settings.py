@@ -76,6 +76,11 @@ class Settings:
     explainer: dict = field(default_factory=dict)  # ExplainerConfig fields
     scoring: dict = field(default_factory=dict)  # ScorerConfig fields; mode auto|batched|per_example
     negatives: str = "random"  # scorer negatives: random, or random+hard (hard negatives too)
+    # Examples shown to the explainer, and judged per LLM scorer (activating and negatives each), per
+    # latent; null = all sampled (40; 50 + 50). A small local judge gets 10 and 5: on a 2-core CPU each
+    # judgment of the 1.5B judge costs seconds. The embedding scorer always uses the whole test set.
+    explainer_examples: int | None = None
+    judge_examples: int | None = None
     max_parse_failure_rate: float = 0.25  # asset checks fail above this share of unparsed LLM answers
 
     def sampling_config(self):
@@ -83,19 +88,27 @@ class Settings:
 
         return _section(SamplingConfig, self.sampling, "sampling")
 
-    def explainer_config(self):
+    def explainer_config(self, local_judge: bool):
+        """A small local model gets no few-shot block (about 500 prompt tokens) and a short answer."""
         from .explainers import ExplainerConfig
 
-        return _section(ExplainerConfig, self.explainer, "explainer")
+        defaults = {"few_shot": False, "max_tokens": 64} if local_judge else {}
+        return _section(ExplainerConfig, {**defaults, **self.explainer}, "explainer")
 
-    def scorer_config(self, logprobs_judge: bool):
+    def scorer_config(self, local_judge: bool):
         """Per-example P(yes) judging for small local judges (they fail the 5-example list prompt), else batched."""
         from .scorers.judge import ScorerConfig
 
         values = dict(self.scoring)
         if values.get("mode", "auto") == "auto":
-            values["mode"] = "per_example" if logprobs_judge else "batched"
+            values["mode"] = "per_example" if local_judge else "batched"
         return _section(ScorerConfig, values, "scoring")
+
+    def example_limits(self, local_judge: bool) -> tuple[int | None, int | None]:
+        """(examples shown to the explainer, examples judged per class and LLM scorer); None = all."""
+        if local_judge:
+            return self.explainer_examples or 10, self.judge_examples or 5
+        return self.explainer_examples, self.judge_examples
 
     @property
     def alias(self) -> str:

@@ -27,17 +27,18 @@ class LLMResource(ConfigurableResource):
     max_retries: int = 5
     max_context: int = 4096
     device: str = "auto"
+    quantize: str = "auto"
 
     @property
-    def offers_logprobs(self) -> bool:
-        """Whether per-example judging with P(yes) is the right mode (small local judges need it)."""
+    def is_local(self) -> bool:
+        """A small in-process judge: per-example P(yes) judging and smaller prompts (see Settings)."""
         return self.backend == "local"
 
     def client(self, store: ResultsStore, models_dir: Path) -> LLMClient:
         settings = LLMSettings(
             backend=self.backend, model=self.model, base_url=self.base_url, api_key_env=self.api_key_env,
             concurrency=self.concurrency, timeout_s=self.timeout_s, max_retries=self.max_retries,
-            models_dir=str(models_dir), device=self.device, max_context=self.max_context,
+            models_dir=str(models_dir), device=self.device, max_context=self.max_context, quantize=self.quantize,
         )
         return LLMClient(_backend(settings), store, concurrency=settings.concurrency)
 

