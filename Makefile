@@ -20,5 +20,8 @@ test: $(BIN)/.installed  ## the whole test suite, the embedded-model end-to-end 
 ui: $(BIN)/.installed  ## the Dagster UI on http://127.0.0.1:3000
 	$(BIN)/autointerp ui
 
-bench: $(BIN)/.installed  ## benchmarks on the embedded model; each prints name=value lines last
+bench: $(BIN)/.installed  ## benchmarks (after `make run`); each prints name=value lines last
 	$(BIN)/python bench/bench_cache.py
+	$(BIN)/python bench/bench_examples.py
+	$(BIN)/python bench/bench_llm.py
+	$(BIN)/python bench/bench_prompt_tokens.py

@@ -1,6 +1,7 @@
 """Example samples per (sae, latent range): explainer and scorer sets, random and hard negatives."""
 
 import time
+from collections import Counter
 
 import numpy as np
 import pyarrow as pa
@@ -89,17 +90,14 @@ def examples(context: AssetExecutionContext, settings: SettingsResource, subject
     db = store.get()
     db.replace_rows("examples", pa.Table.from_pylist(rows, schema=EXAMPLE_ROWS_SCHEMA), where, params)
     db.replace_rows("latent_sampling", pa.Table.from_pylist(status_rows, schema=SKIPPED_SCHEMA), where, params)
-    reasons: dict[str, int] = {}
-    for row in status_rows:
-        if row["status"] != "ok":
-            label = row["reason"].split(":")[0] if row["reason"].startswith("dead") else "too few activating windows"
-            reasons[label] = reasons.get(label, 0) + 1
+    reasons = Counter("dead" if r["reason"].startswith("dead") else "too few activations or windows"
+                      for r in status_rows if r["status"] != "ok")
     context.log.info(f"{sae} {range_key}: sampled {len(kept)} latents ({len(sampled)} tried) in {seconds:.1f} s")
     return MaterializeResult(metadata={
         "latents": f"{start}-{end - 1}",
         "latents_with_examples": len(kept),
         "latents_skipped": len(status_rows) - len(kept),
-        "skip_reasons": reasons,
+        "skip_reasons": dict(reasons),
         "examples": len(rows),
         "sampling_seconds": round(seconds, 2),
         "latents_per_second": round(len(sampled) / max(seconds, 1e-9), 1),

@@ -53,11 +53,11 @@ class CorpusInfo:
 
 
 def corpus_id(spec: CorpusSpec, tokenizer) -> str:
-    """Stable id of a corpus: changes with the source, the row shape, the budget or the tokenizer."""
-    identity = json.dumps(
-        {**asdict(spec), "tokenizer": getattr(tokenizer, "name_or_path", ""), "vocab": len(tokenizer)},
-        sort_keys=True,
-    )
+    """Stable id of a corpus: changes with the source, the row shape, the budget or the tokenizer's vocabulary
+    (not its folder, so moving AUTOINTERP_HOME or re-converting a model keeps every result valid)."""
+    vocabulary = hashlib.sha256(json.dumps(sorted(tokenizer.get_vocab().items())).encode()).hexdigest()
+    identity = json.dumps({**asdict(spec), "vocabulary": vocabulary, "bos": tokenizer.bos_token_id,
+                           "eos": tokenizer.eos_token_id}, sort_keys=True)
     return hashlib.sha256(identity.encode()).hexdigest()[:12]
 
 

@@ -70,22 +70,30 @@ class ResultsStore:
         `where` names the slice a computation owns (one SAE, one latent range), so a re-run
         of that slice replaces exactly what it wrote before. Creates the table on first use.
         """
-        with self.connect() as con:
-            con.register("incoming_rows", rows)
-            con.execute("BEGIN TRANSACTION")
-            try:
-                if not _table_exists(con, table):
-                    con.execute(f"CREATE TABLE {table} AS SELECT * FROM incoming_rows LIMIT 0")
-                else:
-                    con.execute(f"DELETE FROM {table} WHERE {where}", list(params))
-                con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM incoming_rows")
-                con.execute("COMMIT")
-            except Exception:
-                con.execute("ROLLBACK")
-                raise
-            finally:
-                con.unregister("incoming_rows")
+        with self.connect() as con, transaction(con, incoming_rows=rows):
+            if not _table_exists(con, table):
+                con.execute(f"CREATE TABLE {table} AS SELECT * FROM incoming_rows LIMIT 0")
+            else:
+                con.execute(f"DELETE FROM {table} WHERE {where}", list(params))
+            con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM incoming_rows")
         return rows.num_rows
+
+
+@contextlib.contextmanager
+def transaction(con: duckdb.DuckDBPyConnection, **tables: pa.Table) -> Iterator[None]:
+    """One transaction with Arrow `tables` visible under their names; rolled back on any error."""
+    for name, table in tables.items():
+        con.register(name, table)
+    con.execute("BEGIN TRANSACTION")
+    try:
+        yield
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    finally:
+        for name in tables:
+            con.unregister(name)
 
 
 def _table_exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:

@@ -17,7 +17,7 @@ from datetime import datetime, timezone
 import pyarrow as pa
 
 from autointerp_dagster.core.llm.types import ChatRequest
-from autointerp_dagster.core.store import ResultsStore
+from autointerp_dagster.core.store import ResultsStore, transaction
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS llm_responses (
@@ -131,16 +131,6 @@ class LLMRecords:
         call_table = pa.Table.from_pylist([vars(c) for c in calls], schema=_CALL_SCHEMA)
         with self.store.connect() as con:
             self._ensure_tables(con)
-            con.register("new_responses", response_table)
-            con.register("new_calls", call_table)
-            try:
-                con.execute("BEGIN TRANSACTION")
+            with transaction(con, new_responses=response_table, new_calls=call_table):
                 con.execute("INSERT OR IGNORE INTO llm_responses BY NAME SELECT * FROM new_responses")
                 con.execute("INSERT OR IGNORE INTO llm_calls BY NAME SELECT * FROM new_calls")
-                con.execute("COMMIT")
-            except Exception:
-                con.execute("ROLLBACK")
-                raise
-            finally:
-                con.unregister("new_responses")
-                con.unregister("new_calls")
