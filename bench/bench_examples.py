@@ -64,7 +64,8 @@ def main() -> None:
     config = SamplingConfig()
     latents = range(min(args.latents or cache.n_latents, cache.n_latents))
     n = len(latents)
-    print(f"cache {key}: {cache.n_latents} latents, {cache.summary.nnz} records, {corpus.n_rows}x{corpus.ctx_len} tokens")
+    print(f"cache {key}: {cache.n_latents} latents, {cache.summary.nnz} records, "
+          f"{corpus.n_rows}x{corpus.ctx_len} tokens")
 
     # Cold (reported): the decoder learns the corpus's vocabulary inside the timing, as a fresh process would.
     seconds, built = timed_build(cache, tokens, decoder, latents, key, config)

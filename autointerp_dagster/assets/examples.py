@@ -58,7 +58,7 @@ def examples(context: AssetExecutionContext, settings: SettingsResource, subject
     live = np.flatnonzero(counts >= max(sampling.min_activating, 1)) + start
     # A seeded order over the range's live latents; explained latents are the first that sample cleanly.
     order = np.random.default_rng([sampling.seed, stable_key_hash(sae), start]).permutation(live).tolist()
-    wanted = config.latents_per_range or len(order)
+    wanted = len(order) if config.latents_per_range is None else config.latents_per_range
     pool = None
     if sampling.n_hard_negatives:
         pool = window_pool_embeddings(corpus, tokens, decode, sampling.example_ctx_len)

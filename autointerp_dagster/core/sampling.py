@@ -223,7 +223,9 @@ def _fill(quota: np.ndarray, available: np.ndarray) -> np.ndarray:
     return take
 
 
-def split_train_test(quantile: np.ndarray, config: SamplingConfig, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def split_train_test(
+    quantile: np.ndarray, config: SamplingConfig, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
     """Indices of the train and test windows, disjoint, drawn per quantile bin.
 
     With at least n_train + n_test windows each set takes its count spread evenly over the
@@ -283,7 +285,8 @@ class _Sampler:
         self.first_position = int(cache.manifest["first_position"])
         self.width = config.example_ctx_len
         if tokens.shape != (cache.summary.n_rows, self.ctx_len):
-            raise ValueError(f"tokens have shape {tokens.shape}; the cache has {cache.summary.n_rows} rows of {self.ctx_len}")
+            raise ValueError(f"tokens have shape {tokens.shape}; the cache has {cache.summary.n_rows} rows of "
+                             f"{self.ctx_len}")
         if self.ctx_len - self.first_position < self.width:
             raise ValueError(f"example_ctx_len={self.width} does not fit in rows of {self.ctx_len} tokens "
                              f"({self.ctx_len - self.first_position} after BOS)")
@@ -297,7 +300,8 @@ class _Sampler:
         self.pool = pool_embeddings
         self.pending: list[tuple[LatentExamples, np.ndarray, np.ndarray]] = []  # awaiting hard negatives
         if pool_embeddings is not None:
-            self.per_row, self.pool_rows, self.pool_starts = _grid(self.n_rows, self.ctx_len, self.first_position, self.width)
+            self.per_row, self.pool_rows, self.pool_starts = _grid(
+                self.n_rows, self.ctx_len, self.first_position, self.width)
             if len(pool_embeddings) != len(self.pool_rows):
                 raise ValueError(f"pool_embeddings has {len(pool_embeddings)} windows; this corpus tiles into "
                                  f"{len(self.pool_rows)} windows of {self.width}")
@@ -394,7 +398,8 @@ class _Sampler:
         query = query.mean(axis=0)
         cell = (pos - self.first_position) // self.width
         inside = cell < self.per_row
-        return query / max(float(np.linalg.norm(query)), 1e-12), row[inside].astype(np.int64) * self.per_row + cell[inside]
+        active = row[inside].astype(np.int64) * self.per_row + cell[inside]
+        return query / max(float(np.linalg.norm(query)), 1e-12), active
 
     def attach_hard_negatives(self) -> None:
         """Gives every pending latent its silent grid windows nearest (cosine) to its query.
