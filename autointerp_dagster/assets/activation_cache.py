@@ -36,7 +36,7 @@ def activation_cache(
     keys = list(context.partition_keys)
     model = subject_model.load(config)
     info = build_corpus(config.corpus, model.tokenizer, config.corpus_dir)
-    registered = {key: lookup(config, key) for key in keys}
+    registered = lookup(config, keys)
     targets = [
         CacheTarget(
             key=key,

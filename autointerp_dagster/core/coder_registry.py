@@ -46,15 +46,17 @@ def registered_coders(settings: Settings) -> dict[str, RegisteredCoder]:
     return dict(sorted(coders.items()))
 
 
-def lookup(settings: Settings, key: str) -> RegisteredCoder:
+def lookup(settings: Settings, keys: list[str]) -> dict[str, RegisteredCoder]:
+    """The registered coders of `keys` (one scan of the SAE folder), or a clear error for a vanished one."""
     coders = registered_coders(settings)
-    if key not in coders:
+    missing = [key for key in keys if key not in coders]
+    if missing:
         known = "\n  ".join(coders) or "(none)"
         raise SparseCoderError(
-            f"no sparse coder with key {key!r}: it was removed or renamed since its partition was added. "
+            f"no sparse coder with key(s) {missing}: removed or renamed since their partitions were added. "
             f"Known coders:\n  {known}"
         )
-    return coders[key]
+    return {key: coders[key] for key in keys}
 
 
 def cache_fingerprint(settings: Settings, key: str) -> str | None:
