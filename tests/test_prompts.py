@@ -346,3 +346,12 @@ def test_parse_yes_no(answer, expected):
 def test_parse_yes_no_failures(answer):
     with pytest.raises(ParseError):
         parse_yes_no(answer)
+
+
+def test_direct_answer_prompt_for_small_models():
+    examples = [make_example(["the", " river", " ran"], [0, 5, 0])]
+    reasoned = build_explainer_messages(examples)[0]["content"]
+    direct = build_explainer_messages(examples, reasoning=False, few_shot=False, show_activations=False)
+    assert "Reason in one or two sentences" in reasoned and "Reason in" not in direct[0]["content"]
+    assert "Answer with one line only" in direct[0]["content"] and len(direct) == 2
+    assert "Activations:" not in direct[-1]["content"] and "<<" in direct[-1]["content"]

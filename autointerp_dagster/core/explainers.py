@@ -31,10 +31,12 @@ ProgressCallback = Callable[[int, int], None]  # (requests done, requests known 
 
 @dataclass(frozen=True)
 class ExplainerConfig:
-    """How explanations are asked for. `contrastive` also shows the item's hard negatives."""
+    """How explanations are asked for. `contrastive` also shows the item's hard negatives;
+    `reasoning` lets the model reason before its answer line."""
 
     show_activations: bool = True
     few_shot: bool = True
+    reasoning: bool = True
     contrastive: bool = False
     highlight_threshold: float = HIGHLIGHT_THRESHOLD
     max_tokens: int = 256
@@ -99,6 +101,7 @@ def explain_latents(
                 few_shot=config.few_shot,
                 hard_negatives=list(item.hard_negatives) if config.contrastive else None,
                 highlight_threshold=config.highlight_threshold,
+                reasoning=config.reasoning,
             )
         except ValueError as exc:  # no train examples: nothing to show the model
             results[i].error = str(exc)

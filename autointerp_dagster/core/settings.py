@@ -89,10 +89,11 @@ class Settings:
         return _section(SamplingConfig, self.sampling, "sampling")
 
     def explainer_config(self, local_judge: bool):
-        """A small local model gets no few-shot block (about 500 prompt tokens) and a short answer."""
+        """A small local model gets a short prompt (no few-shot block, no activation lines) and answers directly."""
         from .explainers import ExplainerConfig
 
-        defaults = {"few_shot": False, "max_tokens": 64} if local_judge else {}
+        defaults = {"few_shot": False, "show_activations": False, "reasoning": False, "max_tokens": 40} \
+            if local_judge else {}
         return _section(ExplainerConfig, {**defaults, **self.explainer}, "explainer")
 
     def scorer_config(self, local_judge: bool):

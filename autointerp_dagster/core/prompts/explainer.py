@@ -25,9 +25,11 @@ _SYSTEM = (
     "Give a concise explanation, a short phrase rather than a sentence, specific enough "
     "to predict which tokens the latent fires on. Do not mention the markers or list the "
     "examples.{contrast_note}\n"
-    "Reason in one or two sentences, then end with a last line of the form:\n"
+    "{answer_note}\n"
     f"{ANSWER_PREFIX} <your explanation>"
 )
+_REASON_NOTE = "Reason in one or two sentences, then end with a last line of the form:"
+_DIRECT_NOTE = "Answer with one line only, of the form:"
 _ACTIVATION_NOTE = (
     ", and a line after each example lists the marked tokens with the latent's "
     "strength from 0 to 10"
@@ -167,12 +169,14 @@ def build_explainer_messages(
     few_shot: bool = True,
     hard_negatives: Sequence[Example] | None = None,
     highlight_threshold: float = HIGHLIGHT_THRESHOLD,
+    reasoning: bool = True,
 ) -> list[dict]:
     """OpenAI-style chat messages asking for one latent's explanation.
 
     With `hard_negatives` (similar-looking examples where the latent is silent) the
     prompt becomes contrastive: they are shown in their own section and the model is
-    told the explanation must separate the two groups.
+    told the explanation must separate the two groups. Without `reasoning` the model is
+    asked for the answer line alone (small local models: every generated token costs).
     """
     if not examples:
         raise ValueError("the explainer needs at least one example")
@@ -180,6 +184,7 @@ def build_explainer_messages(
     system = _SYSTEM.format(
         activation_note=_ACTIVATION_NOTE if show_activations else "",
         contrast_note=_CONTRAST_NOTE if contrastive else "",
+        answer_note=_REASON_NOTE if reasoning else _DIRECT_NOTE,
     )
     messages = [{"role": "system", "content": system}]
     if few_shot:
