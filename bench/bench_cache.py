@@ -36,7 +36,7 @@ from autointerp_dagster.core.settings import load_settings  # noqa: E402
 from autointerp_dagster.core.sparse_coders import CoderSource, load_coder  # noqa: E402
 from autointerp_dagster.core.subject_model import load_subject_model  # noqa: E402
 
-BASE_TOKENS = 16_384
+BASE_TOKENS = 8_192
 
 
 def setup(tokens: int):

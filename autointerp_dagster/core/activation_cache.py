@@ -146,18 +146,23 @@ class _RangeShards:
 class _CoderRun:
     """The state of one coder during a caching pass: its shards and per-latent statistics."""
 
-    def __init__(self, target: CacheTarget, n_ranges: int, activation_dtype: str):
+    def __init__(self, target: CacheTarget, n_ranges: int):
         self.target = target
         n = target.coder.n_latents
         self.tmp = target.path.with_name(f"{target.path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
         self.tmp.mkdir(parents=True)
-        self.shards = _RangeShards(self.tmp, range_bounds(n, n_ranges), activation_dtype)
-        self.activation_dtype = activation_dtype
+        self.bounds = range_bounds(n, n_ranges)
+        self.shards: _RangeShards | None = None  # opened at the first batch, whose values pick the dtype
+        self.activation_dtype = ""
         self.counts = torch.zeros(n, dtype=torch.int64)
         self.maxes = torch.zeros(n, dtype=torch.float32)
         self.sums = torch.zeros(n, dtype=torch.float64)
         self.nnz = 0
         self.clamped = 0
+
+    @property
+    def buffered(self) -> int:
+        return self.shards.buffered if self.shards else 0
 
     def add(self, rows: np.ndarray, first_position: int, acts: torch.Tensor) -> None:
         batch, length, width = acts.shape
@@ -168,6 +173,9 @@ class _CoderRun:
         latent = indices[token, slot].cpu()
         value = values[token, slot].cpu()
         token = token.cpu()
+        if self.shards is None:
+            self.activation_dtype = choose_activation_dtype(float(value.max()) if len(value) else 0.0)
+            self.shards = _RangeShards(self.tmp, self.bounds, self.activation_dtype)
         self.counts += torch.bincount(latent, minlength=len(self.counts))
         self.maxes.scatter_reduce_(0, latent, value, reduce="amax")
         self.sums.index_add_(0, latent, value.double())
@@ -185,6 +193,9 @@ class _CoderRun:
         self.nnz += len(value_np)
 
     def finish(self, corpus: CorpusInfo, seconds: float, n_ranges: int) -> CacheSummary:
+        if self.shards is None:  # an empty corpus never reaches here; keep the invariant anyway
+            self.activation_dtype = "float16"
+            self.shards = _RangeShards(self.tmp, self.bounds, self.activation_dtype)
         self.shards.close()
         n = len(self.counts)
         counts = self.counts.numpy()
@@ -225,14 +236,14 @@ class _CoderRun:
             "first_position": corpus.first_position,
             "coder": {"format": coder.format, "hookpoint": coder.hookpoint, "d_in": coder.d_in,
                       "capture_module": coder.capture_module, "capture": coder.capture},
-            "range_bounds": self.shards.bounds.tolist(),
+            "range_bounds": self.bounds.tolist(),
         }
         (self.tmp / MANIFEST).write_text(json.dumps(manifest, indent=2))
         _swap_into_place(self.tmp, self.target.path)
         return summary
 
     def abandon(self) -> None:
-        for writer in self.shards.writers.values():
+        for writer in (self.shards.writers.values() if self.shards else ()):
             writer.close()
         shutil.rmtree(self.tmp, ignore_errors=True)
 
@@ -283,20 +294,17 @@ def cache_activations(
         target.path.parent.mkdir(parents=True, exist_ok=True)
         remove_stale_builds(target.path)
 
-    runs: list[_CoderRun] = []
+    runs = [_CoderRun(target, n_ranges) for target in targets]
     started = time.monotonic()
     rows_done = 0
     try:
         for rows, tokens in iter_token_batches(corpus, batch_rows):
             captured = model.capture(torch.from_numpy(tokens.astype(np.int64)), captures)
-            for target_index, target in enumerate(targets):
-                coder = target.coder
+            for run in runs:
+                coder = run.target.coder
                 acts = captured[(coder.capture_module, coder.capture)][:, corpus.first_position:, :]
-                if len(runs) <= target_index:
-                    first_max = float(coder.encode_sparse(acts.reshape(-1, acts.shape[-1]))[0].max())
-                    runs.append(_CoderRun(target, n_ranges, choose_activation_dtype(first_max)))
-                runs[target_index].add(rows, corpus.first_position, acts)
-            if sum(run.shards.buffered for run in runs) >= flush_records:
+                run.add(rows, corpus.first_position, acts)
+            if sum(run.buffered for run in runs) >= flush_records:
                 for run in runs:
                     run.shards.flush()
             rows_done += len(rows)
