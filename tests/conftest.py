@@ -63,6 +63,14 @@ def write_sparsify_sae(folder: Path, d_in: int, num_latents: int, k: int, seed: 
     return folder
 
 
+@pytest.fixture
+def store(tmp_path):
+    """A results store on a real DuckDB file."""
+    from autointerp_dagster.core.store import ResultsStore
+
+    return ResultsStore(tmp_path / "results.duckdb")
+
+
 def _example_lines(content: str) -> list[str]:
     return [line for line in content.splitlines() if re.match(r"Example \d+:", line)]
 

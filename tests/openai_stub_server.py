@@ -239,3 +239,13 @@ def _logprobs(tokens: list[str], given: list[dict[str, float]] | None, top_n: in
             ],
         })
     return entries
+
+
+def stub_client(server: StubLLMServer, store, concurrency: int = 8):
+    """An LLMClient on the real OpenAI backend pointed at `server`, with test-sized timeouts and back-off."""
+    from autointerp_dagster.core.llm import LLMClient, OpenAIBackend
+
+    backend = OpenAIBackend(
+        server.base_url, "stub-model", timeout_s=5.0, max_retries=2, backoff_base_s=0.01, backoff_max_s=0.05
+    )
+    return LLMClient(backend, store, concurrency=concurrency)

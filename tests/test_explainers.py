@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 
-import pytest
 
 from autointerp_dagster.core.examples import ACTIVATING, HARD_NEGATIVE, Example
 from autointerp_dagster.core.explainers import (
@@ -13,10 +12,8 @@ from autointerp_dagster.core.explainers import (
     explain_latents,
     explainer_id,
 )
-from autointerp_dagster.core.llm import LLMClient, OpenAIBackend
 from autointerp_dagster.core.prompts.explainer import INACTIVE_HEADER, explanation_retry_message
-from autointerp_dagster.core.store import ResultsStore
-from tests.openai_stub_server import Fault, StubLLMServer
+from tests.openai_stub_server import Fault, StubLLMServer, stub_client
 
 
 def make_example(text: str, active_words: set[str], kind: str = ACTIVATING) -> Example:
@@ -42,18 +39,6 @@ SUN = [make_example("The sun rose over the desert sand.", {"sun"})]
 SILENT = [make_example("The river bank was covered in moss.", set(), kind=HARD_NEGATIVE)]
 
 
-def client_for(server: StubLLMServer, store: ResultsStore) -> LLMClient:
-    backend = OpenAIBackend(
-        server.base_url, "stub-model", timeout_s=5.0, max_retries=2, backoff_base_s=0.01, backoff_max_s=0.05
-    )
-    return LLMClient(backend, store, concurrency=4)
-
-
-@pytest.fixture
-def store(tmp_path):
-    return ResultsStore(tmp_path / "results.duckdb")
-
-
 def answer_by_topic(messages: list[dict]) -> str:
     """Explains from the examples shown in the last examples message."""
     shown = next(m["content"] for m in reversed(messages) if "Example 1:" in m["content"])
@@ -65,7 +50,7 @@ def answer_by_topic(messages: list[dict]) -> str:
 def test_explanations_are_parsed_and_logged(store):
     with StubLLMServer(reply=answer_by_topic) as server:
         results = explain_latents(
-            client_for(server, store), [ExplainItem(7, WATER), ExplainItem(9, SUN)], ExplainerConfig()
+            stub_client(server, store, concurrency=4), [ExplainItem(7, WATER), ExplainItem(9, SUN)], ExplainerConfig()
         )
     ok, failed = results
     assert (ok.latent, ok.status, ok.explanation, ok.error) == (7, "ok", "water, rivers, seas", None)
@@ -81,7 +66,7 @@ def test_explanations_are_parsed_and_logged(store):
 def test_unparseable_answer_is_retried_once_and_the_retry_is_used(store):
     with StubLLMServer(reply=answer_by_topic) as server:
         server.enqueue("Let me think about it.")
-        [result] = explain_latents(client_for(server, store), [ExplainItem(1, WATER)])
+        [result] = explain_latents(stub_client(server, store, concurrency=4), [ExplainItem(1, WATER)])
     assert server.call_count == 2
     assert (result.status, result.explanation, result.error) == ("ok", "water, rivers, seas", None)
     retry = server.requests[1].messages
@@ -92,7 +77,7 @@ def test_unparseable_answer_is_retried_once_and_the_retry_is_used(store):
 
 def test_double_parse_failure_is_a_failure_without_explanation_text(store):
     with StubLLMServer(reply="These examples are hard to read.") as server:
-        [result] = explain_latents(client_for(server, store), [ExplainItem(3, WATER)])
+        [result] = explain_latents(stub_client(server, store, concurrency=4), [ExplainItem(3, WATER)])
     assert server.call_count == 2
     assert result.status == "failed" and result.explanation is None
     assert result.raw_answer == "These examples are hard to read."
@@ -103,14 +88,14 @@ def test_double_parse_failure_is_a_failure_without_explanation_text(store):
 def test_server_error_is_retried_by_the_client(store):
     with StubLLMServer(reply=answer_by_topic) as server:
         server.enqueue(Fault.server_error(500))
-        [result] = explain_latents(client_for(server, store), [ExplainItem(1, WATER)])
+        [result] = explain_latents(stub_client(server, store, concurrency=4), [ExplainItem(1, WATER)])
     assert server.call_count == 2
     assert result.status == "ok" and result.explanation == "water, rivers, seas"
 
 
 def test_transport_failure_is_recorded_and_not_retried_as_a_parse_failure(store):
     with StubLLMServer(reply=Fault.http(400, "context length exceeded")) as server:
-        [result] = explain_latents(client_for(server, store), [ExplainItem(1, WATER)])
+        [result] = explain_latents(stub_client(server, store, concurrency=4), [ExplainItem(1, WATER)])
     assert server.call_count == 1  # 400 is final for the client; no explanation retry either
     assert result.status == "failed" and result.explanation is None and result.raw_answer is None
     assert "context length exceeded" in result.error
@@ -119,7 +104,7 @@ def test_transport_failure_is_recorded_and_not_retried_as_a_parse_failure(store)
 
 def test_latent_without_examples_fails_alone(store):
     with StubLLMServer(reply=answer_by_topic) as server:
-        empty, ok = explain_latents(client_for(server, store), [ExplainItem(0, []), ExplainItem(1, WATER)])
+        empty, ok = explain_latents(stub_client(server, store, concurrency=4), [ExplainItem(0, []), ExplainItem(1, WATER)])
     assert server.call_count == 1
     assert empty.status == "failed" and empty.call_ids == [] and "at least one example" in empty.error
     assert ok.status == "ok"
@@ -128,7 +113,7 @@ def test_latent_without_examples_fails_alone(store):
 def test_contrastive_config_shows_hard_negatives_only_when_asked(store):
     item = ExplainItem(1, WATER, hard_negatives=SILENT)
     with StubLLMServer(reply=answer_by_topic) as server:
-        client = client_for(server, store)
+        client = stub_client(server, store, concurrency=4)
         explain_latents(client, [item], ExplainerConfig())
         explain_latents(client, [item], ExplainerConfig(contrastive=True))
     plain, contrastive = (r.messages[-1]["content"] for r in server.requests)
@@ -140,7 +125,7 @@ def test_progress_counts_retries(store):
     seen = []
     with StubLLMServer(reply=answer_by_topic) as server:
         explain_latents(
-            client_for(server, store),
+            stub_client(server, store, concurrency=4),
             [ExplainItem(1, WATER), ExplainItem(2, SUN)],
             on_progress=lambda done, total: seen.append((done, total)),
         )

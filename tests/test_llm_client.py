@@ -27,11 +27,6 @@ def server():
         yield stub
 
 
-@pytest.fixture
-def store(tmp_path):
-    return ResultsStore(tmp_path / "results.duckdb")
-
-
 def _backend(server: StubLLMServer, **overrides) -> OpenAIBackend:
     settings = dict(timeout_s=2.0, max_retries=3, backoff_base_s=0.01, backoff_max_s=0.05)
     settings.update(overrides)

@@ -12,7 +12,6 @@ from sklearn.metrics import balanced_accuracy_score, roc_auc_score
 
 from autointerp_dagster.core.embedded import kjv_documents
 from autointerp_dagster.core.examples import ACTIVATING, HARD_NEGATIVE, RANDOM_NEGATIVE, Example
-from autointerp_dagster.core.llm import LLMClient, OpenAIBackend
 from autointerp_dagster.core.prompts.judge import typical_highlight_count
 from autointerp_dagster.core.scorers import (
     ScoreItem,
@@ -21,8 +20,7 @@ from autointerp_dagster.core.scorers import (
     embedding_scores,
     score_latents,
 )
-from autointerp_dagster.core.store import ResultsStore
-from tests.openai_stub_server import Fault, StubLLMServer, StubReply
+from tests.openai_stub_server import Fault, StubLLMServer, StubReply, stub_client
 
 WATER_WORDS = {"water", "river", "rivers", "sea", "seas", "lake", "rain", "ocean", "waves", "stream", "flood"}
 
@@ -101,18 +99,6 @@ def oracle(judge) -> callable:
     return reply
 
 
-def client_for(server: StubLLMServer, store: ResultsStore) -> LLMClient:
-    backend = OpenAIBackend(
-        server.base_url, "stub-model", timeout_s=5.0, max_retries=2, backoff_base_s=0.01, backoff_max_s=0.05
-    )
-    return LLMClient(backend, store, concurrency=8)
-
-
-@pytest.fixture
-def store(tmp_path):
-    return ResultsStore(tmp_path / "results.duckdb")
-
-
 N_PROMPTS = 5  # 24 examples, 5 a prompt
 
 
@@ -122,7 +108,7 @@ N_PROMPTS = 5  # 24 examples, 5 a prompt
 def test_oracle_detection_judge_scores_perfectly(store):
     item = water_item(hard=4)
     with StubLLMServer(reply=oracle(is_water)) as server:
-        [score] = score_latents(client_for(server, store), "detection", [item])
+        [score] = score_latents(stub_client(server, store), "detection", [item])
     assert server.call_count == N_PROMPTS
     assert (score.latent, score.scorer, score.n_examples, score.n_failed) == (5, "detection", 24, 0)
     assert score.metrics.balanced_accuracy == 1.0 and score.metrics.n == 24
@@ -142,7 +128,7 @@ def test_oracle_detection_judge_scores_perfectly(store):
 
 def test_always_yes_judge_gets_chance_balanced_accuracy(store):
     with StubLLMServer(reply=oracle(lambda text: True)) as server:
-        [score] = score_latents(client_for(server, store), "detection", [water_item()])
+        [score] = score_latents(stub_client(server, store), "detection", [water_item()])
     assert score.metrics.balanced_accuracy == 0.5
     assert score.metrics.recall == 1.0 and score.metrics.true_negative == 0
     assert score.ci_low == score.ci_high == 0.5
@@ -151,7 +137,7 @@ def test_always_yes_judge_gets_chance_balanced_accuracy(store):
 def test_oracle_fuzzing_judge_scores_perfectly_with_typical_mark_counts(store):
     item = water_item()
     with StubLLMServer(reply=oracle(marks_water)) as server:
-        [score] = score_latents(client_for(server, store), "fuzzing", [item])
+        [score] = score_latents(stub_client(server, store), "fuzzing", [item])
     assert score.scorer == "fuzzing" and score.n_failed == 0
     assert score.metrics.balanced_accuracy == 1.0
     shown = [t for r in server.requests for t in examples_shown(r.messages)]
@@ -163,7 +149,7 @@ def test_oracle_fuzzing_judge_scores_perfectly_with_typical_mark_counts(store):
 
 def test_scoring_is_deterministic_so_a_rerun_is_served_from_the_cache(store):
     with StubLLMServer(reply=oracle(is_water)) as server:
-        client = client_for(server, store)
+        client = stub_client(server, store)
         first = score_latents(client, "fuzzing", [water_item()])
         second = score_latents(client, "fuzzing", [water_item()])
         other_seed = score_latents(client, "fuzzing", [water_item()], ScorerConfig(seed=1))
@@ -176,7 +162,7 @@ def test_malformed_answers_are_retried_once_then_recorded_as_failures(store):
     seen = []
     with StubLLMServer(reply="I believe most of them match.") as server:
         [score] = score_latents(
-            client_for(server, store), "detection", [water_item()],
+            stub_client(server, store), "detection", [water_item()],
             on_progress=lambda done, total: seen.append((done, total)),
         )
     assert server.call_count == 2 * N_PROMPTS
@@ -190,7 +176,7 @@ def test_malformed_answers_are_retried_once_then_recorded_as_failures(store):
 
 def test_wrong_length_lists_are_failures(store):
     with StubLLMServer(reply="[1, 0]") as server:
-        [score] = score_latents(client_for(server, store), "detection", [water_item()])
+        [score] = score_latents(stub_client(server, store), "detection", [water_item()])
     assert server.call_count == 2 * N_PROMPTS
     assert score.metrics is None and score.n_failed == 24
 
@@ -198,7 +184,7 @@ def test_wrong_length_lists_are_failures(store):
 def test_one_malformed_answer_costs_one_retry_and_no_judgments(store):
     with StubLLMServer(reply=oracle(is_water)) as server:
         server.enqueue("[1, 0, oops]")
-        [score] = score_latents(client_for(server, store), "detection", [water_item()])
+        [score] = score_latents(stub_client(server, store), "detection", [water_item()])
     assert server.call_count == N_PROMPTS + 1
     assert score.n_failed == 0 and score.metrics.balanced_accuracy == 1.0
     assert len(score.call_ids) == N_PROMPTS + 1
@@ -218,7 +204,7 @@ def test_failed_prompts_leave_their_examples_out_of_the_metrics(store):
 
     failing: set[str] = set()
     with StubLLMServer(reply=reply) as server:
-        [score] = score_latents(client_for(server, store), "detection", [water_item()], ScorerConfig(batch_size=4))
+        [score] = score_latents(stub_client(server, store), "detection", [water_item()], ScorerConfig(batch_size=4))
     assert score.n_examples == 24 and score.n_failed == 4
     assert score.metrics.n == 20 and score.metrics.balanced_accuracy == 1.0
     assert server.call_count == 6 + 1
@@ -234,7 +220,7 @@ def test_one_bad_latent_does_not_sink_the_others(store):
 
     items = [water_item(1, "BROKEN"), water_item(2), water_item(3, "REFUSED"), water_item(4, "")]
     with StubLLMServer(reply=reply) as server:
-        broken, good, refused, empty = score_latents(client_for(server, store), "detection", items)
+        broken, good, refused, empty = score_latents(stub_client(server, store), "detection", items)
     # BROKEN: prompts + one retry each; REFUSED: the client does not retry a 400; empty: no prompts
     assert server.call_count == 2 * N_PROMPTS + N_PROMPTS + N_PROMPTS
     assert good.metrics.balanced_accuracy == 1.0
@@ -246,7 +232,7 @@ def test_one_bad_latent_does_not_sink_the_others(store):
 
 def test_latent_whose_prompts_cannot_be_built_fails_alone(store):
     with StubLLMServer(reply=oracle(is_water)) as server:
-        bad, good = score_latents(client_for(server, store), "fuzzing", [water_item(-1), water_item(2)])
+        bad, good = score_latents(stub_client(server, store), "fuzzing", [water_item(-1), water_item(2)])
     assert server.call_count == N_PROMPTS
     assert bad.metrics is None and bad.n_failed == 24 and "could not build prompts" in bad.judgments[0].error
     assert good.metrics.balanced_accuracy == 1.0
@@ -255,7 +241,7 @@ def test_latent_whose_prompts_cannot_be_built_fails_alone(store):
 def test_server_errors_are_retried_by_the_client(store):
     with StubLLMServer(reply=oracle(is_water)) as server:
         server.enqueue(Fault.server_error(500))
-        [score] = score_latents(client_for(server, store), "fuzzing", [water_item()])
+        [score] = score_latents(stub_client(server, store), "fuzzing", [water_item()])
     assert server.call_count == N_PROMPTS + 1
     assert score.n_failed == 0 and score.metrics.balanced_accuracy == 1.0
 
@@ -264,7 +250,7 @@ def test_one_class_only_has_metrics_but_no_interval(store):
     item = water_item()
     only_positive = ScoreItem(item.latent, item.explanation, item.activating, [])
     with StubLLMServer(reply=oracle(is_water)) as server:
-        [score] = score_latents(client_for(server, store), "detection", [only_positive])
+        [score] = score_latents(stub_client(server, store), "detection", [only_positive])
     assert score.metrics.recall == 1.0 and score.metrics.n_negative == 0
     assert score.ci_low is None and score.ci_high is None
 
@@ -288,7 +274,7 @@ def test_per_example_probabilities_give_sklearns_auc(store):
     item = water_item()
     with StubLLMServer(reply=logprob_judge) as server:
         [score] = score_latents(
-            client_for(server, store), "detection", [item], ScorerConfig(mode="per_example")
+            stub_client(server, store), "detection", [item], ScorerConfig(mode="per_example")
         )
     assert server.call_count == 24
     body = server.requests[0].body
@@ -314,7 +300,7 @@ def test_per_example_without_logprobs_reads_the_answer_word(store):
 
     with StubLLMServer(reply=reply, reject_logprobs=True) as server:
         [score] = score_latents(
-            client_for(server, store), "fuzzing", [water_item()], ScorerConfig(mode="per_example")
+            stub_client(server, store), "fuzzing", [water_item()], ScorerConfig(mode="per_example")
         )
     assert score.n_failed == 0 and score.metrics.balanced_accuracy == 1.0
     assert score.metrics.auc is None and all(j.probability is None for j in score.judgments)
@@ -324,7 +310,7 @@ def test_per_example_unreadable_answer_is_retried_once(store):
     with StubLLMServer(reply=logprob_judge) as server:
         server.enqueue(StubReply("Perhaps", [{"Perhaps": -0.1, "Maybe": -2.0}]))
         [score] = score_latents(
-            client_for(server, store), "detection", [water_item()], ScorerConfig(mode="per_example")
+            stub_client(server, store), "detection", [water_item()], ScorerConfig(mode="per_example")
         )
     assert server.call_count == 25
     assert score.n_failed == 0

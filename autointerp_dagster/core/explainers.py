@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 
 from autointerp_dagster.core.examples import Example
 from autointerp_dagster.core.llm import ChatRequest, ChatResult, LLMClient
+from autointerp_dagster.core.llm.client import ProgressCallback, offset_progress
 from autointerp_dagster.core.prompts import ParseError
 from autointerp_dagster.core.prompts.explainer import (
     HIGHLIGHT_THRESHOLD,
@@ -26,7 +27,6 @@ from autointerp_dagster.core.prompts.explainer import (
 OK = "ok"
 FAILED = "failed"
 
-ProgressCallback = Callable[[int, int], None]  # (requests done, requests known so far)
 
 
 @dataclass(frozen=True)
@@ -137,11 +137,7 @@ def _complete(
     """Sends `requests` in one batch; progress counts on after the `offset` earlier requests."""
     if not requests:
         return {}
-    progress = None
-    if on_progress is not None:
-        def progress(done: int, total: int) -> None:
-            on_progress(offset + done, offset + total)
-    answers = client.complete(list(requests.values()), on_progress=progress)
+    answers = client.complete(list(requests.values()), on_progress=offset_progress(on_progress, offset))
     return dict(zip(requests, answers))
 
 

@@ -33,6 +33,13 @@ log = logging.getLogger(__name__)
 ProgressCallback = Callable[[int, int], None]  # (requests done, requests total)
 
 
+def offset_progress(on_progress: ProgressCallback | None, offset: int) -> ProgressCallback | None:
+    """Progress of a later batch (retries) counted on after the `offset` requests of earlier ones."""
+    if on_progress is None:
+        return None
+    return lambda done, total: on_progress(offset + done, offset + total)
+
+
 class LLMClient:
     def __init__(
         self,

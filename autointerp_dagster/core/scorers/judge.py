@@ -16,12 +16,13 @@ Modes:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from autointerp_dagster.core.llm import ChatRequest, ChatResult, LLMClient
+from autointerp_dagster.core.llm.client import ProgressCallback, offset_progress
 from autointerp_dagster.core.prompts import ParseError
 from autointerp_dagster.core.prompts.explainer import HIGHLIGHT_THRESHOLD
 from autointerp_dagster.core.prompts.judge import (
@@ -48,7 +49,6 @@ from autointerp_dagster.core.scorers.common import (
 BATCHED = "batched"
 PER_EXAMPLE = "per_example"
 
-ProgressCallback = Callable[[int, int], None]  # (requests done, requests known so far)
 
 
 @dataclass(frozen=True)
@@ -220,11 +220,7 @@ def _complete(
     """Sends the prompts in one batch; progress counts on after the `offset` earlier requests."""
     if not prompts:
         return []
-    progress = None
-    if on_progress is not None:
-        def progress(done: int, total: int) -> None:
-            on_progress(offset + done, offset + total)
-    return client.complete([p.request for p in prompts], on_progress=progress)
+    return client.complete([p.request for p in prompts], on_progress=offset_progress(on_progress, offset))
 
 
 def _absorb(
