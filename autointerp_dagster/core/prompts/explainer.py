@@ -30,6 +30,13 @@ _SYSTEM = (
 )
 _REASON_NOTE = "Reason in one or two sentences, then end with a last line of the form:"
 _DIRECT_NOTE = "Answer with one line only, of the form:"
+# Small models repeat a prompt's illustrations back, so the direct prompt shows no example markup.
+_DIRECT_SYSTEM = (
+    "Below are short texts. In each, the words where a hidden feature is strongest are put between << and >>. "
+    "Say what those words have in common (their meaning, form or context), as a short phrase of a few words.{contrast_note}\n"
+    "{answer_note}\n"
+    f"{ANSWER_PREFIX} <short phrase>"
+)
 _ACTIVATION_NOTE = (
     ", and a line after each example lists the marked tokens with the latent's "
     "strength from 0 to 10"
@@ -181,11 +188,12 @@ def build_explainer_messages(
     if not examples:
         raise ValueError("the explainer needs at least one example")
     contrastive = bool(hard_negatives)
-    system = _SYSTEM.format(
-        activation_note=_ACTIVATION_NOTE if show_activations else "",
-        contrast_note=_CONTRAST_NOTE if contrastive else "",
-        answer_note=_REASON_NOTE if reasoning else _DIRECT_NOTE,
-    )
+    notes = {"contrast_note": _CONTRAST_NOTE if contrastive else ""}
+    if reasoning:
+        system = _SYSTEM.format(activation_note=_ACTIVATION_NOTE if show_activations else "",
+                                answer_note=_REASON_NOTE, **notes)
+    else:
+        system = _DIRECT_SYSTEM.format(answer_note=_DIRECT_NOTE, **notes)
     messages = [{"role": "system", "content": system}]
     if few_shot:
         messages += _few_shot_messages(contrastive, show_activations)
