@@ -1,0 +1,34 @@
+"""The offline judge as shipped: Qwen2.5-Coder-1.5B-Instruct assembled from its PyPI parts, converted once,
+run in process with int8 linear layers, judging one example at a time from P(yes)."""
+
+from __future__ import annotations
+
+import pytest
+
+from autointerp_dagster.core.examples import ACTIVATING, RANDOM_NEGATIVE, Example
+from autointerp_dagster.core.llm import ChatRequest, LocalBackend
+from autointerp_dagster.core.prompts.judge import build_detection_single_messages, yes_probability
+
+pytestmark = pytest.mark.slow
+
+POSITIVE = ["And the LORD spake unto Moses, saying, Speak unto the children of Israel.",
+            "Thus saith the LORD of hosts, the God of Israel; Amend your ways and your doings."]
+NEGATIVE = ["And the number of them was four hundred and twenty and two thousand.",
+            "The rivers run into the sea; yet the sea is not full."]
+
+
+def example(text: str, kind: str) -> Example:
+    tokens = tuple(f" {w}" for w in text.split())
+    return Example(tokens, (0.0,) * len(tokens), (0,) * len(tokens), kind, 0, 0)
+
+
+def test_embedded_judge_prefers_texts_that_match(tmp_path_factory):
+    judge = LocalBackend("embedded:qwen2.5-coder-1.5b-instruct", tmp_path_factory.mktemp("models"))
+    p_yes = {}
+    for text, kind in [(t, ACTIVATING) for t in POSITIVE] + [(t, RANDOM_NEGATIVE) for t in NEGATIVE]:
+        messages = build_detection_single_messages("the word LORD, referring to God", example(text, kind))
+        reply = judge.generate(ChatRequest(messages, max_tokens=1, logprobs=True, top_logprobs=10))
+        assert reply.tokens_out == 1 and reply.text.strip() in ("Yes", "No")
+        p_yes[text] = yes_probability(reply.top_logprobs[0])
+        assert p_yes[text] is not None and 0.0 <= p_yes[text] <= 1.0
+    assert min(p_yes[t] for t in POSITIVE) > max(p_yes[t] for t in NEGATIVE), p_yes
