@@ -57,7 +57,8 @@ class LocalBackend:
                 self._tokenizer = load_tokenizer(self.spec, self.models_dir)
                 model = load_causal_lm(self.spec, self.models_dir, self.device, self.dtype)
                 if self.quantize:
-                    model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+                    model = torch.ao.quantization.quantize_dynamic(  # in place: no second fp32 copy
+                        model, {torch.nn.Linear}, dtype=torch.qint8, inplace=True)
                 self._model = model
             tokenizer = self._tokenizer
             prompt = tokenizer.apply_chat_template(request.messages, tokenize=False, add_generation_prompt=True)
