@@ -93,9 +93,8 @@ def explanations(context: AssetExecutionContext, settings: SettingsResource, sto
 
     failed = [r for r in results if r.status != "ok"]
     rate = len(failed) / len(results) if results else 0.0
-    duplicates = db.query(
-        "SELECT count(*) - count(DISTINCT (latent, explainer)) AS d FROM explanations "
-        "WHERE sae = ? AND latent >= ? AND latent < ?", [sae, start, end]).to_pylist()[0]["d"]
+    duplicates = db.duplicate_keys("explanations", ("latent", "explainer"),
+                                   "sae = ? AND latent >= ? AND latent < ?", [sae, start, end])
     return MaterializeResult(
         metadata={
             "latents_explained": len(results) - len(failed),

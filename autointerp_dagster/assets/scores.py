@@ -135,9 +135,8 @@ def scores(context: AssetExecutionContext, settings: SettingsResource, store: St
 
     out_of_range = [(r["latent"], r["scorer"], m) for r in rows for m in METRICS + ("ci_low", "ci_high")
                     if r.get(m) is not None and not 0.0 <= r[m] <= 1.0]
-    duplicates = db.query(
-        "SELECT count(*) - count(DISTINCT (latent, scorer, explanation_id)) AS d FROM scores "
-        "WHERE sae = ? AND latent >= ? AND latent < ?", [sae, start, end]).to_pylist()[0]["d"]
+    duplicates = db.duplicate_keys("scores", ("latent", "scorer", "explanation_id"),
+                                   "sae = ? AND latent >= ? AND latent < ?", [sae, start, end])
     judged = [j for j in judgment_rows if j["scorer"] != "embedding"]
     failure_rate = sum(j["error"] is not None for j in judged) / len(judged) if judged else 0.0
     metadata = {"latents_scored": len(items), "mode": scorer_config.mode, "judge": judge}

@@ -64,6 +64,14 @@ class ResultsStore:
         with self.connect() as con:
             return _table_exists(con, table)
 
+    def duplicate_keys(self, table: str, key: tuple[str, ...], where: str, params: Sequence = ()) -> int:
+        """Rows in the `where` slice of `table` beyond one per `key` (0 when keys are unique)."""
+        with self.connect() as con:
+            found = con.execute(
+                f"SELECT count(*) - count(DISTINCT ({', '.join(key)})) FROM {table} WHERE {where}", list(params)
+            ).fetchone()
+        return int(found[0])
+
     def replace_rows(self, table: str, rows: pa.Table, where: str, params: Sequence = ()) -> int:
         """Deletes the rows matching `where` and inserts `rows`, in one transaction.
 
