@@ -51,18 +51,10 @@ class ResultsStore:
             finally:
                 con.close()
 
-    def execute(self, sql: str, params: Sequence | None = None) -> None:
-        with self.connect() as con:
-            con.execute(sql, params or [])
-
     def query(self, sql: str, params: Sequence | None = None) -> pa.Table:
         """Runs a query and returns its result as an Arrow table."""
         with self.connect() as con:
             return con.sql(sql, params=params or None).to_arrow_table()
-
-    def table_exists(self, table: str) -> bool:
-        with self.connect() as con:
-            return _table_exists(con, table)
 
     def duplicate_keys(self, table: str, key: tuple[str, ...], where: str, params: Sequence = ()) -> int:
         """Rows in the `where` slice of `table` beyond one per `key` (0 when keys are unique)."""
