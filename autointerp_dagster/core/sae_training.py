@@ -13,6 +13,7 @@ import json
 import shutil
 import time
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,48 +53,66 @@ def collect_activations(model: SubjectModel, corpus: CorpusInfo, hookpoints: tup
 
 
 def train_topk_sae(acts: torch.Tensor, spec: EmbeddedSaeSpec, log: Callable[[str], None] = print):
-    """Trains one sparsify TopK SAE on `acts` [n, d]; returns (sae, fvu, dead fraction)."""
+    """Trains one sparsify TopK SAE on `acts` [n, d], on the device `acts` are on; returns (sae, fvu, dead fraction)."""
     from sparsify import SparseCoder, SparseCoderConfig
 
+    device = acts.device
     generator = torch.Generator().manual_seed(spec.seed)
     torch.manual_seed(spec.seed)
-    sae = SparseCoder(acts.shape[1], SparseCoderConfig(num_latents=spec.num_latents, k=spec.k))
+    sae = SparseCoder(acts.shape[1], SparseCoderConfig(num_latents=spec.num_latents, k=spec.k), device=device)
     sae.b_dec.data = acts.mean(0)
     # The default rate sparsify picks for this width, raised for our few hundred steps.
     lr = 4 * 2e-4 / (spec.num_latents / 2**14) ** 0.5
     optimizer = torch.optim.Adam(sae.parameters(), lr=lr)
     total_variance_per_token = (acts - acts.mean(0)).pow(2).sum(1).mean()
-    steps_since_fired = torch.zeros(spec.num_latents, dtype=torch.long)
+    steps_since_fired = torch.zeros(spec.num_latents, dtype=torch.long, device=device)
     dead_after = 4 * len(acts) // spec.batch_tokens  # batches without firing before AuxK targets a latent
-    for epoch in range(spec.epochs):
-        order = torch.randperm(len(acts), generator=generator)
-        fvu_sum, batches = 0.0, 0
-        for start in range(0, len(acts) - spec.batch_tokens + 1, spec.batch_tokens):
-            x = acts[order[start:start + spec.batch_tokens]]
-            out = sae(x, dead_mask=steps_since_fired > dead_after,
-                      total_variance=total_variance_per_token * len(x))
-            loss = out.fvu + out.auxk_loss / 32
-            optimizer.zero_grad()
-            loss.backward()
-            sae.remove_gradient_parallel_to_decoder_directions()
-            optimizer.step()
-            sae.set_decoder_norm_to_unit_norm()
-            fired = torch.zeros(spec.num_latents, dtype=torch.bool)
-            fired[out.latent_indices.flatten()] = True
-            steps_since_fired = torch.where(fired, 0, steps_since_fired + 1)
-            fvu_sum += out.fvu.item()
-            batches += 1
-        log(f"epoch {epoch + 1}/{spec.epochs}: fvu {fvu_sum / max(batches, 1):.3f}")
-    with torch.no_grad():
-        fired = torch.zeros(spec.num_latents, dtype=torch.bool)
-        residual, total = 0.0, 0.0
-        for start in range(0, len(acts), 4096):
-            x = acts[start:start + 4096]
-            out = sae(x)
-            fired[out.latent_indices.flatten()] = True
-            residual += float((x - out.sae_out).pow(2).sum())
-            total += float((x - acts.mean(0)).pow(2).sum())
+    with _sparsify_decoder_for(device):
+        for epoch in range(spec.epochs):
+            order = torch.randperm(len(acts), generator=generator).to(device)
+            fvu_sum, batches = 0.0, 0
+            for start in range(0, len(acts) - spec.batch_tokens + 1, spec.batch_tokens):
+                x = acts[order[start:start + spec.batch_tokens]]
+                out = sae(x, dead_mask=steps_since_fired > dead_after,
+                          total_variance=total_variance_per_token * len(x))
+                loss = out.fvu + out.auxk_loss / 32
+                optimizer.zero_grad()
+                loss.backward()
+                sae.remove_gradient_parallel_to_decoder_directions()
+                optimizer.step()
+                sae.set_decoder_norm_to_unit_norm()
+                fired = torch.zeros(spec.num_latents, dtype=torch.bool, device=device)
+                fired[out.latent_indices.flatten()] = True
+                steps_since_fired = torch.where(fired, 0, steps_since_fired + 1)
+                fvu_sum += out.fvu.item()
+                batches += 1
+            log(f"epoch {epoch + 1}/{spec.epochs}: fvu {fvu_sum / max(batches, 1):.3f}")
+        with torch.no_grad():
+            fired = torch.zeros(spec.num_latents, dtype=torch.bool, device=device)
+            residual, total = 0.0, 0.0
+            for start in range(0, len(acts), 4096):
+                x = acts[start:start + 4096]
+                out = sae(x)
+                fired[out.latent_indices.flatten()] = True
+                residual += float((x - out.sae_out).pow(2).sum())
+                total += float((x - acts.mean(0)).pow(2).sum())
     return sae, residual / total, float((~fired).float().mean())
+
+
+@contextmanager
+def _sparsify_decoder_for(device: torch.device):
+    """sparsify decodes with a Triton kernel whenever Triton is importable (any CUDA build of torch),
+    and that kernel cannot read CPU tensors; CPU training uses its eager decoder instead."""
+    import sparsify.sparse_coder as sparse_coder
+    from sparsify.utils import eager_decode
+
+    original = sparse_coder.decoder_impl
+    if device.type == "cpu":
+        sparse_coder.decoder_impl = eager_decode
+    try:
+        yield
+    finally:
+        sparse_coder.decoder_impl = original
 
 
 def train_embedded_saes(model: SubjectModel, corpus: CorpusInfo, spec: EmbeddedSaeSpec, sae_dir: Path,
@@ -115,7 +134,7 @@ def train_embedded_saes(model: SubjectModel, corpus: CorpusInfo, spec: EmbeddedS
     for hookpoint, acts in activations.items():
         t0 = time.monotonic()
         log(f"training a TopK SAE ({acts.shape[1]} -> {spec.num_latents}, k={spec.k}) at {hookpoint}")
-        sae, fvu, dead = train_topk_sae(acts, spec, log)
+        sae, fvu, dead = train_topk_sae(acts.to(model.device), spec, log)  # on the GPU when the model is
         sae.save_to_disk(partial / hookpoint)
         trained.append(TrainedSae(hookpoint, run_dir / hookpoint, fvu, dead, len(acts), time.monotonic() - t0))
         log(f"{hookpoint}: fvu {fvu:.3f}, dead latents {dead:.1%}, {time.monotonic() - t0:.0f} s")
