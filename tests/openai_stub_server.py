@@ -15,8 +15,9 @@ What the server answers, per request, in this order:
    with chosen logprobs, or a `Fault` to fail that prompt).
 Requests asking for logprobs get a 400 when `reject_logprobs` is set, like servers
 that do not support them; otherwise each word of the reply is one token with made-up
-top alternatives unless the `StubReply` gives its own. Replies are cut to `max_tokens`
-words. `latency_s` delays every answer, for concurrency measurements.
+top alternatives unless the `StubReply` gives its own. Replies end before the first of the
+request's `stop` strings and are cut to `max_tokens` words. `latency_s` delays every answer,
+for concurrency measurements.
 """
 
 from __future__ import annotations
@@ -199,7 +200,10 @@ class _Handler(BaseHTTPRequestHandler):
 
 def _completion(body: dict, reply: StubReply) -> dict:
     max_tokens = body.get("max_tokens") or body.get("max_completion_tokens") or 1 << 30
-    tokens = reply.text.split(" ")
+    text = reply.text
+    for stop in body.get("stop") or ():
+        text = text.split(stop, 1)[0]
+    tokens = text.split(" ")
     finish = "length" if len(tokens) > max_tokens else "stop"
     tokens = tokens[:max_tokens]
     tokens = [t if i == 0 else " " + t for i, t in enumerate(tokens)]

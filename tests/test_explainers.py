@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+import pytest
 
 from autointerp_dagster.core.examples import ACTIVATING, HARD_NEGATIVE, Example
 from autointerp_dagster.core.explainers import (
@@ -83,6 +84,35 @@ def test_double_parse_failure_is_a_failure_without_explanation_text(store):
     assert result.raw_answer == "These examples are hard to read."
     assert "after one retry" in result.error
     assert len(result.call_ids) == 2
+
+
+PREFILL = ExplainerConfig(reasoning=False, prefill=True, few_shot=False, show_activations=False, max_tokens=32)
+
+
+def test_prefilled_answer_is_completed_up_to_the_newline(store):
+    with StubLLMServer(reply=" water and rivers\nExample 4: more text") as server:
+        [result] = explain_latents(stub_client(server, store, concurrency=4), [ExplainItem(1, WATER)], PREFILL)
+    [request] = server.requests
+    assert request.messages[-1] == {"role": "assistant", "content": "[EXPLANATION]:"}
+    assert request.body["stop"] == ["\n"]
+    assert (result.status, result.explanation) == ("ok", "water and rivers")
+    assert result.raw_answer == "[EXPLANATION]: water and rivers"
+
+
+def test_empty_prefilled_answer_is_retried_with_the_prefill_again(store):
+    with StubLLMServer(reply=" rivers") as server:
+        server.enqueue("\nnothing on the answer line")
+        [result] = explain_latents(stub_client(server, store, concurrency=4), [ExplainItem(1, WATER)], PREFILL)
+    first, retry = (r.messages for r in server.requests)
+    assert retry[:-3] == first[:-1]
+    assert retry[-3:] == [{"role": "assistant", "content": "[EXPLANATION]:"}, explanation_retry_message(),
+                          {"role": "assistant", "content": "[EXPLANATION]:"}]
+    assert (result.status, result.explanation, len(result.call_ids)) == ("ok", "rivers", 2)
+
+
+def test_prefill_excludes_reasoning():
+    with pytest.raises(ValueError, match="reasoning"):
+        ExplainerConfig(prefill=True)
 
 
 def test_server_error_is_retried_by_the_client(store):

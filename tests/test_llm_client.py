@@ -355,6 +355,26 @@ def test_local_backend_generates_with_logprobs(tiny_chat_model_dir, store, tmp_p
     assert [(r.text, r.top_logprobs) for r in again] == [(r.text, r.top_logprobs) for r in results[:2]]
 
 
+def test_local_backend_continues_a_prefilled_answer_and_stops_before_the_stop_string(tiny_chat_model_dir, tmp_path):
+    backend = LocalBackend(str(tiny_chat_model_dir), tmp_path / "models")
+    started = [{"role": "user", "content": "explain the latent"}, {"role": "assistant", "content": "the cat"}]
+    full = backend.generate(ChatRequest(started, max_tokens=12))
+    prompt = backend._tokenizer("<|im_start|>user\nexplain the latent<|im_end|>\n<|im_start|>assistant\nthe cat")
+    assert full.tokens_in == len(prompt["input_ids"])  # continues the answer, no new assistant turn
+    stop = full.text.strip()[1:3]  # some text inside the greedy answer
+    stopped = backend.generate(ChatRequest(started, max_tokens=12, stop=(stop,)))
+    assert stopped.text == full.text.split(stop, 1)[0] and stopped.tokens_out < full.tokens_out
+
+
+def test_int8_only_where_its_kernels_exist(tiny_chat_model_dir, tmp_path):
+    with pytest.raises(ValueError, match="auto, int8 or none"):
+        LocalBackend(str(tiny_chat_model_dir), tmp_path, quantize="int4")
+    with pytest.raises(ValueError, match="cpu and dtype float32"):
+        LocalBackend(str(tiny_chat_model_dir), tmp_path, dtype="bfloat16", quantize="int8")
+    bf16 = LocalBackend(str(tiny_chat_model_dir), tmp_path, dtype="bfloat16")
+    assert not bf16.quantize and bf16.generate(ChatRequest([{"role": "user", "content": "the cat"}], 2)).tokens_out
+
+
 def _write_gguf(model_dir, gguf_path) -> None:
     """Writes the tiny HF model as an unquantised qwen2 GGUF, tokenizer and chat template included."""
     import json

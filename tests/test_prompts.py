@@ -355,3 +355,15 @@ def test_direct_answer_prompt_for_small_models():
     assert "Reason in one or two sentences" in reasoned and "Reason in" not in direct[0]["content"]
     assert "Answer with one line only" in direct[0]["content"] and len(direct) == 2
     assert "Activations:" not in direct[-1]["content"] and "<<" in direct[-1]["content"]
+
+
+def test_prefilled_prompt_shows_no_answer_template_and_starts_the_answer():
+    examples = [make_example(["the", " river", " ran"], [0, 5, 0])]
+    messages = build_explainer_messages(examples, reasoning=False, few_shot=False, show_activations=False,
+                                        prefill=True)
+    assert [m["role"] for m in messages] == ["system", "user", "assistant"]
+    assert messages[-1]["content"] == "[EXPLANATION]:"
+    assert "[EXPLANATION]" not in messages[0]["content"] + messages[1]["content"]
+    assert messages[1]["content"].endswith("Answer with a short phrase.") and "the <<river>> ran" in messages[1]["content"]
+    with pytest.raises(ValueError, match="reasoning"):
+        build_explainer_messages(examples, prefill=True)

@@ -18,6 +18,7 @@ from autointerp_dagster.core.llm import ChatRequest, ChatResult, LLMClient
 from autointerp_dagster.core.llm.client import ProgressCallback, offset_progress
 from autointerp_dagster.core.prompts import ParseError
 from autointerp_dagster.core.prompts.explainer import (
+    ANSWER_PREFIX,
     HIGHLIGHT_THRESHOLD,
     build_explainer_messages,
     explanation_retry_message,
@@ -28,19 +29,25 @@ OK = "ok"
 FAILED = "failed"
 
 
-
 @dataclass(frozen=True)
 class ExplainerConfig:
     """How explanations are asked for. `contrastive` also shows the item's hard negatives;
-    `reasoning` lets the model reason before its answer line."""
+    `reasoning` lets the model reason before its answer line; `prefill` (no reasoning) starts
+    the model's answer with `[EXPLANATION]:` so it only completes the phrase, ending at a newline:
+    small models then never miss the answer format, and generate a few tokens only."""
 
     show_activations: bool = True
     few_shot: bool = True
     reasoning: bool = True
+    prefill: bool = False
     contrastive: bool = False
     highlight_threshold: float = HIGHLIGHT_THRESHOLD
     max_tokens: int = 256
     temperature: float = 0.0
+
+    def __post_init__(self):
+        if self.prefill and self.reasoning:
+            raise ValueError("explainer prefill starts the answer at its last line: set reasoning to false too")
 
 
 def explainer_id(config: ExplainerConfig) -> str:
@@ -102,30 +109,33 @@ def explain_latents(
                 hard_negatives=list(item.hard_negatives) if config.contrastive else None,
                 highlight_threshold=config.highlight_threshold,
                 reasoning=config.reasoning,
+                prefill=config.prefill,
             )
         except ValueError as exc:  # no train examples: nothing to show the model
             results[i].error = str(exc)
             continue
-        requests[i] = ChatRequest(
-            messages, max_tokens=config.max_tokens, temperature=config.temperature, purpose="explain"
-        )
+        requests[i] = _request(messages, config, "explain")
 
+    started = ANSWER_PREFIX if config.prefill else ""
     first = _complete(client, requests, on_progress, offset=0)
     retries: dict[int, ChatRequest] = {}
     for i, answer in first.items():
-        if _absorb(results[i], answer):
-            request = requests[i]
-            messages = request.messages + [
-                {"role": "assistant", "content": answer.text},
-                explanation_retry_message(),
-            ]
-            retries[i] = ChatRequest(
-                messages, request.max_tokens, request.temperature, purpose="explain_retry"
-            )
+        if _absorb(results[i], answer, started):
+            asked = requests[i].messages[:-1] if config.prefill else requests[i].messages
+            messages = asked + [{"role": "assistant", "content": results[i].raw_answer},
+                                explanation_retry_message()]
+            if config.prefill:
+                messages.append(requests[i].messages[-1])
+            retries[i] = _request(messages, config, "explain_retry")
     for i, answer in _complete(client, retries, on_progress, offset=len(first)).items():
-        if _absorb(results[i], answer):
+        if _absorb(results[i], answer, started):
             results[i].error = f"unparseable after one retry: {results[i].error}"
     return results
+
+
+def _request(messages: list[dict], config: ExplainerConfig, purpose: str) -> ChatRequest:
+    return ChatRequest(messages, max_tokens=config.max_tokens, temperature=config.temperature, purpose=purpose,
+                       stop=("\n",) if config.prefill else ())
 
 
 def _complete(
@@ -141,17 +151,20 @@ def _complete(
     return dict(zip(requests, answers))
 
 
-def _absorb(result: ExplanationResult, answer: ChatResult) -> bool:
-    """Adds one answer to `result`; True when it arrived but could not be parsed (retry it)."""
+def _absorb(result: ExplanationResult, answer: ChatResult, started: str = "") -> bool:
+    """Adds one answer to `result`; True when it arrived but could not be parsed (retry it).
+
+    `started` is the prefilled start of the answer, which the reply does not repeat.
+    """
     result.call_ids.append(answer.call_id)
     result.prompt_tokens += answer.tokens_in
     result.completion_tokens += answer.tokens_out
     if not answer.ok:
         result.status, result.error = FAILED, answer.error or "LLM request failed"
         return False
-    result.raw_answer = answer.text
+    result.raw_answer = started + (answer.text or "")
     try:
-        result.explanation = parse_explanation(answer.text or "")
+        result.explanation = parse_explanation(result.raw_answer)
     except ParseError as exc:
         result.status, result.error = FAILED, str(exc)
         return True

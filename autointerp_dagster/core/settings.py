@@ -89,11 +89,12 @@ class Settings:
         return _section(SamplingConfig, self.sampling, "sampling")
 
     def explainer_config(self, local_judge: bool):
-        """A small local model gets a short prompt (no few-shot block, no activation lines) and answers directly."""
+        """A small local model gets a short prompt (no few-shot block, no activation lines) and completes
+        a prefilled answer line directly."""
         from .explainers import ExplainerConfig
 
-        defaults = {"few_shot": False, "show_activations": False, "reasoning": False, "max_tokens": 40} \
-            if local_judge else {}
+        defaults = {"few_shot": False, "show_activations": False, "reasoning": False, "prefill": True,
+                    "max_tokens": 32} if local_judge else {}
         return _section(ExplainerConfig, {**defaults, **self.explainer}, "explainer")
 
     def scorer_config(self, local_judge: bool):

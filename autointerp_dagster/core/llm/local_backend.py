@@ -41,7 +41,12 @@ class LocalBackend:
         self.device = resolve_device(device)
         self.dtype = resolve_dtype(dtype, self.device)
         self.max_context = max_context
-        self.quantize = quantize == "int8" or (quantize == "auto" and self.device.type == "cpu")
+        if quantize not in ("auto", "int8", "none"):
+            raise ValueError(f"quantize must be auto, int8 or none, not {quantize!r}")
+        cpu_fp32 = self.device.type == "cpu" and self.dtype == torch.float32
+        if quantize == "int8" and not cpu_fp32:
+            raise ValueError(f"quantize int8 needs device cpu and dtype float32, not {self.device} {self.dtype}")
+        self.quantize = quantize != "none" and cpu_fp32  # dynamic int8 kernels exist for CPU fp32 only
         self._prefix_ids: list[int] = []
         self._prefix_cache = None
         self._lock = threading.Lock()
@@ -61,7 +66,9 @@ class LocalBackend:
                         model, {torch.nn.Linear}, dtype=torch.qint8, inplace=True)
                 self._model = model
             tokenizer = self._tokenizer
-            prompt = tokenizer.apply_chat_template(request.messages, tokenize=False, add_generation_prompt=True)
+            prefill = request.messages[-1]["role"] == "assistant"  # continue the model's started answer
+            prompt = tokenizer.apply_chat_template(request.messages, tokenize=False, add_generation_prompt=not prefill,
+                                                   continue_final_message=prefill)
             inputs = tokenizer(prompt, return_tensors="pt", add_special_tokens=False).to(self.device)
             n_in = inputs["input_ids"].shape[1]
             if min(request.max_tokens, self.max_context - n_in) <= 0:
@@ -111,6 +118,7 @@ class LocalBackend:
             if request.temperature > 0 else {"do_sample": False}
         config = GenerationConfig(
             max_new_tokens=budget,
+            stop_strings=list(request.stop) or None,
             repetition_penalty=1.0,
             eos_token_id=model.generation_config.eos_token_id or tokenizer.eos_token_id,
             pad_token_id=tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id,
@@ -119,10 +127,13 @@ class LocalBackend:
             **sampling,
         )
         with torch.inference_mode():
-            out = model.generate(**inputs, generation_config=config)
+            out = model.generate(**inputs, generation_config=config, tokenizer=tokenizer)
         generated = out.sequences[0, n_in:].tolist()
+        text = tokenizer.decode(generated, skip_special_tokens=True)
+        for stop in request.stop:  # generation ends with the stop string; the reply leaves it out
+            text = text.split(stop, 1)[0]
         return BackendReply(
-            text=tokenizer.decode(generated, skip_special_tokens=True),
+            text=text,
             top_logprobs=self._top_logprobs(out.logits, generated, request.top_logprobs)
             if request.logprobs else None,
             tokens_in=n_in,

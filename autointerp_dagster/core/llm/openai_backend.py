@@ -89,6 +89,8 @@ class OpenAIBackend:
             "max_tokens": request.max_tokens,
             "temperature": request.temperature,
         }
+        if request.stop:
+            payload["stop"] = list(request.stop)
         if with_logprobs:
             payload["logprobs"] = True
             if request.top_logprobs:

@@ -65,6 +65,8 @@ def cache_key(model: str, request: ChatRequest) -> str:
         "logprobs": bool(request.logprobs),
         "top_logprobs": int(request.top_logprobs) if request.logprobs else 0,
     }
+    if request.stop:
+        identity["stop"] = list(request.stop)
     encoded = json.dumps(identity, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
     return hashlib.sha256(encoded.encode()).hexdigest()
 

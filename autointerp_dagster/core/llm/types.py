@@ -12,7 +12,12 @@ CACHED = "cached"  # call-log status of a request answered from the response cac
 
 @dataclass(frozen=True)
 class ChatRequest:
-    """One chat completion to run; `purpose` only labels the call log (e.g. "explain")."""
+    """One chat completion to run; `purpose` only labels the call log (e.g. "explain").
+
+    A last message with role "assistant" is a prefill: the model continues it, and the reply
+    holds only the continuation (the local backend; servers differ, see the README).
+    Generation ends before the first of `stop`, which the reply leaves out.
+    """
 
     messages: list[dict]
     max_tokens: int
@@ -20,6 +25,7 @@ class ChatRequest:
     logprobs: bool = False
     top_logprobs: int = 0
     purpose: str = ""
+    stop: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

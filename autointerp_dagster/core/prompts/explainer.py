@@ -37,6 +37,12 @@ _DIRECT_SYSTEM = (
     "{answer_note}\n"
     f"{ANSWER_PREFIX} <short phrase>"
 )
+# With the answer prefilled, the model sees no answer template at all (small models echo it back).
+_PREFILL_SYSTEM = (
+    "Below are short texts. In each, the words where a hidden feature is strongest are put between << and >>. "
+    "You say what those words have in common (their meaning, form or context) as a short phrase.{contrast_note}"
+)
+_PREFILL_QUESTION = "What do the words between << and >> have in common? Answer with a short phrase."
 _ACTIVATION_NOTE = (
     ", and a line after each example lists the marked tokens with the latent's "
     "strength from 0 to 10"
@@ -177,19 +183,25 @@ def build_explainer_messages(
     hard_negatives: Sequence[Example] | None = None,
     highlight_threshold: float = HIGHLIGHT_THRESHOLD,
     reasoning: bool = True,
+    prefill: bool = False,
 ) -> list[dict]:
     """OpenAI-style chat messages asking for one latent's explanation.
 
     With `hard_negatives` (similar-looking examples where the latent is silent) the
     prompt becomes contrastive: they are shown in their own section and the model is
     told the explanation must separate the two groups. Without `reasoning` the model is
-    asked for the answer line alone (small local models: every generated token costs).
+    asked for the answer line alone (small local models: every generated token costs);
+    with `prefill` the messages end with the model's answer started at `[EXPLANATION]:`.
     """
     if not examples:
         raise ValueError("the explainer needs at least one example")
+    if prefill and reasoning:
+        raise ValueError("a prefilled answer leaves no room for reasoning")
     contrastive = bool(hard_negatives)
     notes = {"contrast_note": _CONTRAST_NOTE if contrastive else ""}
-    if reasoning:
+    if prefill:
+        system = _PREFILL_SYSTEM.format(**notes)
+    elif reasoning:
         system = _SYSTEM.format(activation_note=_ACTIVATION_NOTE if show_activations else "",
                                 answer_note=_REASON_NOTE, **notes)
     else:
@@ -197,15 +209,11 @@ def build_explainer_messages(
     messages = [{"role": "system", "content": system}]
     if few_shot:
         messages += _few_shot_messages(contrastive, show_activations)
-    messages.append(
-        {
-            "role": "user",
-            "content": _examples_message(
-                examples, hard_negatives or (), show_activations, highlight_threshold
-            ),
-        }
-    )
-    return messages
+    shown = _examples_message(examples, hard_negatives or (), show_activations, highlight_threshold)
+    if prefill:
+        return messages + [{"role": "user", "content": f"{shown}\n\n{_PREFILL_QUESTION}"},
+                           {"role": "assistant", "content": ANSWER_PREFIX}]
+    return messages + [{"role": "user", "content": shown}]
 
 
 _MARKER = re.compile(r"\[\s*explanation\s*\]", re.IGNORECASE)
@@ -213,7 +221,7 @@ _MARKER = re.compile(r"\[\s*explanation\s*\]", re.IGNORECASE)
 _LOOSE_MARKER = re.compile(r"^[\s*_#>]*explanation\s*[*_]*\s*:", re.IGNORECASE | re.MULTILINE)
 _AFTER_MARKER = re.compile(r"^[ \t*_]*:?[ \t*_]*")
 _SPECIAL_TOKENS = re.compile(r"(?:\s*(?:<end_of_turn>|<eos>|</s>|<\|[^|>]*\|>))+\s*$")
-_PLACEHOLDER = re.compile(r"<[^<>]*explanation[^<>]*>|\.{3}|…", re.IGNORECASE)
+_PLACEHOLDER = re.compile(r"<[^<>]*(?:explanation|phrase)[^<>]*>|\.{3}|…", re.IGNORECASE)
 _QUOTE_PAIRS = {'"': '"', "'": "'", "`": "`", "\u201c": "\u201d", "\u2018": "\u2019"}
 
 
