@@ -49,7 +49,7 @@ class EmbeddedSaeSpec:
     num_latents: int = 4096
     k: int = 32
     train_tokens: int = 32_768
-    epochs: int = 12
+    epochs: int = 8
     batch_tokens: int = 1024
     seed: int = 0
     run_name: str = "embedded-topk"
