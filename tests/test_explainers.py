@@ -93,10 +93,10 @@ def test_prefilled_answer_is_completed_up_to_the_newline(store):
     with StubLLMServer(reply=" water and rivers\nExample 4: more text") as server:
         [result] = explain_latents(stub_client(server, store, concurrency=4), [ExplainItem(1, WATER)], PREFILL)
     [request] = server.requests
-    assert request.messages[-1] == {"role": "assistant", "content": "[EXPLANATION]:"}
+    assert request.messages[-1] == {"role": "assistant", "content": "[EXPLANATION]: The marked words are"}
     assert request.body["stop"] == ["\n"]
-    assert (result.status, result.explanation) == ("ok", "water and rivers")
-    assert result.raw_answer == "[EXPLANATION]: water and rivers"
+    assert (result.status, result.explanation) == ("ok", "The marked words are water and rivers")
+    assert result.raw_answer == "[EXPLANATION]: The marked words are water and rivers"
 
 
 def test_empty_prefilled_answer_is_retried_with_the_prefill_again(store):
@@ -105,9 +105,9 @@ def test_empty_prefilled_answer_is_retried_with_the_prefill_again(store):
         [result] = explain_latents(stub_client(server, store, concurrency=4), [ExplainItem(1, WATER)], PREFILL)
     first, retry = (r.messages for r in server.requests)
     assert retry[:-3] == first[:-1]
-    assert retry[-3:] == [{"role": "assistant", "content": "[EXPLANATION]:"}, explanation_retry_message(),
-                          {"role": "assistant", "content": "[EXPLANATION]:"}]
-    assert (result.status, result.explanation, len(result.call_ids)) == ("ok", "rivers", 2)
+    started = {"role": "assistant", "content": "[EXPLANATION]: The marked words are"}
+    assert retry[-3:] == [started, explanation_retry_message(), started]
+    assert (result.status, result.explanation, len(result.call_ids)) == ("ok", "The marked words are rivers", 2)
 
 
 def test_prefill_excludes_reasoning():

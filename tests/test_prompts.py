@@ -362,8 +362,8 @@ def test_prefilled_prompt_shows_no_answer_template_and_starts_the_answer():
     messages = build_explainer_messages(examples, reasoning=False, few_shot=False, show_activations=False,
                                         prefill=True)
     assert [m["role"] for m in messages] == ["system", "user", "assistant"]
-    assert messages[-1]["content"] == "[EXPLANATION]:"
+    assert messages[-1]["content"] == "[EXPLANATION]: The marked words are"
     assert "[EXPLANATION]" not in messages[0]["content"] + messages[1]["content"]
-    assert messages[1]["content"].endswith("Answer with a short phrase.") and "the <<river>> ran" in messages[1]["content"]
+    assert messages[1]["content"].endswith("What do the marked words have in common?") and "the <<river>> ran" in messages[1]["content"]
     with pytest.raises(ValueError, match="reasoning"):
         build_explainer_messages(examples, prefill=True)

@@ -18,8 +18,8 @@ from autointerp_dagster.core.llm import ChatRequest, ChatResult, LLMClient
 from autointerp_dagster.core.llm.client import ProgressCallback, offset_progress
 from autointerp_dagster.core.prompts import ParseError
 from autointerp_dagster.core.prompts.explainer import (
-    ANSWER_PREFIX,
     HIGHLIGHT_THRESHOLD,
+    PREFILLED_ANSWER,
     build_explainer_messages,
     explanation_retry_message,
     parse_explanation,
@@ -33,8 +33,8 @@ FAILED = "failed"
 class ExplainerConfig:
     """How explanations are asked for. `contrastive` also shows the item's hard negatives;
     `reasoning` lets the model reason before its answer line; `prefill` (no reasoning) starts
-    the model's answer with `[EXPLANATION]:` so it only completes the phrase, ending at a newline:
-    small models then never miss the answer format, and generate a few tokens only."""
+    the model's answer ("[EXPLANATION]: The marked words are") so it only completes the sentence,
+    ending at a newline: small models then never miss the answer format, and generate a few tokens."""
 
     show_activations: bool = True
     few_shot: bool = True
@@ -116,7 +116,7 @@ def explain_latents(
             continue
         requests[i] = _request(messages, config, "explain")
 
-    started = ANSWER_PREFIX if config.prefill else ""
+    started = PREFILLED_ANSWER if config.prefill else ""
     first = _complete(client, requests, on_progress, offset=0)
     retries: dict[int, ChatRequest] = {}
     for i, answer in first.items():
@@ -164,6 +164,8 @@ def _absorb(result: ExplanationResult, answer: ChatResult, started: str = "") ->
         return False
     result.raw_answer = started + (answer.text or "")
     try:
+        if started and not (answer.text or "").strip():
+            raise ParseError("nothing after the prefilled start of the answer")
         result.explanation = parse_explanation(result.raw_answer)
     except ParseError as exc:
         result.status, result.error = FAILED, str(exc)

@@ -37,12 +37,16 @@ _DIRECT_SYSTEM = (
     "{answer_note}\n"
     f"{ANSWER_PREFIX} <short phrase>"
 )
-# With the answer prefilled, the model sees no answer template at all (small models echo it back).
+# With the answer prefilled, the model sees no answer template (small models echo it back), and the
+# prefill starts a sentence it can only finish with what the words share (without it, the 1.5B judge
+# answered with the prompt's own words: "Examples where the latent is active").
 _PREFILL_SYSTEM = (
-    "Below are short texts. In each, the words where a hidden feature is strongest are put between << and >>. "
-    "You say what those words have in common (their meaning, form or context) as a short phrase.{contrast_note}"
+    "In each text below, some words are marked with << and >>. Name what the marked words have in common "
+    "(for example: names of kings, verbs of speaking, the word \"and\" starting a clause), in a few words."
+    "{contrast_note}"
 )
-_PREFILL_QUESTION = "What do the words between << and >> have in common? Answer with a short phrase."
+_PREFILL_QUESTION = "What do the marked words have in common?"
+PREFILLED_ANSWER = f"{ANSWER_PREFIX} The marked words are"
 _ACTIVATION_NOTE = (
     ", and a line after each example lists the marked tokens with the latent's "
     "strength from 0 to 10"
@@ -191,7 +195,7 @@ def build_explainer_messages(
     prompt becomes contrastive: they are shown in their own section and the model is
     told the explanation must separate the two groups. Without `reasoning` the model is
     asked for the answer line alone (small local models: every generated token costs);
-    with `prefill` the messages end with the model's answer started at `[EXPLANATION]:`.
+    with `prefill` the messages end with the model's answer started (`PREFILLED_ANSWER`).
     """
     if not examples:
         raise ValueError("the explainer needs at least one example")
@@ -212,7 +216,7 @@ def build_explainer_messages(
     shown = _examples_message(examples, hard_negatives or (), show_activations, highlight_threshold)
     if prefill:
         return messages + [{"role": "user", "content": f"{shown}\n\n{_PREFILL_QUESTION}"},
-                           {"role": "assistant", "content": ANSWER_PREFIX}]
+                           {"role": "assistant", "content": PREFILLED_ANSWER}]
     return messages + [{"role": "user", "content": shown}]
 
 
