@@ -364,6 +364,8 @@ def test_local_backend_continues_a_prefilled_answer_and_stops_before_the_stop_st
     stop = full.text.strip()[1:3]  # some text inside the greedy answer
     stopped = backend.generate(ChatRequest(started, max_tokens=12, stop=(stop,)))
     assert stopped.text == full.text.split(stop, 1)[0] and stopped.tokens_out < full.tokens_out
+    first = backend.generate(ChatRequest(started, max_tokens=1))  # the one-token path honours stop too
+    assert first.text and backend.generate(ChatRequest(started, max_tokens=1, stop=(first.text,))).text == ""
 
 
 def test_int8_only_where_its_kernels_exist(tiny_chat_model_dir, tmp_path):

@@ -14,6 +14,7 @@ dynamic int8 (`quantize="auto"`), about 1.6x faster than float32 here with the s
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -74,8 +75,10 @@ class LocalBackend:
             if min(request.max_tokens, self.max_context - n_in) <= 0:
                 raise BackendError(f"prompt of {n_in} tokens fills the {self.max_context}-token context", 1)
             if request.max_tokens == 1 and request.temperature == 0:
-                return self._one_token(inputs["input_ids"][0].tolist(), request)
-            return self._generate(inputs, request)
+                reply = self._one_token(inputs["input_ids"][0].tolist(), request)
+            else:
+                reply = self._generate(inputs, request)
+            return replace(reply, text=_before_stop(reply.text, request.stop))
 
     def _one_token(self, ids: list[int], request: ChatRequest) -> BackendReply:
         """Greedy one-token answer, reusing the KV cache of the prompt prefix shared with the last request."""
@@ -129,11 +132,8 @@ class LocalBackend:
         with torch.inference_mode():
             out = model.generate(**inputs, generation_config=config, tokenizer=tokenizer)
         generated = out.sequences[0, n_in:].tolist()
-        text = tokenizer.decode(generated, skip_special_tokens=True)
-        for stop in request.stop:  # generation ends with the stop string; the reply leaves it out
-            text = text.split(stop, 1)[0]
         return BackendReply(
-            text=text,
+            text=tokenizer.decode(generated, skip_special_tokens=True),
             top_logprobs=self._top_logprobs(out.logits, generated, request.top_logprobs)
             if request.logprobs else None,
             tokens_in=n_in,
@@ -152,3 +152,10 @@ class LocalBackend:
             top.setdefault(self._tokenizer.decode([chosen]), float(logprobs[chosen]))
             positions.append(top)
         return positions
+
+
+def _before_stop(text: str, stops: tuple[str, ...]) -> str:
+    """The reply up to the first stop string, which it leaves out (as OpenAI-compatible servers do)."""
+    for stop in stops:
+        text = text.split(stop, 1)[0]
+    return text
