@@ -1,7 +1,8 @@
-"""Command line: `autointerp run` materialises the pipeline in Dagster; `autointerp ui` opens the Dagster UI.
+"""Command line: `autointerp run` runs the pipeline's Dagster jobs, `autointerp ui` opens the Dagster UI,
+`autointerp config` prints the effective settings.
 
-Both use the Dagster instance under `$AUTOINTERP_HOME/dagster`, so what `run` materialises
-is what the UI shows afterwards (runs, metadata, plots, lineage).
+`run` and `ui` use the Dagster instance under `$AUTOINTERP_HOME/dagster`, so the runs that `run` makes
+are the UI's runs (metadata, plots, lineage), and the UI launches the very same jobs.
 """
 
 from __future__ import annotations
@@ -12,103 +13,79 @@ import sys
 import time
 from pathlib import Path
 
-from .core.settings import Settings, load_settings
-
-DAGSTER_YAML = """\
-# Written by autointerp: model work shares one accelerator, so the `gpu` pool runs one step at a time.
-telemetry:
-  enabled: false
-concurrency:
-  pools:
-    default_limit: 1
-"""
+from .core.config import ConfigError, Settings, describe, env_names, load_settings_with_sources, reference_rows
+from .instance import set_pool_limits, use_dagster_home
 
 QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
 
 
-def use_dagster_home(settings: Settings) -> Path:
-    """Points DAGSTER_HOME at the project's instance folder (created with its dagster.yaml on first use)."""
-    home = Path(os.environ.get("DAGSTER_HOME") or settings.dagster_home)
-    home.mkdir(parents=True, exist_ok=True)
-    if not (home / "dagster.yaml").exists():
-        (home / "dagster.yaml").write_text(DAGSTER_YAML)
-    os.environ["DAGSTER_HOME"] = str(home)
-    return home
-
-
 def run_pipeline(settings: Settings, force: bool = False) -> int:
-    """The main job: corpus, embedded SAEs, caches, latent statistics, examples, explanations, scores, summaries."""
-    from dagster import DagsterInstance, materialize
+    """The four jobs in order: inputs, caches of new or stale coders, interpretation per (sae, range), summaries."""
+    from dagster import DagsterInstance
 
-    from .assets import activation_cache, corpus, embedded_saes, examples, explanations, latent_stats, sae_summary, scores
-    from .core.coder_registry import cache_fingerprint, registered_coders
-    from .core.explainers import explainer_id
-    from .core.latent_ranges import range_keys
     from .core.report import OFFLINE_JUDGE_NOTE, format_report, sae_report
     from .core.store import ResultsStore
-    from .definitions import build_resources
-    from .partitions import SAE_DIMENSION, sae_range_key
-    from .sensors import partition_runs
+    from .core.explainers import explainer_id
+    from .definitions import defs
+    from .jobs import cache_job, inputs_job, interpret_job, summary_job
+    from .partitions import SAE_DIMENSION, latent_range_partitions, sae_range_key
+    from .planning import cache_run_requests, plan_caches
 
     instance = DagsterInstance.get()
-    resources = build_resources()
+    set_pool_limits(instance, settings)
     started = time.monotonic()
 
     def step(title: str) -> None:
         print(f"\n== [{time.monotonic() - started:6.0f} s] {title}", flush=True)
 
-    def check(result) -> None:
+    def execute(job, **kwargs) -> None:
+        result = defs.resolve_job_def(job.name).execute_in_process(instance=instance, run_config=QUIET_LOGS,
+                                                                   raise_on_error=False, **kwargs)
         if not result.success:
-            raise SystemExit(f"run {result.run_id} failed; see the logs above or the Dagster UI")
+            raise SystemExit(f"run {result.run_id} of {job.name} failed; see the logs above or the Dagster UI")
 
-    step("corpus and embedded SAEs")
-    check(materialize([corpus, embedded_saes], instance=instance, resources=resources, run_config=QUIET_LOGS))
+    step(f"{inputs_job.name}: corpus and embedded SAEs")
+    execute(inputs_job)
 
-    coders = registered_coders(settings)
-    if not coders:
+    plan = plan_caches(settings, list(instance.get_dynamic_partitions(SAE_DIMENSION)))
+    if not plan.coders:
         raise SystemExit(f"no sparse coders found: put some in {settings.watched_sae_dir} or list them under `saes:`")
-    existing = instance.get_dynamic_partitions(SAE_DIMENSION)
-    new = [key for key in coders if key not in existing]
-    if new:
-        instance.add_dynamic_partitions(SAE_DIMENSION, new)
+    if plan.new:
+        instance.add_dynamic_partitions(SAE_DIMENSION, plan.new)
     all_keys = list(instance.get_dynamic_partitions(SAE_DIMENSION))
-    stale = [key for key, c in coders.items() if force or cache_fingerprint(settings, key) != c.fingerprint()]
-    step(f"activation caches: {len(stale)} of {len(coders)} coder(s) to cache: {stale}")
-    for request in partition_runs(stale, all_keys):
-        check(materialize([activation_cache], instance=instance, resources=resources, tags=request.tags,
-                          run_config=QUIET_LOGS))
+    stale = list(plan.coders) if force else plan.new + plan.changed + plan.missing
+    step(f"{cache_job.name}: {len(stale)} of {len(plan.coders)} coder(s) to cache: {stale}")
+    for request in cache_run_requests(stale, all_keys, cache_job.name):
+        execute(cache_job, tags=request.tags)
 
-    llm = resources["llm"]
-    for asset in (latent_stats, examples, explanations, scores):
-        step(f"{asset.key.to_user_string()} ({len(coders)} SAEs x {settings.latent_ranges} latent ranges)"
-             + (f" with {llm.backend}:{llm.model}" if asset in (explanations, scores) else ""))
-        for key in coders:
-            for range_key in range_keys(settings.latent_ranges):
-                check(materialize([asset], instance=instance, resources=resources,
-                                  partition_key=sae_range_key(key, range_key), run_config=QUIET_LOGS))
-    step("per-SAE summaries")
-    for key in coders:
-        check(materialize([sae_summary], instance=instance, resources=resources, partition_key=key,
-                          run_config=QUIET_LOGS))
+    ranges = latent_range_partitions.get_partition_keys()
+    step(f"{interpret_job.name}: {len(plan.coders)} SAE(s) x {len(ranges)} latent ranges with {settings.llm.label}")
+    for n, (key, range_key) in enumerate(((k, r) for k in plan.coders for r in ranges), start=1):
+        print(f"   [{time.monotonic() - started:6.0f} s] {n}/{len(plan.coders) * len(ranges)}: {key} {range_key}",
+              flush=True)
+        execute(interpret_job, partition_key=sae_range_key(key, range_key))
+    step(f"{summary_job.name}: per-SAE summaries")
+    for key in plan.coders:
+        execute(summary_job, partition_key=key)
 
-    print_cache_table(settings, list(coders))
+    print_cache_table(settings, list(plan.coders))
     store = ResultsStore(settings.db_path)
-    explainer = explainer_id(settings.explainer_config(llm.is_local))
-    print(f"\nInterpretation (per-latent scores averaged over latents, 95% bootstrap intervals; judge {llm.model})")
-    for key in coders:
+    explainer = explainer_id(settings.explainer_config())
+    print(f"\nInterpretation (per-latent scores averaged over latents, 95% bootstrap intervals; "
+          f"judge {settings.llm.model})")
+    for key in plan.coders:
         print(format_report(sae_report(store, key, explainer)))
-    if llm.backend == "local":
+    if settings.llm.is_local:
         print("\n" + OFFLINE_JUDGE_NOTE)
     print(f"\nDone in {time.monotonic() - started:.0f} s. Open the results in Dagster: autointerp ui "
-          "(then http://127.0.0.1:3000), or query .autointerp/autointerp.duckdb.")
+          f"(then http://127.0.0.1:3000), or query {settings.db_path}.")
     return 0
 
 
 def print_cache_table(settings: Settings, keys: list[str]) -> None:
     from .core.store import ResultsStore
 
-    store = ResultsStore(settings.db_path)
-    table = store.query(
+    table = ResultsStore(settings.db_path).query(
         "SELECT c.sae, c.encoded_tokens, c.nnz, c.dead_fraction, c.tokens_per_s, c.bytes_on_disk, "
         "count(s.latent) AS latents_with_stats FROM activation_caches c "
         "LEFT JOIN latent_stats s ON s.sae = c.sae GROUP BY ALL ORDER BY c.sae"
@@ -121,19 +98,55 @@ def print_cache_table(settings: Settings, keys: list[str]) -> None:
                   f"{row['tokens_per_s']:>7.0f} {row['bytes_on_disk'] / 1e6:>6.1f} {row['latents_with_stats']:>6}")
 
 
+def print_config(settings: Settings, sources: dict[str, str], variables: bool, markdown: bool) -> None:
+    if markdown:
+        print(settings_reference_markdown())
+    elif variables:
+        for name, path in env_names().items():
+            print(f"{name:48} {'.'.join(path)}")
+    else:
+        rows = describe(settings, sources)
+        width = max(len(r[0]) for r in rows)
+        for key, value, source in rows:
+            print(f"{key:{width}}  {value}  [{source}]")
+        print(f"\neffective explainer ({settings.llm.label}): {settings.explainer_config().model_dump()}")
+        print(f"effective scoring: {settings.scorer_config().model_dump()}")
+
+
+def settings_reference_markdown() -> str:
+    """The README's settings table (a test keeps the README equal to it)."""
+    lines = ["| setting | variable | default | |", "| --- | --- | --- | --- |"]
+    lines += [f"| `{key}` | `{env}` | `{default}` | {doc} |" for key, env, default, doc in reference_rows()]
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="autointerp", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    run = sub.add_parser("run", help="materialise the pipeline on the configured (default: embedded) inputs")
+    run = sub.add_parser("run", help="run the pipeline's jobs on the configured (default: embedded) inputs")
     run.add_argument("--force", action="store_true", help="re-cache coders even when their cache is current")
     ui = sub.add_parser("ui", help="start the Dagster UI on 127.0.0.1")
     ui.add_argument("--port", type=int, default=3000)
+    config = sub.add_parser("config", help="print the effective settings, each with its source")
+    config.add_argument("--variables", action="store_true", help="list the AUTOINTERP_* variables instead")
+    config.add_argument("--markdown", action="store_true", help="print the settings reference (README table)")
     args = parser.parse_args(argv)
 
-    settings = load_settings()
+    try:
+        settings, sources = load_settings_with_sources()
+    except ConfigError as exc:
+        print(f"autointerp: {exc}", file=sys.stderr)
+        return 2
+    if args.command == "config":
+        print_config(settings, sources, args.variables, args.markdown)
+        return 0
     use_dagster_home(settings)
     if args.command == "run":
         return run_pipeline(settings, force=args.force)
+    from dagster import DagsterInstance
+
+    with DagsterInstance.get() as instance:
+        set_pool_limits(instance, settings)
     dagster = Path(sys.executable).with_name("dagster")
     os.execv(str(dagster), [str(dagster), "dev", "-h", "127.0.0.1", "-p", str(args.port),
                             "-m", "autointerp_dagster.definitions"])

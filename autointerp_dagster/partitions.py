@@ -2,6 +2,8 @@
 
 The latent-range dimension splits every coder into the same number of contiguous ranges
 (`00-of-08` ... `07-of-08`) whatever its width, so every (sae, range) partition is meaningful.
+Partitions are defined when the code location loads, so their count is read from the settings
+then (the same file and variables the resources read; see `SettingsResource`).
 """
 
 from __future__ import annotations
@@ -9,13 +11,14 @@ from __future__ import annotations
 from dagster import DynamicPartitionsDefinition, MultiPartitionKey, MultiPartitionsDefinition, StaticPartitionsDefinition
 
 from .core.latent_ranges import range_keys
-from .core.settings import load_settings
+from .resources.settings import SettingsResource
 
 SAE_DIMENSION = "sae"
 RANGE_DIMENSION = "latent_range"
+LATENT_RANGES = SettingsResource().get().latent_ranges
 
 sae_partitions = DynamicPartitionsDefinition(name=SAE_DIMENSION)
-latent_range_partitions = StaticPartitionsDefinition(range_keys(load_settings().latent_ranges))
+latent_range_partitions = StaticPartitionsDefinition(range_keys(LATENT_RANGES))
 sae_latent_partitions = MultiPartitionsDefinition(
     {SAE_DIMENSION: sae_partitions, RANGE_DIMENSION: latent_range_partitions}
 )

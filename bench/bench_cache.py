@@ -21,7 +21,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -32,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from autointerp_dagster.core.activation_cache import CacheTarget, cache_activations  # noqa: E402
 from autointerp_dagster.core.corpus import build_corpus, iter_token_batches  # noqa: E402
 from autointerp_dagster.core.sae_training import train_embedded_saes  # noqa: E402
-from autointerp_dagster.core.settings import load_settings  # noqa: E402
+from autointerp_dagster.core.config import load_settings  # noqa: E402
 from autointerp_dagster.core.sparse_coders import CoderSource, load_coder  # noqa: E402
 from autointerp_dagster.core.subject_model import load_subject_model  # noqa: E402
 
@@ -42,7 +41,7 @@ BASE_TOKENS = 8_192
 def setup(tokens: int):
     settings = load_settings()
     model = load_subject_model(settings.model, settings.models_dir)
-    info = build_corpus(replace(settings.corpus, token_budget=tokens), model.tokenizer, settings.corpus_dir)
+    info = build_corpus(settings.corpus.model_copy(update={"token_budget": tokens}), model.tokenizer, settings.corpus_dir)
     default_corpus = build_corpus(settings.corpus, model.tokenizer, settings.corpus_dir)
     trained = train_embedded_saes(model, default_corpus, settings.embedded_saes, settings.watched_sae_dir,
                                   log=lambda m: print(m, file=sys.stderr))

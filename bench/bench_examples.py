@@ -29,7 +29,7 @@ from autointerp_dagster.core.sampling import (  # noqa: E402
     build_examples,
     window_pool_embeddings,
 )
-from autointerp_dagster.core.settings import load_settings  # noqa: E402
+from autointerp_dagster.core.config import load_settings  # noqa: E402
 
 
 def find_cache(cache_dir: Path, key: str | None) -> tuple[str, Path]:

@@ -33,7 +33,7 @@ from autointerp_dagster.core.scorers import (  # noqa: E402
     ScoringExample,
     score_latents,
 )
-from autointerp_dagster.core.settings import load_settings  # noqa: E402
+from autointerp_dagster.core.config import load_settings  # noqa: E402
 
 WINDOW = 32
 MESSAGE_OVERHEAD = 4  # e.g. Gemma's "<start_of_turn>user\n" ... "<end_of_turn>\n"

@@ -147,6 +147,6 @@ def project(tmp_path, tiny_model_dir, llm_server, monkeypatch):
     config_file.write_text(json.dumps(config))
     monkeypatch.setenv("AUTOINTERP_HOME", str(home))
     monkeypatch.setenv("AUTOINTERP_CONFIG", str(config_file))
-    from autointerp_dagster.core.settings import load_settings
+    from autointerp_dagster.core.config import load_settings
 
     return load_settings()

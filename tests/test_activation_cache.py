@@ -28,7 +28,7 @@ def model(tiny_model_dir, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def corpus(model, tmp_path_factory):
-    from autointerp_dagster.core.settings import CorpusSpec
+    from autointerp_dagster.core.config import CorpusSpec
 
     return build_corpus(CorpusSpec(ctx_len=24, token_budget=24 * 30), model.tokenizer, tmp_path_factory.mktemp("c"))
 

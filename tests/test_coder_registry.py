@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 
 import pytest
 
@@ -21,9 +20,9 @@ def test_keys_name_model_hookpoint_and_run(project):
 
 def test_configured_coders_and_collisions(project, tmp_path):
     extra = write_sparsify_sae(tmp_path / "elsewhere" / "layers.2", 64, 32, 2, seed=5)
-    with_extra = dataclasses.replace(project, saes=(CoderSource(str(extra)),))
+    with_extra = project.model_copy(update={"saes": (CoderSource(str(extra)),)})
     assert "tiny/layers.2" in registered_coders(with_extra)
-    clash = dataclasses.replace(project, saes=(CoderSource(str(extra), name="run-a", hookpoint="layers.1"),))
+    clash = project.model_copy(update={"saes": (CoderSource(str(extra), name="run-a", hookpoint="layers.1"),)})
     with pytest.raises(SparseCoderError, match="would share the key 'tiny/layers.1/run-a'"):
         registered_coders(clash)
 

@@ -11,7 +11,7 @@ import pytest
 from transformers import AutoTokenizer
 
 from autointerp_dagster.core.corpus import CorpusError, build_corpus, iter_token_batches, read_tokens
-from autointerp_dagster.core.settings import CorpusSpec
+from autointerp_dagster.core.config import CorpusSpec
 
 
 @pytest.fixture(scope="module")

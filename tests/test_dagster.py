@@ -18,7 +18,7 @@ KEYS = ["tiny/layers.0/run-a", "tiny/layers.1/run-a", "tiny/layers.1/run-b"]
 
 @pytest.fixture
 def instance(project, monkeypatch):
-    from autointerp_dagster.cli import use_dagster_home
+    from autointerp_dagster.instance import use_dagster_home
 
     monkeypatch.delenv("DAGSTER_HOME", raising=False)
     use_dagster_home(project)
@@ -36,7 +36,10 @@ def test_definitions_load():
     graph = defs.resolve_asset_graph()
     assert {k.to_user_string() for k in graph.get_all_asset_keys()} >= {
         "corpus", "embedded_saes", "activation_cache", "latent_stats"}
-    assert graph.get(AssetKey("activation_cache")).pools == {"gpu"}
+    assert graph.get(AssetKey("activation_cache")).pools == {"model"}
+    assert graph.get(AssetKey("explanations")).pools == graph.get(AssetKey("scores")).pools == {"llm"}
+    assert {job.name for job in defs.resolve_all_job_defs()} >= {"inputs_job", "cache_job", "interpret_job",
+                                                                 "summary_job"}
 
 
 def test_core_does_not_import_dagster():
@@ -60,6 +63,12 @@ def test_main_job_then_sensor(project, instance, llm_server, capsys):
     out = capsys.readouterr().out
     for key in KEYS:
         assert key in out
+    # Every run `autointerp run` made is a run of one of the jobs the UI launches.
+    jobs = {run.job_name for run in instance.get_runs()}
+    assert jobs == {"inputs_job", "cache_job", "interpret_job", "summary_job"}
+    # The pools that bound model work hold the configured limits.
+    assert instance.event_log_storage.get_concurrency_info("llm").slot_count == project.concurrency.llm_steps
+    assert instance.event_log_storage.get_concurrency_info("model").slot_count == project.concurrency.model_steps
 
     # One caching run covered all three coders (one forward pass), each partition has its own metadata.
     store = ResultsStore(project.db_path)

@@ -14,9 +14,10 @@ from autointerp_dagster.core.llm import (
     LLMClient,
     LocalBackend,
     OpenAIBackend,
+    build_backend,
     build_client,
-    llm_settings_from_env,
 )
+from autointerp_dagster.core.config import ConfigError, load_settings
 from autointerp_dagster.core.store import ResultsStore
 from tests.openai_stub_server import Fault, StubLLMServer, StubReply
 
@@ -260,11 +261,11 @@ def test_api_key_never_reaches_store_logs_or_results(store, monkeypatch, caplog,
 
     caplog.set_level(logging.DEBUG)
     with StubLLMServer(reply=reply) as server:
-        settings = llm_settings_from_env(
-            {"AUTOINTERP_LLM_BASE_URL": server.base_url, "AUTOINTERP_LLM_MODEL": "stub-model",
-             "AUTOINTERP_LLM_API_KEY_ENV": "AUTOINTERP_TEST_KEY", "AUTOINTERP_LLM_MAX_RETRIES": "1"}
-        )
-        client = build_client(settings, store)
+        settings = load_settings(environ={
+            "AUTOINTERP_LLM_BACKEND": "openai", "AUTOINTERP_LLM_BASE_URL": server.base_url,
+            "AUTOINTERP_LLM_MODEL": "stub-model", "AUTOINTERP_LLM_API_KEY_ENV": "AUTOINTERP_TEST_KEY",
+            "AUTOINTERP_TEST_KEY": secret, "AUTOINTERP_LLM_MAX_RETRIES": "1"})
+        client = build_client(settings.llm, build_backend(settings.llm, tmp_path / "models"), store)
         results = client.complete([_request("auth"), _request("busy")])
     assert server.requests[0].authorization == f"Bearer {secret}"  # the key is used ...
     assert [r.status for r in results] == ["error", "error"]
@@ -277,19 +278,17 @@ def test_api_key_never_reaches_store_logs_or_results(store, monkeypatch, caplog,
     assert secret.encode() not in (tmp_path / "results.duckdb").read_bytes()
 
 
-def test_settings_from_env():
-    settings = llm_settings_from_env(
-        {"AUTOINTERP_LLM_BACKEND": "local", "AUTOINTERP_LLM_MODEL": "/models/qwen",
-         "AUTOINTERP_LLM_CONCURRENCY": "3", "AUTOINTERP_LLM_TIMEOUT_S": "7.5"},
-        models_dir="/tmp/models",
-    )
-    assert (settings.backend, settings.model, settings.concurrency, settings.timeout_s) == (
-        "local", "/models/qwen", 3, 7.5)
-    assert settings.models_dir == "/tmp/models" and settings.api_key_env == "OPENAI_API_KEY"
-    client = build_client(settings, None)
+def test_llm_settings_build_the_named_backend(tmp_path):
+    settings = load_settings(environ={
+        "AUTOINTERP_LLM_BACKEND": "local", "AUTOINTERP_LLM_MODEL": "/models/qwen",
+        "AUTOINTERP_LLM_CONCURRENCY": "3", "AUTOINTERP_LLM_TIMEOUT_S": "7.5"})
+    llm = settings.llm
+    assert (llm.backend, llm.model, llm.concurrency, llm.timeout_s, llm.api_key_env) == (
+        "local", "/models/qwen", 3, 7.5, "OPENAI_API_KEY")
+    client = build_client(llm, build_backend(llm, tmp_path), None)
     assert isinstance(client.backend, LocalBackend) and client.concurrency == 1
-    with pytest.raises(ValueError, match="unknown LLM backend"):
-        build_client(llm_settings_from_env({"AUTOINTERP_LLM_BACKEND": "nope"}), None)
+    with pytest.raises(ConfigError, match="llm.backend"):
+        load_settings(environ={"AUTOINTERP_LLM_BACKEND": "nope"})
 
 
 # --- local backend ---------------------------------------------------------------------

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from autointerp_dagster.core.sae_training import train_topk_sae
-from autointerp_dagster.core.settings import EmbeddedSaeSpec
+from autointerp_dagster.core.config import EmbeddedSaeSpec
 
 pytest.importorskip("sparsify")
 

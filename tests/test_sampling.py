@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-from dataclasses import replace
 
 import numpy as np
 import pyarrow as pa
@@ -39,7 +38,7 @@ KEY = "tiny/layers.1"
 
 @pytest.fixture(scope="module")
 def setup(tiny_model_dir, tmp_path_factory):
-    from autointerp_dagster.core.settings import CorpusSpec
+    from autointerp_dagster.core.config import CorpusSpec
 
     root = tmp_path_factory.mktemp("sampling")
     model = load_subject_model(str(tiny_model_dir), root / "models")
@@ -152,7 +151,7 @@ def test_short_bins_are_filled_from_neighbours():
     assert len(train) == len(test) == 4 and not set(train) & set(test)
     assert np.bincount(quantile[np.r_[train, test]], minlength=4).tolist() == [2, 1, 3, 2]
     small = np.repeat(np.arange(4), 3)  # 12 windows < 8 + 8: all used, split 6 : 6
-    train, test = split_train_test(small, replace(config, n_train=8, n_test=8), np.random.default_rng(0))
+    train, test = split_train_test(small, config.model_copy(update={"n_train": 8, "n_test": 8}), np.random.default_rng(0))
     assert sorted(np.r_[train, test].tolist()) == list(range(12)) and len(train) == 6
 
 
@@ -171,7 +170,7 @@ def test_random_negatives_distinct_silent_and_seeded(setup):
     again = build_examples(*args, CONFIG)
     assert [[(e.row, e.start) for e in le.random_negatives] for le in again] == [sets[latent] for latent in some]
     assert [le.train for le in again] == [le.train for le in setup["examples"] if le.latent in some]
-    reseeded = build_examples(*args, replace(CONFIG, seed=4))
+    reseeded = build_examples(*args, CONFIG.model_copy(update={"seed": 4}))
     assert all([(e.row, e.start) for e in le.random_negatives] != sets[le.latent] for le in reseeded)
     assert all(le.hard_negatives == [] for le in again), "no pool, no hard negatives"
 

@@ -9,5 +9,7 @@ from .latent_stats import latent_stats
 from .scores import scores
 from .summary import sae_summary
 
-__all__ = ["activation_cache", "corpus", "embedded_saes", "examples", "explanations", "latent_stats",
+ASSETS = [corpus, embedded_saes, activation_cache, latent_stats, examples, explanations, scores, sae_summary]
+
+__all__ = ["ASSETS", "activation_cache", "corpus", "embedded_saes", "examples", "explanations", "latent_stats",
            "sae_summary", "scores"]

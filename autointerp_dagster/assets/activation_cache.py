@@ -12,6 +12,8 @@ from ..core.corpus import build_corpus
 from ..core.plots import firing_frequency_histogram, markdown_image
 from ..core.sparse_coders import load_coder
 from ..partitions import sae_partitions
+from ..instance import MODEL_POOL
+from ..planning import cache_inputs_fingerprint
 from ..resources import SettingsResource, StoreResource, SubjectModelResource
 from .corpus import corpus
 from .embedded_saes import embedded_saes
@@ -21,7 +23,7 @@ from .embedded_saes import embedded_saes
     group_name="activations",
     partitions_def=sae_partitions,
     backfill_policy=BackfillPolicy.single_run(),
-    pool="gpu",
+    pool=MODEL_POOL,
     deps=[corpus, embedded_saes],
     description="Sparse latent activations (row, pos, latent, activation) as Parquet shards by latent range. "
     "A run over several coders makes one forward pass, stopped at the deepest hookpoint, for all of them.",
@@ -34,7 +36,7 @@ def activation_cache(
 ) -> MaterializeResult:
     config = settings.get()
     keys = list(context.partition_keys)
-    model = subject_model.load(config)
+    model = subject_model.load()
     info = build_corpus(config.corpus, model.tokenizer, config.corpus_dir)
     registered = lookup(config, keys)
     targets = [
@@ -42,7 +44,7 @@ def activation_cache(
             key=key,
             coder=load_coder(coder.source, base_model=model.body, device=model.device),
             path=cache_path(config, key),
-            fingerprint=coder.fingerprint(),
+            fingerprint=cache_inputs_fingerprint(config, coder),
         )
         for key, coder in registered.items()
     ]

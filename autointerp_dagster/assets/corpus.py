@@ -18,7 +18,7 @@ def corpus(
     store: StoreResource,
 ) -> MaterializeResult:
     config = settings.get()
-    tokenizer = subject_model.tokenizer(config)
+    tokenizer = subject_model.tokenizer()
     info = build_corpus(config.corpus, tokenizer, config.corpus_dir)
     context.log.info(f"corpus {info.corpus_id}: {info.n_rows} rows x {info.ctx_len} tokens at {info.path}")
     store.get().replace_rows(

@@ -5,13 +5,14 @@ from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, ass
 
 from ..core.corpus import build_corpus
 from ..core.sae_training import train_embedded_saes
+from ..instance import MODEL_POOL
 from ..resources import SettingsResource, SubjectModelResource
 from .corpus import corpus
 
 
 @asset(
     group_name="inputs",
-    pool="gpu",
+    pool=MODEL_POOL,
     deps=[corpus],
     description="TopK SAEs trained with sparsify into the watched SAE folder (embedded default only; "
     "a no-op when `embedded_saes` is null in the settings). Re-uses earlier training with the same spec.",
@@ -22,7 +23,7 @@ def embedded_saes(
     config = settings.get()
     if config.embedded_saes is None:
         return MaterializeResult(metadata={"status": "disabled in settings (embedded_saes: null)"})
-    model = subject_model.load(config)
+    model = subject_model.load()
     info = build_corpus(config.corpus, model.tokenizer, config.corpus_dir)
     trained = train_embedded_saes(model, info, config.embedded_saes, config.watched_sae_dir, log=context.log.info)
     metadata = {"folder": MetadataValue.path(str(config.watched_sae_dir / config.embedded_saes.run_name))}

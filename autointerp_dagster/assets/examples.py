@@ -48,11 +48,11 @@ def partition_slice(context: AssetExecutionContext, settings) -> tuple[str, str,
 def examples(context: AssetExecutionContext, settings: SettingsResource, subject_model: SubjectModelResource,
              store: StoreResource) -> MaterializeResult:
     config = settings.get()
-    sampling = config.sampling_config()
+    sampling = config.sampling
     sae, range_key, cache, start, end = partition_slice(context, config)
     corpus = load_corpus_info(cache.manifest["corpus_path"])
     tokens = read_tokens(corpus)
-    decode = token_decoder(subject_model.tokenizer(config))
+    decode = token_decoder(subject_model.tokenizer())
     stats = cache.latent_stats()
     counts = stats["n_activations"].to_numpy()[start:end]
     live = np.flatnonzero(counts >= max(sampling.min_activating, 1)) + start

@@ -18,6 +18,7 @@ from ..core.examples import evenly_spaced
 from ..core.explainers import ExplainItem, explain_latents, explainer_id
 from ..core.sampling import rows_to_latent_examples
 from ..partitions import sae_latent_partitions
+from ..instance import LLM_POOL
 from ..resources import LLMResource, SettingsResource, StoreResource
 from .examples import examples, partition_slice
 
@@ -54,6 +55,7 @@ def llm_progress(context: AssetExecutionContext, what: str):
 @asset(
     group_name="interpretation",
     partitions_def=sae_latent_partitions,
+    pool=LLM_POOL,
     deps=[examples],
     automation_condition=AutomationCondition.eager(),
     check_specs=[
@@ -68,23 +70,23 @@ def llm_progress(context: AssetExecutionContext, what: str):
 def explanations(context: AssetExecutionContext, settings: SettingsResource, store: StoreResource,
                  llm: LLMResource) -> MaterializeResult:
     config = settings.get()
-    explainer = config.explainer_config(llm.is_local)
+    explainer = config.explainer_config()
     explainer_name = explainer_id(explainer)
-    shown, _ = config.example_limits(llm.is_local)
+    shown, _ = config.example_limits()
     sae, range_key, _cache, start, end = partition_slice(context, config)
     db = store.get()
     sets = read_example_sets(db, sae, start, end)
-    client = llm.client(db, config.models_dir)
+    client = llm.client(db)
     items = [ExplainItem(latent, evenly_spaced(s.train, shown, key=lambda e: e.quantile), s.hard_negatives)
              for latent, s in sorted(sets.items())]
-    context.log.info(f"explaining {len(items)} latent(s) of {sae} {range_key} with {llm.backend}:{llm.model}")
+    context.log.info(f"explaining {len(items)} latent(s) of {sae} {range_key} with {config.llm.label}")
     results = explain_latents(client, items, explainer, on_progress=llm_progress(context, "explanations"))
     now = time.time()
     rows = [{
         "sae": sae, "latent": r.latent, "explainer": explainer_name,
-        "explanation_id": explanation_id(sae, r.latent, explainer_name, llm.model, r.explanation),
+        "explanation_id": explanation_id(sae, r.latent, explainer_name, config.llm.model, r.explanation),
         "status": r.status, "explanation": r.explanation, "error": r.error, "raw_answer": r.raw_answer,
-        "backend": llm.backend, "model": llm.model, "call_ids": r.call_ids,
+        "backend": config.llm.backend, "model": config.llm.model, "call_ids": r.call_ids,
         "prompt_tokens": r.prompt_tokens, "completion_tokens": r.completion_tokens,
         "created_at": pa.scalar(int(now * 1e6), pa.timestamp("us")).as_py(),
     } for r in results]
@@ -100,7 +102,7 @@ def explanations(context: AssetExecutionContext, settings: SettingsResource, sto
             "latents_explained": len(results) - len(failed),
             "latents_failed": len(failed),
             "explainer": explainer_name,
-            "llm": f"{llm.backend}:{llm.model}",
+            "llm": f"{config.llm.label}",
             "prompt_tokens": sum(r.prompt_tokens for r in results),
             "completion_tokens": sum(r.completion_tokens for r in results),
             "sample": "\n".join(f"{r.latent}: {r.explanation}" for r in results[:10] if r.explanation) or "(none)",

@@ -17,6 +17,7 @@ from ..core.examples import evenly_spaced
 from ..core.explainers import explainer_id
 from ..core.scorers import ScoreItem, ScoringExample, embedding_scores, score_latents
 from ..partitions import sae_latent_partitions
+from ..instance import LLM_POOL
 from ..resources import LLMResource, SettingsResource, StoreResource
 from .examples import partition_slice
 from .explanations import explanations, llm_progress, read_example_sets
@@ -59,6 +60,7 @@ def score_rows(sae, score, explanation, mode, judge, created_at) -> dict:
 @asset(
     group_name="interpretation",
     partitions_def=sae_latent_partitions,
+    pool=LLM_POOL,
     deps=[explanations],
     automation_condition=AutomationCondition.eager(),
     check_specs=[
@@ -74,9 +76,9 @@ def score_rows(sae, score, explanation, mode, judge, created_at) -> dict:
 def scores(context: AssetExecutionContext, settings: SettingsResource, store: StoreResource,
            llm: LLMResource) -> MaterializeResult:
     config = settings.get()
-    scorer_config = config.scorer_config(llm.is_local)
-    explainer_name = explainer_id(config.explainer_config(llm.is_local))
-    _, judged_per_class = config.example_limits(llm.is_local)
+    scorer_config = config.scorer_config()
+    explainer_name = explainer_id(config.explainer_config())
+    _, judged_per_class = config.example_limits()
     sae, range_key, _cache, start, end = partition_slice(context, config)
     db = store.get()
     explained = {
@@ -103,8 +105,8 @@ def scores(context: AssetExecutionContext, settings: SettingsResource, store: St
         for item in items
     ]
 
-    client = llm.client(db, config.models_dir)
-    judge = f"{llm.backend}:{llm.model}"
+    client = llm.client(db)
+    judge = f"{config.llm.label}"
     context.log.info(f"scoring {len(items)} explanation(s) of {sae} {range_key} ({scorer_config.mode}, {judge})")
     results = {
         "detection": score_latents(client, "detection", judge_items, scorer_config,

@@ -14,7 +14,7 @@ from ..core.explainers import explainer_id
 from ..core.plots import markdown_image, score_distributions
 from ..core.report import OFFLINE_JUDGE_NOTE, format_report, sae_report
 from ..partitions import SAE_DIMENSION, sae_partitions
-from ..resources import LLMResource, SettingsResource, StoreResource
+from ..resources import SettingsResource, StoreResource
 from .scores import scores
 
 
@@ -26,12 +26,11 @@ from .scores import scores
     description="Per SAE: latents explained and skipped, mean detection/fuzzing balanced accuracy and AUC and "
     "embedding AUC with 95% bootstrap intervals over latents, LLM calls and tokens, and score histograms.",
 )
-def sae_summary(context: AssetExecutionContext, settings: SettingsResource, store: StoreResource,
-                llm: LLMResource) -> MaterializeResult:
+def sae_summary(context: AssetExecutionContext, settings: SettingsResource, store: StoreResource) -> MaterializeResult:
     config = settings.get()
-    report = sae_report(store.get(), context.partition_key, explainer_id(config.explainer_config(llm.is_local)))
+    report = sae_report(store.get(), context.partition_key, explainer_id(config.explainer_config()))
     text = format_report(report)
-    if llm.backend == "local":
+    if config.llm.is_local:
         text += "\n\n" + OFFLINE_JUDGE_NOTE
     plot = score_distributions(
         {f"{s.scorer} {s.metric.replace('balanced_accuracy', 'bal. acc.')}": s.values

@@ -14,7 +14,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from .activation_cache import MANIFEST
-from .settings import Settings
+from .config import Settings
 from .sparse_coders import CoderSource, SparseCoderError, coder_identity, coder_key, discover_coders, source_fingerprint
 
 

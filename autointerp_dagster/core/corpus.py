@@ -20,7 +20,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .embedded import kjv_documents
-from .settings import EMBEDDED_CORPUS, CorpusSpec
+from .config import EMBEDDED_CORPUS, CorpusSpec
 
 TEXT_SUFFIXES = (".txt", ".jsonl", ".parquet")
 
@@ -56,7 +56,7 @@ def corpus_id(spec: CorpusSpec, tokenizer) -> str:
     """Stable id of a corpus: changes with the source, the row shape, the budget or the tokenizer's vocabulary
     (not its folder, so moving AUTOINTERP_HOME or re-converting a model keeps every result valid)."""
     vocabulary = hashlib.sha256(json.dumps(sorted(tokenizer.get_vocab().items())).encode()).hexdigest()
-    identity = json.dumps({**asdict(spec), "vocabulary": vocabulary, "bos": tokenizer.bos_token_id,
+    identity = json.dumps({**spec.model_dump(), "vocabulary": vocabulary, "bos": tokenizer.bos_token_id,
                            "eos": tokenizer.eos_token_id}, sort_keys=True)
     return hashlib.sha256(identity.encode()).hexdigest()[:12]
 
@@ -169,7 +169,7 @@ def build_corpus(spec: CorpusSpec, tokenizer, corpus_root: Path) -> CorpusInfo:
         n_documents=n_docs,
         tokenizer=str(getattr(tokenizer, "name_or_path", "")),
     )
-    (partial / "corpus.json").write_text(json.dumps({**asdict(info), "spec": asdict(spec)}, indent=2))
+    (partial / "corpus.json").write_text(json.dumps({**asdict(info), "spec": spec.model_dump()}, indent=2))
     shutil.rmtree(target, ignore_errors=True)
     partial.rename(target)
     return info

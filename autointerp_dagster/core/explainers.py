@@ -11,14 +11,14 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
+from autointerp_dagster.core.config import ExplainerConfig
 from autointerp_dagster.core.examples import Example
 from autointerp_dagster.core.llm import ChatRequest, ChatResult, LLMClient
 from autointerp_dagster.core.llm.client import ProgressCallback, offset_progress
 from autointerp_dagster.core.prompts import ParseError
 from autointerp_dagster.core.prompts.explainer import (
-    HIGHLIGHT_THRESHOLD,
     PREFILLED_ANSWER,
     build_explainer_messages,
     explanation_retry_message,
@@ -29,34 +29,13 @@ OK = "ok"
 FAILED = "failed"
 
 
-@dataclass(frozen=True)
-class ExplainerConfig:
-    """How explanations are asked for. `contrastive` also shows the item's hard negatives;
-    `reasoning` lets the model reason before its answer line; `prefill` (no reasoning) starts
-    the model's answer ("[EXPLANATION]: The marked words are") so it only completes the sentence,
-    ending at a newline: small models then never miss the answer format, and generate a few tokens."""
-
-    show_activations: bool = True
-    few_shot: bool = True
-    reasoning: bool = True
-    prefill: bool = False
-    contrastive: bool = False
-    highlight_threshold: float = HIGHLIGHT_THRESHOLD
-    max_tokens: int = 256
-    temperature: float = 0.0
-
-    def __post_init__(self):
-        if self.prefill and self.reasoning:
-            raise ValueError("explainer prefill starts the answer at its last line: set reasoning to false too")
-
-
 def explainer_id(config: ExplainerConfig) -> str:
     """A stable name for results made with `config`: "default-<hash>" or "contrastive-<hash>".
 
     The hash covers every field, so changing any setting gives new result keys instead of
     overwriting explanations made differently.
     """
-    encoded = json.dumps(asdict(config), sort_keys=True, separators=(",", ":"))
+    encoded = json.dumps(config.model_dump(), sort_keys=True, separators=(",", ":"))
     digest = hashlib.sha256(encoded.encode()).hexdigest()[:8]
     return f"{'contrastive' if config.contrastive else 'default'}-{digest}"
 

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from .corpus import CorpusInfo, iter_token_batches
-from .settings import EmbeddedSaeSpec
+from .config import EmbeddedSaeSpec
 from .subject_model import SubjectModel
 
 
@@ -147,4 +147,4 @@ def train_embedded_saes(model: SubjectModel, corpus: CorpusInfo, spec: EmbeddedS
 
 
 def _spec_dict(spec: EmbeddedSaeSpec) -> dict:
-    return {k: list(v) if isinstance(v, tuple) else v for k, v in spec.__dict__.items()}
+    return spec.model_dump(mode="json")

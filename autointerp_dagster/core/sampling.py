@@ -25,6 +25,7 @@ import numpy as np
 import pyarrow as pa
 
 from .activation_cache import ActivationCache
+from .config import SamplingConfig
 from .corpus import CorpusInfo
 from .embeddings import embed_texts
 from .examples import ACTIVATING, HARD_NEGATIVE, RANDOM_NEGATIVE, Example
@@ -56,30 +57,6 @@ EXAMPLE_ROWS_SCHEMA = pa.schema(
         ("normalized", pa.list_(pa.int8())),
     ]
 )
-
-
-@dataclass(frozen=True)
-class SamplingConfig:
-    example_ctx_len: int = 32
-    peak_index: int = 24  # tokens of left context before the peak: what precedes a token explains it
-    min_activating: int = 20  # fewer activating windows and the latent is skipped
-    n_train: int = 40
-    n_test: int = 50
-    n_quantiles: int = 10
-    n_random_negatives: int = 50
-    n_hard_negatives: int = 20
-    hard_negative_queries: int = 10  # top activating windows whose embeddings form the query
-    seed: int = 0
-
-    def __post_init__(self):
-        if not 0 <= self.peak_index < self.example_ctx_len:
-            raise ValueError(f"peak_index {self.peak_index} must lie in [0, example_ctx_len={self.example_ctx_len})")
-        for name in ("example_ctx_len", "n_quantiles", "hard_negative_queries"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1")
-        for name in ("min_activating", "n_train", "n_test", "n_random_negatives", "n_hard_negatives"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} must not be negative")
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""The subject model as a Dagster resource: loaded once per process, on CUDA when present."""
+"""The subject model as a Dagster resource: loaded once per process, on the configured device and dtype."""
 
 from __future__ import annotations
 
@@ -7,23 +7,24 @@ from pathlib import Path
 
 from dagster import ConfigurableResource
 
-from ..core.settings import Settings
 from ..core.hf_models import load_tokenizer
 from ..core.subject_model import SubjectModel, load_subject_model
+from .settings import SettingsResource
 
 
 class SubjectModelResource(ConfigurableResource):
-    """`device`: auto (CUDA if present, else CPU), cuda, cuda:1, cpu. `dtype`: auto (fp32 on CPU, bf16 on CUDA) or a torch dtype name."""
+    """`model`, `device` and `dtype` come from the settings."""
 
-    device: str = "auto"
-    dtype: str = "auto"
+    settings: SettingsResource
 
-    def load(self, settings: Settings) -> SubjectModel:
-        return _load(settings.model, settings.models_dir, self.device, self.dtype)
+    def load(self) -> SubjectModel:
+        config = self.settings.get()
+        return _load(config.model, config.models_dir, config.device, config.dtype)
 
-    def tokenizer(self, settings: Settings):
+    def tokenizer(self):
         """The tokenizer alone, without loading the weights."""
-        return _load_tokenizer(settings.model, settings.models_dir)
+        config = self.settings.get()
+        return _load_tokenizer(config.model, config.models_dir)
 
 
 @cache

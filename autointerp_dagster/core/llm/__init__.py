@@ -4,7 +4,7 @@ from autointerp_dagster.core.llm.client import LLMClient
 from autointerp_dagster.core.llm.local_backend import LocalBackend
 from autointerp_dagster.core.llm.openai_backend import OpenAIBackend
 from autointerp_dagster.core.llm.records import cache_key
-from autointerp_dagster.core.llm.settings import LLMSettings, build_backend, build_client, llm_settings_from_env
+from autointerp_dagster.core.llm.factory import build_backend, build_client
 from autointerp_dagster.core.llm.types import Backend, BackendError, BackendReply, ChatRequest, ChatResult
 
 __all__ = [
@@ -14,11 +14,9 @@ __all__ = [
     "ChatRequest",
     "ChatResult",
     "LLMClient",
-    "LLMSettings",
     "LocalBackend",
     "OpenAIBackend",
     "build_backend",
     "build_client",
     "cache_key",
-    "llm_settings_from_env",
 ]

@@ -10,10 +10,10 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
+from autointerp_dagster.core.config import HIGHLIGHT_THRESHOLD
 from autointerp_dagster.core.examples import ACTIVATING, Example
 from autointerp_dagster.core.prompts import ParseError, active_positions, clean_token, render_tokens
 
-HIGHLIGHT_THRESHOLD = 0.3
 ANSWER_PREFIX = "[EXPLANATION]:"
 ACTIVE_HEADER = "Examples where the latent is active:"
 INACTIVE_HEADER = "Examples where the latent is NOT active:"

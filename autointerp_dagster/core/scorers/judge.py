@@ -24,7 +24,7 @@ import numpy as np
 from autointerp_dagster.core.llm import ChatRequest, ChatResult, LLMClient
 from autointerp_dagster.core.llm.client import ProgressCallback, offset_progress
 from autointerp_dagster.core.prompts import ParseError
-from autointerp_dagster.core.prompts.explainer import HIGHLIGHT_THRESHOLD
+from autointerp_dagster.core.config import ScorerConfig
 from autointerp_dagster.core.prompts.judge import (
     build_detection_messages,
     build_detection_single_messages,
@@ -49,40 +49,6 @@ from autointerp_dagster.core.scorers.common import (
 BATCHED = "batched"
 PER_EXAMPLE = "per_example"
 
-
-
-@dataclass(frozen=True)
-class ScorerConfig:
-    """How the judge is asked.
-
-    `highlight_threshold` marks, in fuzzing, the tokens above that share of the example's
-    maximum: the explainer's default, so the judge sees the marks the explanation was
-    written from. `max_tokens` None: 8 + 4 per example batched (room for "[0, 1, ...]"),
-    1 per example (only the first token's logprobs are read).
-    """
-
-    mode: str = BATCHED
-    batch_size: int = 5
-    top_logprobs: int = 10
-    seed: int = 0
-    highlight_threshold: float = HIGHLIGHT_THRESHOLD
-    max_tokens: int | None = None
-    temperature: float = 0.0
-
-    def __post_init__(self):
-        if self.mode not in (BATCHED, PER_EXAMPLE):
-            raise ValueError(f"mode must be {BATCHED!r} or {PER_EXAMPLE!r}, not {self.mode!r}")
-        if self.batch_size < 1:
-            raise ValueError("batch_size must be at least 1")
-
-    @property
-    def examples_per_prompt(self) -> int:
-        return self.batch_size if self.mode == BATCHED else 1
-
-    def answer_tokens(self) -> int:
-        if self.max_tokens is not None:
-            return self.max_tokens
-        return 8 + 4 * self.batch_size if self.mode == BATCHED else 1
 
 
 @dataclass
@@ -113,6 +79,8 @@ def score_latents(
     """One LatentScore per item, in order, from one batch of prompts plus one of retries."""
     if scorer not in (DETECTION, FUZZING):
         raise ValueError(f"scorer must be {DETECTION!r} or {FUZZING!r}, not {scorer!r}")
+    if config.mode not in (BATCHED, PER_EXAMPLE):
+        raise ValueError(f"scorer mode {config.mode!r} must be resolved first (Settings.scorer_config)")
     labelled = [item.labelled() for item in items]
     verdicts: list[list[Judgment | None]] = [[None] * len(pairs) for pairs in labelled]
     usage = [_Usage() for _ in items]

@@ -1,0 +1,457 @@
+"""The one typed configuration tree: every setting of a deployment, validated when it is loaded.
+
+Sources, later ones winning: the defaults below (they run the embedded default offline), the YAML
+file named by `AUTOINTERP_CONFIG`, then `AUTOINTERP_*` environment variables, one per leaf setting,
+named by its path (`llm.base_url` -> `AUTOINTERP_LLM_BASE_URL`, `corpus.token_budget` ->
+`AUTOINTERP_CORPUS_TOKEN_BUDGET`). A misspelt key or variable, or a wrong value, fails at load with
+the key's name and what it accepts. Secrets are never settings: `llm.api_key_env` names the
+variable that holds the key. This module imports nothing else of the project, so every stage can
+import its section from here.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+EMBEDDED_MODEL = "embedded:gemma-3-270m"
+EMBEDDED_CORPUS = "embedded:kjv"
+EMBEDDED_JUDGE = "embedded:qwen2.5-coder-1.5b-instruct"
+HIGHLIGHT_THRESHOLD = 0.3  # tokens above this share of an example's maximum are marked (delphi's value)
+ENV_PREFIX = "AUTOINTERP_"
+CONFIG_ENV = "AUTOINTERP_CONFIG"
+
+
+class ConfigError(ValueError):
+    """A configuration that cannot be used: the message names the key and what it accepts."""
+
+
+class Section(BaseModel):
+    """A block of settings: unknown keys are errors, values are checked by type, nothing changes after load."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+@dataclass(frozen=True)
+class CoderSource:
+    """Where a sparse coder comes from, as configured (`saes:`) or discovered in the SAE folder.
+
+    `path`: a folder, file or `hf://org/repo/sub/folder`; `kind`: auto (detected from the files),
+    sparsify, saelens, gemmascope or neurons; `hookpoint`/`name` override what the format says;
+    `k`: top-k for `neurons`.
+    """
+
+    path: str
+    hookpoint: str | None = None
+    name: str | None = None
+    kind: str = "auto"
+    k: int | None = None
+
+
+class CorpusSpec(Section):
+    """A text source and how it becomes fixed-length token rows.
+
+    `source` is `embedded:kjv`, `hf:<dataset name>` (with `dataset_config`, `split`, `text_column`),
+    or a local .txt/.jsonl/.parquet file or folder of them. `bos: prepend` starts every row with
+    the tokenizer's BOS token (position 0 is then never encoded: its residual norm is huge and it
+    carries no text); `none` feeds raw text tokens only.
+    """
+
+    source: str = Field(EMBEDDED_CORPUS, description="embedded:kjv, hf:<dataset>, or a local .txt/.jsonl/.parquet file or folder")
+    dataset_config: str | None = None
+    split: str = "train"
+    text_column: str = "text"
+    ctx_len: int = Field(256, ge=2, description="tokens a row")
+    token_budget: int = Field(131_072, ge=1, description="tokens read from the source")
+    seed: int = 22
+    bos: Literal["prepend", "none"] = Field("prepend", description="prepend: each row starts with BOS, never encoded")
+
+
+class EmbeddedSaeSpec(Section):
+    """The small TopK SAEs the embedded default trains with sparsify (a separate, cached step)."""
+
+    hookpoints: tuple[str, ...] = ("layers.6", "layers.7")
+    num_latents: int = Field(4096, ge=1)
+    k: int = Field(32, ge=1)
+    train_tokens: int = Field(32_768, ge=1)
+    epochs: int = Field(8, ge=1)
+    batch_tokens: int = Field(1024, ge=1)
+    seed: int = 0
+    run_name: str = "embedded-topk"
+
+
+class SamplingConfig(Section):
+    """How examples are cut and chosen per latent (see core/sampling)."""
+
+    example_ctx_len: int = Field(32, ge=1)
+    peak_index: int = Field(24, ge=0, description="tokens of left context before the peak")
+    min_activating: int = Field(20, ge=0, description="fewer activating windows and the latent is skipped")
+    n_train: int = Field(40, ge=0)
+    n_test: int = Field(50, ge=0)
+    n_quantiles: int = Field(10, ge=1)
+    n_random_negatives: int = Field(50, ge=0)
+    n_hard_negatives: int = Field(20, ge=0)
+    hard_negative_queries: int = Field(10, ge=1, description="top windows whose embeddings form the query")
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _peak_inside_window(self):
+        if self.peak_index >= self.example_ctx_len:
+            raise ValueError(f"peak_index {self.peak_index} must lie in [0, example_ctx_len={self.example_ctx_len})")
+        return self
+
+
+class ExplainerConfig(Section):
+    """How explanations are asked for. `contrastive` also shows the item's hard negatives; `reasoning` lets
+    the model reason before its answer line; `prefill` (no reasoning) starts the model's answer
+    ("[EXPLANATION]: The marked words are") so it only completes the sentence, ending at a newline:
+    small models then never miss the answer format."""
+
+    show_activations: bool = True
+    few_shot: bool = True
+    reasoning: bool = True
+    prefill: bool = False
+    contrastive: bool = False
+    highlight_threshold: float = Field(HIGHLIGHT_THRESHOLD, gt=0, le=1)
+    max_tokens: int = Field(256, ge=1)
+    temperature: float = Field(0.0, ge=0)
+
+    @model_validator(mode="after")
+    def _prefill_without_reasoning(self):
+        if self.prefill and self.reasoning:
+            raise ValueError("explainer prefill starts the answer at its last line: set reasoning to false too")
+        return self
+
+
+class ScorerConfig(Section):
+    """How the judge is asked. `mode`: batched (`batch_size` examples a prompt, a 0/1 list: the paper's form),
+    per_example (Yes/No, P(yes) from logprobs), or auto (per_example for an in-process judge, else batched;
+    resolved by `Settings.scorer_config`). `max_tokens` None: 8 + 4 per example batched, 1 per example."""
+
+    mode: Literal["auto", "batched", "per_example"] = "batched"
+    batch_size: int = Field(5, ge=1)
+    top_logprobs: int = Field(10, ge=0)
+    seed: int = 0
+    highlight_threshold: float = Field(HIGHLIGHT_THRESHOLD, gt=0, le=1)
+    max_tokens: int | None = Field(None, ge=1)
+    temperature: float = Field(0.0, ge=0)
+
+    @property
+    def examples_per_prompt(self) -> int:
+        return self.batch_size if self.mode == "batched" else 1
+
+    def answer_tokens(self) -> int:
+        if self.max_tokens is not None:
+            return self.max_tokens
+        return 8 + 4 * self.batch_size if self.mode == "batched" else 1
+
+
+class LLMConfig(Section):
+    """The explainer and judge. `local` runs a model in process (Hub name, folder, .gguf file or `embedded:`);
+    `openai` talks to any OpenAI-compatible server (vLLM, llama.cpp, OpenRouter, OpenAI) at `base_url`.
+    The API key is read from the variable `api_key_env` names, at call time, and never stored."""
+
+    backend: Literal["local", "openai"] = Field("local", description="local: in process; openai: any compatible server")
+    model: str = Field(EMBEDDED_JUDGE, description="served model name, or for local a Hub name, folder or .gguf")
+    base_url: str = Field("http://127.0.0.1:8000/v1", description="openai: the server")
+    api_key_env: str = Field("OPENAI_API_KEY", description="the variable holding the API key (never stored)")
+    concurrency: int = Field(8, ge=1, description="requests in flight")
+    timeout_s: float = Field(120.0, gt=0, description="per request")
+    max_retries: int = Field(5, ge=0, description="on 429/5xx/timeouts, with back-off")
+    max_context: int = Field(4096, ge=256, description="local: context length")
+    device: str = Field("auto", description="local: auto, cpu, cuda")
+    quantize: Literal["auto", "int8", "none"] = Field("auto", description="local: auto is int8 on CPU float32")
+    use_cache: bool = Field(True, description="answer repeated requests from the response cache")
+
+    @property
+    def is_local(self) -> bool:
+        return self.backend == "local"
+
+    @property
+    def label(self) -> str:
+        return f"{self.backend}:{self.model}"
+
+
+class ConcurrencyConfig(Section):
+    """How much model work Dagster runs at once (written into the instance's dagster.yaml by `autointerp`).
+
+    `model_steps`: steps that load the subject model at once (pool `model`); `llm_steps`: explanation and
+    scoring steps at once (pool `llm`); with the in-process judge each holds a copy of it, so the default 1
+    keeps one judge in memory; `runs`: runs in progress at once."""
+
+    model_steps: int = Field(1, ge=1, description="steps holding the subject model at once (pool model)")
+    llm_steps: int = Field(1, ge=1, description="explanation/scoring steps at once (pool llm)")
+    runs: int = Field(4, ge=1, description="Dagster runs in progress at once")
+
+
+LOCAL_EXPLAINER = {"few_shot": False, "show_activations": False, "reasoning": False, "prefill": True, "max_tokens": 32}
+
+
+class Settings(Section):
+    """Everything a deployment is about. Defaults run offline: Gemma 3 270M and the King James Bible from
+    PyPI, two TopK SAEs trained here, the 1.5B in-process judge."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+
+    home: Path = Field(Path(".autointerp"), description="all state: DuckDB, Parquet, models, the Dagster instance")
+    model: str = Field(EMBEDDED_MODEL, description="subject model: Hub name, folder, .gguf file or embedded:")
+    model_alias: str | None = Field(None, description="name in partition keys (default: from `model`)")
+    device: str = Field("auto", description="auto (CUDA when present, else CPU), cpu, cuda, cuda:N")
+    dtype: str = Field("auto", description="auto (float32 on CPU, bfloat16 on GPUs with bf16 units) or a torch dtype")
+    corpus: CorpusSpec = CorpusSpec()
+    saes: tuple[CoderSource, ...] = Field((), description="coders by path, with optional hookpoint, name, kind, k")
+    sae_dir: Path | None = Field(None, description="watched SAE folder (default: home/saes)")
+    embedded_saes: EmbeddedSaeSpec | None = Field(EmbeddedSaeSpec(), description="null: train no embedded SAEs")
+    latent_ranges: int = Field(8, ge=1, le=99, description="latent-range partitions per coder")
+    cache_batch_rows: int = Field(16, ge=1, description="corpus rows a forward pass")
+    cache_flush_records: int = Field(4_000_000, ge=1, description="records buffered before a Parquet row group")
+    latents_per_range: int | None = Field(1, ge=0, description="latents explained per (sae, range); null: all")
+    sampling: SamplingConfig = SamplingConfig()
+    explainer: ExplainerConfig = Field(ExplainerConfig(), description="unset fields follow the judge (see explainer_config)")
+    scoring: ScorerConfig = ScorerConfig(mode="auto")
+    negatives: Literal["random", "random+hard"] = Field("random", description="scorer negatives")
+    explainer_examples: int | None = Field(None, ge=1, description="null: 10 for a local judge, else all (40)")
+    judge_examples: int | None = Field(None, ge=1, description="null: 5 for a local judge, else all (50)")
+    max_parse_failure_rate: float = Field(0.25, ge=0, le=1, description="asset checks fail above this share")
+    llm: LLMConfig = LLMConfig()
+    concurrency: ConcurrencyConfig = ConcurrencyConfig()
+
+    @field_validator("home", "sae_dir")
+    @classmethod
+    def _absolute(cls, value: Path | None) -> Path | None:
+        return None if value is None else Path(value).expanduser().resolve()
+
+    @field_validator("saes", mode="before")
+    @classmethod
+    def _paths_as_sources(cls, value: Any) -> Any:
+        """A bare path string is a coder source with everything detected."""
+        return tuple({"path": str(v)} if isinstance(v, (str, Path)) else v for v in (value or ()))
+
+    def explainer_config(self) -> ExplainerConfig:
+        """The explainer: a small in-process judge gets a short prompt (no few-shot block, no activation lines)
+        and completes a prefilled answer line, except where the configuration sets a field itself."""
+        if not self.llm.is_local:
+            return self.explainer
+        chosen = self.explainer.model_dump(include=self.explainer.model_fields_set)
+        return ExplainerConfig(**{**LOCAL_EXPLAINER, **chosen})
+
+    def scorer_config(self) -> ScorerConfig:
+        """`auto`: per-example P(yes) for an in-process judge (small models fail the 5-example list), else batched."""
+        if self.scoring.mode != "auto":
+            return self.scoring
+        return self.scoring.model_copy(update={"mode": "per_example" if self.llm.is_local else "batched"})
+
+    def example_limits(self) -> tuple[int | None, int | None]:
+        """(examples shown to the explainer, examples judged per class and LLM scorer); None = all sampled."""
+        if self.llm.is_local:
+            return self.explainer_examples or 10, self.judge_examples or 5
+        return self.explainer_examples, self.judge_examples
+
+    @property
+    def alias(self) -> str:
+        """Short model name used in partition keys (`gemma-3-270m/layers.6`)."""
+        if self.model_alias:
+            return self.model_alias
+        name = self.model.removeprefix("embedded:").rstrip("/")
+        return name.rsplit("/", 1)[-1].removesuffix(".gguf")
+
+    @property
+    def watched_sae_dir(self) -> Path:
+        return self.sae_dir or self.home / "saes"
+
+    @property
+    def db_path(self) -> Path:
+        return self.home / "autointerp.duckdb"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.home / "models"
+
+    @property
+    def corpus_dir(self) -> Path:
+        return self.home / "corpus"
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.home / "cache"
+
+    @property
+    def dagster_home(self) -> Path:
+        return self.home / "dagster"
+
+
+# ---- loading ------------------------------------------------------------------------------------------
+
+
+def _leaves(model: type[BaseModel], prefix: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], Any]]:
+    """Every leaf setting's path and field; a section that may be null is a leaf too (set it to null)."""
+    for name, field in model.model_fields.items():
+        path = prefix + (name,)
+        section = _section_type(field.annotation)
+        if section is not None:
+            yield from _leaves(section, path)
+        else:
+            yield path, field
+
+
+def _section_type(annotation: Any) -> type[BaseModel] | None:
+    """The Section class of a field typed `SomeSection` or `SomeSection | None`."""
+    candidates = [annotation, *getattr(annotation, "__args__", ())]
+    return next((c for c in candidates if isinstance(c, type) and issubclass(c, Section)), None)
+
+
+def env_names() -> dict[str, tuple[str, ...]]:
+    """`AUTOINTERP_*` variable -> setting path, for every leaf setting."""
+    names = {ENV_PREFIX + "_".join(path).upper(): path for path, _ in _leaves(Settings)}
+    assert len(names) == len(list(_leaves(Settings))), "two settings map to one environment variable"
+    return names
+
+
+def _env_value(raw: str) -> Any:
+    """An environment string as YAML would read a scalar, lists and mappings (`null`, `[a, b]`, `{k: v}`)."""
+    text = raw.strip()
+    if text.lower() in ("null", "none", "~"):
+        return None
+    if text[:1] in "[{":
+        return yaml.safe_load(text)
+    return raw
+
+
+def _set(tree: dict, path: tuple[str, ...], value: Any) -> None:
+    for name in path[:-1]:
+        node = tree.get(name)
+        if not isinstance(node, dict):  # absent, or a null section that this variable now fills in
+            node = tree[name] = {}
+        tree = node
+    tree[path[-1]] = value
+
+
+def _flatten(tree: Any, prefix: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
+    if isinstance(tree, dict):
+        for key, value in tree.items():
+            yield from _flatten(value, prefix + (str(key),))
+    else:
+        yield prefix
+
+
+def _read_yaml(path: Path) -> dict:
+    if not path.is_file():
+        raise ConfigError(f"{CONFIG_ENV} names {path}, which does not exist")
+    try:
+        values = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path} is not valid YAML: {exc}") from exc
+    if not isinstance(values, dict):
+        raise ConfigError(f"{path}: expected a mapping of settings, got {type(values).__name__}")
+    return values
+
+
+def _error_message(exc: ValidationError, sources: Mapping[str, str]) -> str:
+    lines = []
+    for error in exc.errors():
+        key = ".".join(str(p) for p in error["loc"])
+        where = next((s for k, s in sources.items() if key == k or key.startswith(k + ".") or k.startswith(key + ".")),
+                     None)
+        line = f"  {key}: {error['msg']}"
+        if error["type"] in ("extra_forbidden", "unexpected_keyword_argument"):
+            parent = _parent_model(tuple(str(p) for p in error["loc"][:-1]))
+            if parent is not None:
+                allowed = sorted(parent.model_fields)
+                close = difflib.get_close_matches(str(error["loc"][-1]), allowed, n=1)
+                line += (f" (did you mean {close[0]!r}?)" if close else "") + f"; allowed: {', '.join(allowed)}"
+        elif "input" in error and not isinstance(error["input"], dict):
+            line += f" (got {error['input']!r})"
+        lines.append(line + (f" [from {where}]" if where else ""))
+    return "invalid configuration:\n" + "\n".join(lines)
+
+
+def _parent_model(path: tuple[str, ...]) -> type[BaseModel] | None:
+    model: type[BaseModel] | None = Settings
+    for name in path:
+        field = model.model_fields.get(name) if model else None
+        model = _section_type(field.annotation) if field else None
+    return model
+
+
+def load_settings_with_sources(config_path: str | Path | None = None, environ: Mapping[str, str] | None = None,
+                               overrides: Mapping[str, Any] | None = None) -> tuple[Settings, dict[str, str]]:
+    """The validated settings and, for each setting that is not a default, where its value came from.
+
+    Precedence: defaults < the YAML file (`config_path`, else `AUTOINTERP_CONFIG`) < `AUTOINTERP_*`
+    variables < `overrides` (dotted keys, for tests and notebooks).
+    """
+    env = os.environ if environ is None else environ
+    tree: dict = {}
+    sources: dict[str, str] = {}
+    path = config_path or env.get(CONFIG_ENV)
+    if path:
+        path = Path(path).expanduser()
+        tree = _read_yaml(path)
+        sources.update({".".join(p): f"file {path}" for p in _flatten(tree)})
+    known = env_names()
+    api_key_env = (tree.get("llm") or {}).get("api_key_env") if isinstance(tree.get("llm"), dict) else None
+    api_key_env = env.get(ENV_PREFIX + "LLM_API_KEY_ENV") or api_key_env or LLMConfig().api_key_env
+    for name, raw in sorted(env.items()):
+        if not name.startswith(ENV_PREFIX) or name in (CONFIG_ENV, api_key_env):
+            continue
+        if name not in known:
+            close = difflib.get_close_matches(name, list(known), n=1)
+            raise ConfigError(f"unknown setting variable {name}" + (f"; did you mean {close[0]}?" if close else "")
+                              + " (run `autointerp config --variables` for the list)")
+        _set(tree, known[name], _env_value(raw))
+        sources[".".join(known[name])] = f"env {name}"
+    for dotted, value in (overrides or {}).items():
+        _set(tree, tuple(dotted.split(".")), value)
+        sources[dotted] = "override"
+    try:
+        return Settings.model_validate(tree), sources
+    except ValidationError as exc:
+        raise ConfigError(_error_message(exc, sources)) from None
+
+
+def load_settings(config_path: str | Path | None = None, environ: Mapping[str, str] | None = None,
+                  overrides: Mapping[str, Any] | None = None) -> Settings:
+    """The validated settings (see `load_settings_with_sources` for the precedence)."""
+    return load_settings_with_sources(config_path, environ, overrides)[0]
+
+
+def describe(settings: Settings, sources: Mapping[str, str]) -> list[tuple[str, str, str]]:
+    """(setting, value, source) for every leaf setting, for `autointerp config`. No value here is a secret:
+    the API key itself is never a setting; whether its variable is set is reported instead."""
+    rows = []
+    dumped = settings.model_dump(mode="json")
+    for path, _ in _leaves(Settings):
+        node: Any = dumped
+        for name in path:
+            node = node.get(name) if isinstance(node, dict) else None
+        dotted = ".".join(path)
+        source = next((s for k, s in sources.items() if dotted == k or dotted.startswith(k + ".")), "default")
+        rows.append((dotted, _show(node), source))
+    key_set = bool(os.environ.get(settings.llm.api_key_env))
+    rows.append((f"(secret) ${settings.llm.api_key_env}", "set, redacted" if key_set else "not set", "env"))
+    return rows
+
+
+def _show(value: Any) -> str:
+    """A value as one line of YAML flow style (`null`, `[layers.6, layers.7]`, `{a: 1}`)."""
+    value = str(value) if isinstance(value, Path) else list(value) if isinstance(value, tuple) else value
+    return yaml.safe_dump(value, default_flow_style=True, width=10_000).strip().removesuffix("...").strip()
+
+
+def reference_rows() -> list[tuple[str, str, str, str]]:
+    """(YAML key, environment variable, default, description) of every leaf setting: the README's table."""
+    rows = []
+    defaults = Settings.model_construct().model_dump(mode="json")  # unvalidated: `home` stays relative
+    for path, field in _leaves(Settings):
+        node: Any = defaults
+        for name in path:
+            node = node.get(name) if isinstance(node, dict) else None
+        rows.append((".".join(path), ENV_PREFIX + "_".join(path).upper(), _show(node), field.description or ""))
+    return rows

@@ -1,0 +1,51 @@
+"""The project's Dagster instance under `$AUTOINTERP_HOME/dagster`, shared by `autointerp run` and the UI.
+
+Its dagster.yaml bounds model work by configuration: steps that load the subject model run in the pool
+`model`, explanation and scoring steps (which may load an in-process judge) in the pool `llm`, each
+limited per step across all runs; and at most `concurrency.runs` runs are in progress at once. So a
+backfill or the sensor's automation over many partitions queues instead of loading many models.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import yaml
+
+from .core.config import Settings
+
+MODEL_POOL = "model"
+LLM_POOL = "llm"
+
+
+def instance_yaml(settings: Settings) -> str:
+    config = {
+        "telemetry": {"enabled": False},
+        "concurrency": {
+            "pools": {"default_limit": 1, "granularity": "op"},
+            "runs": {"max_concurrent_runs": settings.concurrency.runs},
+        },
+    }
+    return "# Written by autointerp from the settings' `concurrency` section; edits are replaced.\n" + yaml.safe_dump(
+        config, sort_keys=False)
+
+
+def use_dagster_home(settings: Settings) -> Path:
+    """Points DAGSTER_HOME at the project's instance folder and writes its dagster.yaml from the settings."""
+    home = Path(os.environ.get("DAGSTER_HOME") or settings.dagster_home)
+    home.mkdir(parents=True, exist_ok=True)
+    wanted = instance_yaml(settings)
+    target = home / "dagster.yaml"
+    if not target.exists() or target.read_text() != wanted:
+        target.write_text(wanted)
+    os.environ["DAGSTER_HOME"] = str(home)
+    return home
+
+
+def set_pool_limits(instance, settings: Settings) -> dict[str, int]:
+    """Per-pool step limits, stored in the instance (dagster.yaml only holds a default for every pool)."""
+    limits = {MODEL_POOL: settings.concurrency.model_steps, LLM_POOL: settings.concurrency.llm_steps}
+    for pool, limit in limits.items():
+        instance.event_log_storage.set_concurrency_slots(pool, limit)
+    return limits

@@ -1,0 +1,24 @@
+"""The pipeline as Dagster jobs: the UI launches them, the sensor requests them, `autointerp run` runs them.
+
+A job's assets must share one partitions definition, so the pipeline is four jobs in order:
+inputs (corpus, embedded SAEs), caches (per coder; one run over a stretch of coders makes one
+forward pass), interpretation (per coder and latent range: statistics, examples, explanations,
+scores), and summaries (per coder).
+"""
+
+from dagster import define_asset_job
+
+from .assets import activation_cache, corpus, embedded_saes, examples, explanations, latent_stats, sae_summary, scores
+from .partitions import sae_latent_partitions, sae_partitions
+
+inputs_job = define_asset_job("inputs_job", selection=[corpus, embedded_saes],
+                              description="Tokenize the corpus; train the embedded default's SAEs.")
+cache_job = define_asset_job("cache_job", selection=[activation_cache], partitions_def=sae_partitions,
+                             description="Cache the sparse activations of a stretch of coders in one forward pass.")
+interpret_job = define_asset_job(
+    "interpret_job", selection=[latent_stats, examples, explanations, scores], partitions_def=sae_latent_partitions,
+    description="Statistics, examples, explanations and scores of one coder's latent range.")
+summary_job = define_asset_job("summary_job", selection=[sae_summary], partitions_def=sae_partitions,
+                               description="The per-SAE summary.")
+
+JOBS = [inputs_job, cache_job, interpret_job, summary_job]

@@ -1,0 +1,84 @@
+"""The one settings tree: precedence, validation at load, the printed configuration, the README's table."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from autointerp_dagster.core.config import ConfigError, load_settings, load_settings_with_sources
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def test_precedence_defaults_file_environment(tmp_path):
+    config = tmp_path / "a.yaml"
+    config.write_text(yaml.safe_dump({"corpus": {"token_budget": 4096, "ctx_len": 64}, "llm": {"concurrency": 3}}))
+    settings, sources = load_settings_with_sources(config, environ={"AUTOINTERP_CORPUS_TOKEN_BUDGET": "8192"})
+    assert settings.corpus.token_budget == 8192 and sources["corpus.token_budget"] == "env AUTOINTERP_CORPUS_TOKEN_BUDGET"
+    assert settings.corpus.ctx_len == 64 and sources["corpus.ctx_len"] == f"file {config}"
+    assert settings.llm.concurrency == 3 and settings.corpus.seed == 22 and "corpus.seed" not in sources
+    # AUTOINTERP_CONFIG names the file when no path is given; explicit overrides win over everything.
+    settings = load_settings(environ={"AUTOINTERP_CONFIG": str(config)}, overrides={"corpus.ctx_len": 16})
+    assert (settings.corpus.token_budget, settings.corpus.ctx_len) == (4096, 16)
+
+
+@pytest.mark.parametrize(("content", "environ", "message"), [
+    ({"corpus": {"tokn_budget": 5}}, {}, r"corpus\.tokn_budget.*did you mean 'token_budget'"),
+    ({"sampling": {"peak_index": 40}}, {}, r"peak_index 40 must lie in \[0, example_ctx_len=32\)"),
+    ({"llm": {"backend": "vllm"}}, {}, r"llm\.backend: Input should be 'local' or 'openai'.*got 'vllm'"),
+    ({}, {"AUTOINTERP_LLM_BASEURL": "http://x"}, r"unknown setting variable AUTOINTERP_LLM_BASEURL; did you mean "
+                                                 r"AUTOINTERP_LLM_BASE_URL"),
+    ({}, {"AUTOINTERP_LATENT_RANGES": "many"}, r"latent_ranges: .*integer.*\[from env AUTOINTERP_LATENT_RANGES\]"),
+    ({"explainer": {"prefill": True, "reasoning": True}}, {}, r"set reasoning to false"),
+])
+def test_a_wrong_key_or_value_fails_at_load_naming_it(tmp_path, content, environ, message):
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump(content))
+    with pytest.raises(ConfigError, match=message):
+        load_settings(config, environ=environ)
+
+
+def test_environment_values_read_like_yaml():
+    settings = load_settings(environ={"AUTOINTERP_LATENTS_PER_RANGE": "null", "AUTOINTERP_SAES": "[/a/b, /c/d]",
+                                      "AUTOINTERP_EMBEDDED_SAES_HOOKPOINTS": "[layers.3]"})
+    assert settings.latents_per_range is None
+    assert [s.path for s in settings.saes] == ["/a/b", "/c/d"]
+    assert settings.embedded_saes.hookpoints == ("layers.3",)
+
+
+def test_judge_dependent_defaults_yield_to_what_is_set():
+    local = load_settings(environ={}, overrides={"explainer": {"max_tokens": 64}})
+    assert local.explainer_config().prefill and local.explainer_config().max_tokens == 64
+    assert local.scorer_config().mode == "per_example" and local.example_limits() == (10, 5)
+    server = load_settings(environ={"AUTOINTERP_LLM_BACKEND": "openai"})
+    assert server.explainer_config().few_shot and server.scorer_config().mode == "batched"
+    assert server.example_limits() == (None, None)
+
+
+def test_config_command_shows_sources_and_never_the_key(tmp_path):
+    secret = "sk-never-print-3b8e"
+    env = {"PATH": "/usr/bin:/bin", "AUTOINTERP_HOME": str(tmp_path), "AUTOINTERP_LLM_BACKEND": "openai",
+           "AUTOINTERP_LLM_API_KEY_ENV": "MY_KEY", "MY_KEY": secret}
+    autointerp = Path(sys.executable).with_name("autointerp")
+    out = subprocess.run([str(autointerp), "config"], env=env, capture_output=True, text=True, check=True).stdout
+    assert re.search(r"llm\.backend\s+openai\s+\[env AUTOINTERP_LLM_BACKEND\]", out)
+    assert re.search(r"corpus\.token_budget\s+131072\s+\[default\]", out)
+    assert "$MY_KEY" in out and "set, redacted" in out and secret not in out
+    bad = subprocess.run([str(autointerp), "config"], env={**env, "AUTOINTERP_CORPUS_CTXLEN": "8"},
+                         capture_output=True, text=True)
+    assert bad.returncode == 2 and "AUTOINTERP_CORPUS_CTX_LEN" in bad.stderr
+
+
+def test_readme_settings_table_is_the_code_s():
+    from autointerp_dagster.cli import settings_reference_markdown
+
+    text = README.read_text()
+    start, end = "<!-- settings:start -->\n", "\n<!-- settings:end -->"
+    assert start in text and end in text, "README lacks the generated settings table"
+    table = text[text.index(start) + len(start):text.index(end)]
+    assert table == settings_reference_markdown(), "README's settings table is stale: autointerp config --markdown"
