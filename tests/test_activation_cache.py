@@ -100,7 +100,7 @@ def test_crash_leaves_previous_cache_and_rerun_replaces(model, corpus, coders, t
 
     with pytest.raises(KeyboardInterrupt):
         cache_activations(model, corpus, [target], n_ranges=2, batch_rows=4, flush_records=10, progress=crash)
-    assert not list(tmp_path.glob("cache.tmp-*")), "partial build removed"
+    assert not list(tmp_path.glob("cache.*.tmp")), "partial build removed"
     assert ActivationCache(target.path).records(0, coders[0].n_latents).equals(before)
 
     second = cache_activations(model, corpus, [target], n_ranges=2)[0]

@@ -57,7 +57,7 @@ def test_rate_limit_is_retried_after_the_servers_retry_after(server, store):
     server.enqueue(Fault.rate_limit(retry_after=0.5))
     client = LLMClient(_backend(server), store)
     start = time.perf_counter()
-    result = client.complete_one(_request("hi"))
+    [result] = client.complete([_request("hi")])
     assert time.perf_counter() - start >= 0.5  # the back-off alone would wait <= 0.01 s
     assert result.ok and result.text == "echo hi"
     assert server.call_count == 2
@@ -67,7 +67,7 @@ def test_rate_limit_is_retried_after_the_servers_retry_after(server, store):
 
 def test_server_errors_then_success(server, store):
     server.enqueue(Fault.server_error(500), Fault.server_error(503))
-    result = LLMClient(_backend(server), store).complete_one(_request("hi"))
+    [result] = LLMClient(_backend(server), store).complete([_request("hi")])
     assert result.ok and result.text == "echo hi"
     assert server.call_count == 3
 
@@ -75,7 +75,7 @@ def test_server_errors_then_success(server, store):
 def test_timeout_then_success(server):
     server.enqueue(Fault.hang(1.5))
     start = time.perf_counter()
-    result = LLMClient(_backend(server, timeout_s=0.3)).complete_one(_request("hi"))
+    [result] = LLMClient(_backend(server, timeout_s=0.3)).complete([_request("hi")])
     assert result.ok and result.text == "echo hi"
     assert server.call_count == 2
     assert time.perf_counter() - start < 1.2
@@ -84,7 +84,7 @@ def test_timeout_then_success(server):
 @pytest.mark.parametrize("body", ['{"id": "broken", "choices": [', '{"choices": []}', '{"error": null}'])
 def test_malformed_body_then_success(server, body):
     server.enqueue(Fault.malformed(body))
-    result = LLMClient(_backend(server)).complete_one(_request("hi"))
+    [result] = LLMClient(_backend(server)).complete([_request("hi")])
     assert result.ok and result.text == "echo hi"
     assert server.call_count == 2
 
@@ -103,7 +103,7 @@ def test_unreachable_server_is_an_error_result():
     with StubLLMServer() as server:
         url = server.base_url  # a port nothing listens on once the server stops
     backend = OpenAIBackend(url, "stub-model", max_retries=1, backoff_base_s=0.01)
-    result = LLMClient(backend).complete_one(_request("hi"))
+    [result] = LLMClient(backend).complete([_request("hi")])
     assert result.status == "error" and result.error.startswith("connection error")
 
 
@@ -114,7 +114,7 @@ def test_empty_batch(store):
 @pytest.mark.parametrize("status", [400, 401, 404])
 def test_other_client_errors_are_not_retried(server, status):
     server.enqueue(Fault.http(status, "nope"))
-    result = LLMClient(_backend(server)).complete_one(_request("hi"))
+    [result] = LLMClient(_backend(server)).complete([_request("hi")])
     assert result.status == "error" and result.error == f"HTTP {status}: nope"
     assert server.call_count == 1
 
@@ -138,7 +138,7 @@ def test_one_failure_does_not_sink_the_batch(store):
 def test_logprobs_are_parsed_per_token(server):
     yes, no = math.log(0.7), math.log(0.2)
     server.reply = lambda messages: StubReply("Yes", top_logprobs=[{"Yes": yes, "No": no, "Maybe": -5.0}])
-    result = LLMClient(_backend(server)).complete_one(_request("q", logprobs=True, top_logprobs=2))
+    [result] = LLMClient(_backend(server)).complete([_request("q", logprobs=True, top_logprobs=2)])
     assert result.top_logprobs == [{"Yes": yes, "No": no}]
     body = server.requests[0].body
     assert body["logprobs"] is True and body["top_logprobs"] == 2

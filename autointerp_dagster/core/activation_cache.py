@@ -14,11 +14,9 @@ replaces the cache instead of adding to it.
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import time
-import uuid
 from collections.abc import Callable, Sequence
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -28,6 +26,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 
+from .atomic import atomic_path
 from .corpus import CorpusInfo, iter_token_batches
 from .latent_ranges import range_bounds, range_keys
 from .sparse_coders import SparseCoder
@@ -144,13 +143,16 @@ class _RangeShards:
 
 
 class _CoderRun:
-    """The state of one coder during a caching pass: its shards and per-latent statistics."""
+    """The state of one coder during a caching pass: its shards and per-latent statistics.
 
-    def __init__(self, target: CacheTarget, n_ranges: int):
+    Everything is written into `tmp`, which the caller renames into place once complete.
+    """
+
+    def __init__(self, target: CacheTarget, n_ranges: int, tmp: Path):
         self.target = target
         n = target.coder.n_latents
-        self.tmp = target.path.with_name(f"{target.path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
-        self.tmp.mkdir(parents=True)
+        self.tmp = tmp
+        self.tmp.mkdir()
         self.bounds = range_bounds(n, n_ranges)
         self.shards: _RangeShards | None = None  # opened at the first batch, whose values pick the dtype
         self.activation_dtype = ""
@@ -239,30 +241,12 @@ class _CoderRun:
             "range_bounds": self.bounds.tolist(),
         }
         (self.tmp / MANIFEST).write_text(json.dumps(manifest, indent=2))
-        _swap_into_place(self.tmp, self.target.path)
         return summary
 
     def abandon(self) -> None:
+        """Closes open shard files; the caller removes the folder."""
         for writer in (self.shards.writers.values() if self.shards else ()):
             writer.close()
-        shutil.rmtree(self.tmp, ignore_errors=True)
-
-
-def _swap_into_place(tmp: Path, final: Path) -> None:
-    """Replaces `final` by `tmp` with renames, so readers see the old cache or the new, never a mix."""
-    old = final.with_name(f"{final.name}.old-{uuid.uuid4().hex[:8]}")
-    if final.exists():
-        final.rename(old)
-    tmp.rename(final)
-    shutil.rmtree(old, ignore_errors=True)
-
-
-def remove_stale_builds(path: Path) -> None:
-    """Deletes leftovers of killed runs (`<cache>.tmp-*`, `<cache>.old-*`) next to a cache folder."""
-    for leftover in path.parent.glob(f"{path.name}.tmp-*"):
-        shutil.rmtree(leftover, ignore_errors=True)
-    for leftover in path.parent.glob(f"{path.name}.old-*"):
-        shutil.rmtree(leftover, ignore_errors=True)
 
 
 def choose_activation_dtype(first_batch_max: float) -> str:
@@ -291,32 +275,31 @@ def cache_activations(
     for target in targets:
         coder = target.coder
         coder.check_width(widths[(coder.capture_module, coder.capture)], model.name)
-        target.path.parent.mkdir(parents=True, exist_ok=True)
-        remove_stale_builds(target.path)
 
-    runs = [_CoderRun(target, n_ranges) for target in targets]
     started = time.monotonic()
     rows_done = 0
-    try:
-        for rows, tokens in iter_token_batches(corpus, batch_rows):
-            captured = model.capture(torch.from_numpy(tokens.astype(np.int64)), captures)
-            for run in runs:
-                coder = run.target.coder
-                acts = captured[(coder.capture_module, coder.capture)][:, corpus.first_position:, :]
-                run.add(rows, corpus.first_position, acts)
-            if sum(run.buffered for run in runs) >= flush_records:
+    with ExitStack() as builds:  # each cache is renamed into place only if the whole pass succeeds
+        runs = [_CoderRun(t, n_ranges, builds.enter_context(atomic_path(t.path))) for t in targets]
+        try:
+            for rows, tokens in iter_token_batches(corpus, batch_rows):
+                captured = model.capture(torch.from_numpy(tokens.astype(np.int64)), captures)
                 for run in runs:
-                    run.shards.flush()
-            rows_done += len(rows)
-            if progress:
-                elapsed = time.monotonic() - started
-                progress(rows_done, corpus.n_rows, rows_done * (corpus.ctx_len - corpus.first_position) / elapsed)
-        seconds = time.monotonic() - started
-        return [run.finish(corpus, seconds, n_ranges) for run in runs]
-    except BaseException:
-        for run in runs:
-            run.abandon()
-        raise
+                    coder = run.target.coder
+                    acts = captured[(coder.capture_module, coder.capture)][:, corpus.first_position:, :]
+                    run.add(rows, corpus.first_position, acts)
+                if sum(run.buffered for run in runs) >= flush_records:
+                    for run in runs:
+                        run.shards.flush()
+                rows_done += len(rows)
+                if progress:
+                    elapsed = time.monotonic() - started
+                    progress(rows_done, corpus.n_rows, rows_done * (corpus.ctx_len - corpus.first_position) / elapsed)
+            seconds = time.monotonic() - started
+            return [run.finish(corpus, seconds, n_ranges) for run in runs]
+        except BaseException:
+            for run in runs:
+                run.abandon()
+            raise
 
 
 class ActivationCache:

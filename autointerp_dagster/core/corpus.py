@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import json
 import random
-import shutil
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -19,6 +18,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from .atomic import atomic_path
 from .embedded import kjv_documents
 from .config import EMBEDDED_CORPUS, CorpusSpec
 
@@ -149,16 +149,12 @@ def build_corpus(spec: CorpusSpec, tokenizer, corpus_root: Path) -> CorpusInfo:
     if first_position:
         tokens = np.concatenate([np.full((len(rows), 1), tokenizer.bos_token_id, np.int32), tokens], axis=1)
 
-    partial = target.with_name(target.name + ".tmp")
-    shutil.rmtree(partial, ignore_errors=True)
-    partial.mkdir(parents=True)
     table = pa.table(
         {
             "row": pa.array(np.arange(len(rows), dtype=np.int32)),
             "tokens": pa.FixedSizeListArray.from_arrays(pa.array(tokens.ravel()), spec.ctx_len),
         }
     )
-    pq.write_table(table, partial / "tokens.parquet", compression="zstd")
     info = CorpusInfo(
         corpus_id=cid,
         path=str(target),
@@ -169,9 +165,10 @@ def build_corpus(spec: CorpusSpec, tokenizer, corpus_root: Path) -> CorpusInfo:
         n_documents=n_docs,
         tokenizer=str(getattr(tokenizer, "name_or_path", "")),
     )
-    (partial / "corpus.json").write_text(json.dumps({**asdict(info), "spec": spec.model_dump()}, indent=2))
-    shutil.rmtree(target, ignore_errors=True)
-    partial.rename(target)
+    with atomic_path(target) as partial:
+        partial.mkdir()
+        pq.write_table(table, partial / "tokens.parquet", compression="zstd")
+        (partial / "corpus.json").write_text(json.dumps({**asdict(info), "spec": spec.model_dump()}, indent=2))
     return info
 
 

@@ -14,6 +14,7 @@ import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
+from .atomic import atomic_path
 
 EMBEDDED_MODELS = ("gemma-3-270m", "qwen2.5-coder-1.5b-instruct")
 _QWEN_PARTS = 22
@@ -26,10 +27,8 @@ def embedded_gguf(name: str, models_dir: Path) -> Path:
         raise ValueError(f"unknown embedded model {name!r}; embedded models: {', '.join(EMBEDDED_MODELS)}")
     target = models_dir / "gguf" / f"{name}.gguf"
     if not target.exists():
-        target.parent.mkdir(parents=True, exist_ok=True)
-        partial = target.with_suffix(".gguf.tmp")
-        (_assemble_gemma if name == "gemma-3-270m" else _assemble_qwen)(partial)
-        partial.rename(target)
+        with atomic_path(target) as partial:
+            (_assemble_gemma if name == "gemma-3-270m" else _assemble_qwen)(partial)
     return target
 
 

@@ -9,13 +9,13 @@ and later loads read that folder in seconds.
 
 from __future__ import annotations
 
-import shutil
 import time
 from contextlib import contextmanager
 from pathlib import Path
 
 import torch
 
+from .atomic import atomic_path
 from .embedded import embedded_gguf
 
 
@@ -99,11 +99,9 @@ def converted_gguf_folder(gguf: Path, models_dir: Path) -> Path:
     fresh = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
     fresh.load_state_dict(loaded.state_dict())
     fresh.generation_config = loaded.generation_config
-    partial = target.with_name(target.name + ".tmp")
-    shutil.rmtree(partial, ignore_errors=True)
-    fresh.save_pretrained(partial)
-    tokenizer.save_pretrained(partial)
-    partial.rename(target)
+    with atomic_path(target) as partial:
+        fresh.save_pretrained(partial)
+        tokenizer.save_pretrained(partial)
     print(f"converted {gguf.name} to {target} in {time.monotonic() - started:.0f} s", flush=True)
     return target
 

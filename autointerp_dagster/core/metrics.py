@@ -1,9 +1,7 @@
 """Per-latent scoring metrics with confidence intervals.
 
 Every metric here is computed for one latent's examples at a time, so results can be
-reported per latent with an uncertainty instead of pooled over latents. Only numpy is
-used, so scorers stay importable without scikit-learn; the tests check the values
-against scikit-learn.
+reported per latent with an uncertainty instead of pooled over latents.
 
 Division by zero follows scikit-learn's ``zero_division=0``: precision with no
 predicted positives, recall with no true positives and F1 when both are zero are 0.0.
@@ -15,6 +13,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import stats
+from sklearn.metrics import confusion_matrix, roc_auc_score
 
 Statistic = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
@@ -27,15 +27,6 @@ def _labels(y: Sequence | np.ndarray, name: str) -> np.ndarray:
     if arr.dtype != bool and not np.isin(arr, (0, 1)).all():
         raise ValueError(f"{name} must contain only 0/1 or booleans")
     return arr.astype(bool)
-
-
-def _scores(y: Sequence | np.ndarray, name: str) -> np.ndarray:
-    arr = np.asarray(y, dtype=float)
-    if arr.ndim != 1:
-        raise ValueError(f"{name} must be one-dimensional")
-    if np.isnan(arr).any():
-        raise ValueError(f"{name} contains NaN")
-    return arr
 
 
 def _ratio(num: float, den: float) -> float:
@@ -71,20 +62,20 @@ def binary_metrics(
     y_pred: Sequence | np.ndarray,
     y_score: Sequence | np.ndarray | None = None,
 ) -> BinaryMetrics:
-    """Metrics of 0/1 predictions against 0/1 truth; `y_score` (e.g. P(yes)) adds AUC."""
+    """Metrics of 0/1 predictions against 0/1 truth; `y_score` (e.g. P(yes)) adds AUC.
+
+    The ratios come from the counts directly: scikit-learn's scorers would warn on the
+    one-class and 0/0 cases that are routine here (a latent with no judged negatives).
+    """
     t = _labels(y_true, "y_true")
     p = _labels(y_pred, "y_pred")
     if len(t) != len(p):
         raise ValueError("y_true and y_pred differ in length")
     if len(t) == 0:
         raise ValueError("no examples")
-    tp = int((t & p).sum())
-    fp = int((~t & p).sum())
-    tn = int((~t & ~p).sum())
-    fn = int((t & ~p).sum())
+    tn, fp, fn, tp = (int(c) for c in confusion_matrix(t, p, labels=[False, True]).ravel())
     n_pos, n_neg = tp + fn, tn + fp
     recall = _ratio(tp, n_pos)
-    precision = _ratio(tp, tp + fp)
     class_recalls = [r for r, count in ((recall, n_pos), (_ratio(tn, n_neg), n_neg)) if count]
     return BinaryMetrics(
         n=len(t),
@@ -96,48 +87,27 @@ def binary_metrics(
         false_negative=fn,
         accuracy=(tp + tn) / len(t),
         balanced_accuracy=sum(class_recalls) / len(class_recalls),
-        precision=precision,
+        precision=_ratio(tp, tp + fp),
         recall=recall,
         f1=_ratio(2 * tp, 2 * tp + fp + fn),
         auc=None if y_score is None else roc_auc(t, y_score),
     )
 
 
-def _average_ranks(values: np.ndarray) -> np.ndarray:
-    """1-based ranks, tied values sharing the mean of the ranks they span."""
-    order = np.argsort(values, kind="mergesort")
-    ordered = values[order]
-    new_group = np.r_[True, ordered[1:] != ordered[:-1]]
-    starts = np.flatnonzero(new_group)
-    ends = np.r_[starts[1:], len(values)]
-    group_rank = (starts + 1 + ends) / 2.0
-    ranks = np.empty(len(values))
-    ranks[order] = group_rank[np.cumsum(new_group) - 1]
-    return ranks
-
-
 def roc_auc(y_true: Sequence | np.ndarray, y_score: Sequence | np.ndarray) -> float | None:
-    """Area under the ROC curve via the Mann-Whitney U statistic (ties count one half).
-
-    Returns None when only one class is present, where AUC is undefined.
-    """
+    """Area under the ROC curve; None when only one class is present (AUC undefined)."""
     t = _labels(y_true, "y_true")
-    s = _scores(y_score, "y_score")
-    if len(t) != len(s):
+    s = np.asarray(y_score, dtype=float)
+    if s.shape != t.shape:
         raise ValueError("y_true and y_score differ in length")
-    n_pos = int(t.sum())
-    n_neg = len(t) - n_pos
-    if n_pos == 0 or n_neg == 0:
+    if np.isnan(s).any():
+        raise ValueError("y_score contains NaN")
+    if t.all() or not t.any():
         return None
-    rank_sum = _average_ranks(s)[t].sum()
-    return float((rank_sum - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
+    return float(roc_auc_score(t, s))
 
 
 # Batched statistics for bootstrap_ci: each row of the 2-D inputs is one resample.
-
-
-def accuracy_rows(y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
-    return (y_true == y_pred).mean(axis=1)
 
 
 def balanced_accuracy_rows(y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
@@ -150,25 +120,18 @@ def balanced_accuracy_rows(y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray
 
 
 def roc_auc_rows(y_true: np.ndarray, y_score: np.ndarray) -> np.ndarray:
-    """AUC of each row; every row must hold the same number of positives (as stratified
-    resamples do), which lets all rows be ranked with one sort."""
-    pos_mask = y_true.astype(bool)
-    n_rows = y_true.shape[0]
-    n_pos = int(pos_mask[0].sum())
+    """AUC of each row (Mann-Whitney U, ties count one half).
+
+    Every row must hold the same, non-zero, number of each class, as the stratified
+    resamples of `bootstrap_ci` do; anything else means the caller mixed up its rows.
+    """
+    pos = y_true.astype(bool)
+    n_pos = int(pos[0].sum())
     n_neg = y_true.shape[1] - n_pos
-    if n_pos == 0 or n_neg == 0 or not (pos_mask.sum(axis=1) == n_pos).all():
+    if n_pos == 0 or n_neg == 0 or not (pos.sum(axis=1) == n_pos).all():
         raise ValueError("every row needs the same, non-zero, number of each class")
-    # Dense codes of the scores, shifted per row so one sorted array holds all rows in order.
-    _, codes = np.unique(y_score, return_inverse=True)
-    codes = codes.reshape(y_score.shape)
-    offset = (np.arange(n_rows) * (codes.max() + 1))[:, None]
-    keys = codes + offset
-    neg = np.sort(keys[~pos_mask].reshape(n_rows, n_neg), axis=1).ravel()
-    pos = keys[pos_mask].reshape(n_rows, n_pos)
-    row_start = (np.arange(n_rows) * n_neg)[:, None]
-    below = np.searchsorted(neg, pos, side="left") - row_start
-    tied = np.searchsorted(neg, pos, side="right") - row_start - below
-    return (below + 0.5 * tied).sum(axis=1) / (n_pos * n_neg)
+    rank_sum = np.where(pos, stats.rankdata(y_score, axis=1), 0.0).sum(axis=1)
+    return (rank_sum - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg)
 
 
 def bootstrap_ci(
@@ -185,7 +148,8 @@ def bootstrap_ci(
     the observed class counts and class-conditional statistics stay defined. `y_pred`
     is whatever `statistic` consumes: 0/1 predictions, or scores for `roc_auc_rows`.
     `statistic` takes (n_boot, n) arrays and returns one value per row. Both classes
-    must be present.
+    must be present. Not `scipy.stats.bootstrap`: it refuses a sample of one example,
+    and a latent with a single judged positive is common.
     """
     t = _labels(y_true, "y_true")
     p = np.asarray(y_pred)
@@ -205,8 +169,8 @@ def bootstrap_ci(
         ],
         axis=1,
     )
-    stats = np.asarray(statistic(t[idx], p[idx]), dtype=float)
-    low, high = np.quantile(stats, [alpha / 2, 1 - alpha / 2])
+    stats_b = np.asarray(statistic(t[idx], p[idx]), dtype=float)
+    low, high = np.quantile(stats_b, [alpha / 2, 1 - alpha / 2])
     return float(low), float(high)
 
 
@@ -223,20 +187,6 @@ def mean_ci(values: Sequence | np.ndarray, n_boot: int = 1000, alpha: float = 0.
     mean = float(values.mean())
     if values.size < 2:
         return mean, None, None
-    rng = np.random.default_rng(seed)
-    means = values[rng.integers(0, values.size, size=(n_boot, values.size))].mean(axis=1)
-    low, high = np.quantile(means, [alpha / 2, 1 - alpha / 2])
-    return mean, float(low), float(high)
-
-
-def pearson(x: Sequence | np.ndarray, y: Sequence | np.ndarray) -> float | None:
-    """Pearson correlation; None when either input is constant (correlation undefined)."""
-    a = _scores(x, "x")
-    b = _scores(y, "y")
-    if len(a) != len(b):
-        raise ValueError("x and y differ in length")
-    if len(a) < 2 or np.ptp(a) == 0 or np.ptp(b) == 0:
-        return None
-    a = a - a.mean()
-    b = b - b.mean()
-    return float(np.clip((a * b).sum() / np.sqrt((a * a).sum() * (b * b).sum()), -1.0, 1.0))
+    ci = stats.bootstrap((values,), np.mean, n_resamples=n_boot, confidence_level=1 - alpha,
+                         method="percentile", rng=np.random.default_rng(seed)).confidence_interval
+    return mean, float(ci.low), float(ci.high)

@@ -10,7 +10,6 @@ loads exactly like an SAE a user brings.
 from __future__ import annotations
 
 import json
-import shutil
 import time
 from collections.abc import Callable
 from contextlib import contextmanager
@@ -20,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .atomic import atomic_path
 from .corpus import CorpusInfo, iter_token_batches
 from .config import EmbeddedSaeSpec
 from .subject_model import SubjectModel
@@ -128,21 +128,19 @@ def train_embedded_saes(model: SubjectModel, corpus: CorpusInfo, spec: EmbeddedS
     started = time.monotonic()
     log(f"collecting {spec.train_tokens} tokens of activations at {', '.join(spec.hookpoints)}")
     activations = collect_activations(model, corpus, spec.hookpoints, spec.train_tokens)
-    partial = run_dir.with_name(run_dir.name + ".tmp")
-    shutil.rmtree(partial, ignore_errors=True)
     trained = []
-    for hookpoint, acts in activations.items():
-        t0 = time.monotonic()
-        log(f"training a TopK SAE ({acts.shape[1]} -> {spec.num_latents}, k={spec.k}) at {hookpoint}")
-        sae, fvu, dead = train_topk_sae(acts.to(model.device), spec, log)  # on the GPU when the model is
-        sae.save_to_disk(partial / hookpoint)
-        trained.append(TrainedSae(hookpoint, run_dir / hookpoint, fvu, dead, len(acts), time.monotonic() - t0))
-        log(f"{hookpoint}: fvu {fvu:.3f}, dead latents {dead:.1%}, {time.monotonic() - t0:.0f} s")
-    (partial / "training.json").write_text(json.dumps(
-        {"identity": wanted, "seconds": time.monotonic() - started,
-         "saes": [{**t.__dict__, "path": str(t.path)} for t in trained]}, indent=2))
-    shutil.rmtree(run_dir, ignore_errors=True)
-    partial.rename(run_dir)
+    with atomic_path(run_dir) as partial:  # a `.tmp` name, which coder discovery skips
+        partial.mkdir()
+        for hookpoint, acts in activations.items():
+            t0 = time.monotonic()
+            log(f"training a TopK SAE ({acts.shape[1]} -> {spec.num_latents}, k={spec.k}) at {hookpoint}")
+            sae, fvu, dead = train_topk_sae(acts.to(model.device), spec, log)  # on the GPU when the model is
+            sae.save_to_disk(partial / hookpoint)
+            trained.append(TrainedSae(hookpoint, run_dir / hookpoint, fvu, dead, len(acts), time.monotonic() - t0))
+            log(f"{hookpoint}: fvu {fvu:.3f}, dead latents {dead:.1%}, {time.monotonic() - t0:.0f} s")
+        (partial / "training.json").write_text(json.dumps(
+            {"identity": wanted, "seconds": time.monotonic() - started,
+             "saes": [{**t.__dict__, "path": str(t.path)} for t in trained]}, indent=2))
     return trained
 
 

@@ -10,14 +10,13 @@ tables here hold results keyed so that a re-run replaces rows instead of adding 
 from __future__ import annotations
 
 import contextlib
-import random
 import threading
-import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import duckdb
 import pyarrow as pa
+from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_random_exponential
 
 _LOCK_MESSAGES = ("Could not set lock", "Conflicting lock", "database is locked")
 _process_lock = threading.RLock()
@@ -34,18 +33,14 @@ class ResultsStore:
     def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
         """A connection held for one unit of work; retries while another process holds the lock."""
         self.db_path.parent.mkdir(parents=True, exist_ok=True)
-        deadline = time.monotonic() + self.lock_timeout_s
-        delay = 0.05
+        retrying = Retrying(
+            retry=retry_if_exception(_is_lock_error),
+            stop=stop_after_delay(self.lock_timeout_s),
+            wait=wait_random_exponential(multiplier=0.1, max=4.0),
+            reraise=True,
+        )
         with _process_lock:
-            while True:
-                try:
-                    con = duckdb.connect(str(self.db_path))
-                    break
-                except duckdb.IOException as exc:
-                    if not any(m in str(exc) for m in _LOCK_MESSAGES) or time.monotonic() > deadline:
-                        raise
-                    time.sleep(delay * (1 + random.random()))
-                    delay = min(delay * 2, 2.0)
+            con = retrying(duckdb.connect, str(self.db_path))
             try:
                 yield con
             finally:
@@ -94,6 +89,10 @@ def transaction(con: duckdb.DuckDBPyConnection, **tables: pa.Table) -> Iterator[
     finally:
         for name in tables:
             con.unregister(name)
+
+
+def _is_lock_error(exc: BaseException) -> bool:
+    return isinstance(exc, duckdb.IOException) and any(m in str(exc) for m in _LOCK_MESSAGES)
 
 
 def _table_exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:

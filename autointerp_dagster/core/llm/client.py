@@ -58,9 +58,6 @@ class LLMClient:
         self.flush_every = flush_every
         self.flush_interval_s = flush_interval_s
 
-    def complete_one(self, request: ChatRequest) -> ChatResult:
-        return self.complete([request])[0]
-
     def complete(
         self, requests: list[ChatRequest], on_progress: ProgressCallback | None = None
     ) -> list[ChatResult]:

@@ -14,15 +14,17 @@ import logging
 import os
 import threading
 import time
+from email.utils import parsedate_to_datetime
 
 import openai
+from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_random_exponential
 
-from autointerp_dagster.core.llm.retry import RetryPolicy, parse_retry_after
 from autointerp_dagster.core.llm.types import BackendError, BackendReply, ChatRequest
 
 log = logging.getLogger(__name__)
 
 _RETRYABLE_STATUS = {408, 429}  # plus every 5xx
+MAX_RETRY_AFTER_S = 300.0  # beyond this a Retry-After is treated as "give up soon", not obeyed
 
 
 class _MalformedResponse(Exception):
@@ -46,7 +48,10 @@ class OpenAIBackend:
         self.base_url = base_url
         self.model = model
         self.timeout_s = timeout_s
-        self.retry = RetryPolicy(max_retries, backoff_base_s, backoff_max_s)
+        self.max_retries = max_retries
+        # Full jitter (a uniform draw below the capped exponential) spreads out workers
+        # that hit the same rate limit at once.
+        self._backoff = wait_random_exponential(multiplier=backoff_base_s, max=backoff_max_s)
         api_key = os.environ.get(api_key_env) or ""
         self._secrets = [api_key] if api_key else []
         self._client = openai.OpenAI(
@@ -59,28 +64,47 @@ class OpenAIBackend:
         return f"OpenAIBackend(base_url={self.base_url!r}, model={self.model!r})"
 
     def generate(self, request: ChatRequest) -> BackendReply:
-        attempts = retries = 0
-        while True:
+        attempts = 0
+
+        def send() -> BackendReply:
+            nonlocal attempts
             attempts += 1
             with_logprobs = request.logprobs and self._logprobs_supported
             try:
                 return self._attempt(request, with_logprobs, attempts)
-            except Exception as exc:  # classified below; nothing escapes unscrubbed
-                if with_logprobs and _rejects_logprobs(exc):
-                    with self._flag_lock:
-                        if self._logprobs_supported:
-                            log.warning("%s rejects logprobs; continuing without them", self.base_url)
-                        self._logprobs_supported = False
-                    continue
-                message = self._redact(self._describe(exc))
-                retry_after = _retry_after(exc)
-                if not _is_retryable(exc) or retries >= self.retry.max_retries:
-                    raise BackendError(message, attempts) from None
-                delay = self.retry.delay(retries, retry_after)
-                retries += 1
-                log.info("LLM call failed (%s); retry %d/%d in %.2fs",
-                         message, retries, self.retry.max_retries, delay)
-                time.sleep(delay)
+            except openai.APIStatusError as exc:
+                if not (with_logprobs and _rejects_logprobs(exc)):
+                    raise
+            # Asking again without logprobs is a change of request, not a retry.
+            with self._flag_lock:
+                if self._logprobs_supported:
+                    log.warning("%s rejects logprobs; continuing without them", self.base_url)
+                self._logprobs_supported = False
+            return send()
+
+        retrying = Retrying(
+            retry=retry_if_exception(_is_retryable),
+            stop=stop_after_attempt(self.max_retries + 1),
+            wait=self._wait,
+            before_sleep=self._log_retry,
+            reraise=True,
+        )
+        try:
+            return retrying(send)
+        except Exception as exc:  # nothing escapes unscrubbed
+            raise BackendError(self._redact(self._describe(exc)), attempts) from None
+
+    def _wait(self, state: RetryCallState) -> float:
+        """The server's Retry-After when given (it knows when capacity returns), else back-off."""
+        retry_after = _retry_after(state.outcome.exception())
+        if retry_after is not None:
+            return min(max(retry_after, 0.0), MAX_RETRY_AFTER_S)
+        return self._backoff(state)
+
+    def _log_retry(self, state: RetryCallState) -> None:
+        message = self._redact(self._describe(state.outcome.exception()))
+        log.info("LLM call failed (%s); retry %d/%d in %.2fs",
+                 message, state.attempt_number, self.max_retries, state.next_action.sleep)
 
     def _attempt(self, request: ChatRequest, with_logprobs: bool, attempts: int) -> BackendReply:
         payload = {
@@ -142,10 +166,26 @@ def _is_retryable(exc: Exception) -> bool:
     return isinstance(exc, openai.APIConnectionError) or _is_malformed(exc)
 
 
-def _retry_after(exc: Exception) -> float | None:
-    if isinstance(exc, openai.APIStatusError):
-        return parse_retry_after(exc.response.headers)
-    return None
+def _retry_after(exc: BaseException | None) -> float | None:
+    """Seconds from `retry-after-ms` or `retry-after` (seconds or an HTTP date), if any."""
+    if not isinstance(exc, openai.APIStatusError):
+        return None
+    headers = exc.response.headers
+    try:
+        return float(headers["retry-after-ms"]) / 1000.0
+    except (KeyError, ValueError):
+        pass
+    value = headers.get("retry-after")
+    if value is None:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        pass
+    try:
+        return parsedate_to_datetime(value).timestamp() - time.time()
+    except (TypeError, ValueError):
+        return None
 
 
 def _rejects_logprobs(exc: Exception) -> bool:
