@@ -131,6 +131,15 @@ def test_main_job_then_sensor(project, instance, llm_server, capsys):
     result = sensor(build_sensor_context(instance=instance, resources=resources))
     assert isinstance(result, SkipReason)
 
+    # A cache is stale once what it was built from changes: the corpus spec, or the model behind the alias.
+    from autointerp_dagster.core.config import load_settings
+    from autointerp_dagster.planning import plan_caches
+
+    assert plan_caches(project, KEYS).changed == []
+    for change in ({"corpus.token_budget": 32 * 20}, {"model": str(project.model) + "/"}):
+        moved = load_settings(overrides=change)
+        assert moved.alias == project.alias and plan_caches(moved, KEYS).changed == KEYS
+
     # A new coder appears and another is retrained: the new one gets a partition, both get caching runs.
     write_sparsify_sae(project.watched_sae_dir / "run-c" / "layers.2", 64, 64, 2, seed=9)
     shutil.rmtree(project.watched_sae_dir / "run-b" / "layers.1")

@@ -1,8 +1,6 @@
 """Activation caches, one partition per sparse coder; one run caches all its coders in one forward pass."""
 
 
-import time
-
 import pyarrow as pa
 from dagster import AssetExecutionContext, BackfillPolicy, MaterializeResult, MetadataValue, asset
 
@@ -11,9 +9,11 @@ from ..core.coder_registry import cache_path, lookup
 from ..core.corpus import build_corpus
 from ..core.plots import firing_frequency_histogram, markdown_image
 from ..core.sparse_coders import load_coder
+from ..core.store.tables import ACTIVATION_CACHES
 from ..partitions import sae_partitions
 from ..instance import MODEL_POOL
 from ..planning import cache_inputs_fingerprint
+from .progress import throttled_log
 from ..resources import SettingsResource, StoreResource, SubjectModelResource
 from .corpus import corpus
 from .embedded_saes import embedded_saes
@@ -51,15 +51,9 @@ def activation_cache(
     context.log.info(
         f"caching {len(keys)} coder(s) over {info.n_rows} rows ({info.encoded_tokens} tokens) in one pass: {keys}"
     )
-    last_report = [0.0]
-
-    def progress(done: int, total: int, tokens_per_s: float) -> None:
-        if time.monotonic() - last_report[0] > 15 or done == total:
-            last_report[0] = time.monotonic()
-            context.log.info(f"{done}/{total} rows ({done / total:.0%}), {tokens_per_s:,.0f} tokens/s")
-
     summaries = cache_activations(
-        model, info, targets, config.latent_ranges, config.cache_batch_rows, config.cache_flush_records, progress
+        model, info, targets, config.latent_ranges, config.cache_batch_rows, config.cache_flush_records,
+        throttled_log(context, "rows cached")
     )
     rows = []
     for target, summary in zip(targets, summaries):
@@ -93,6 +87,7 @@ def activation_cache(
             "encoded_tokens": summary.encoded_tokens, "nnz": summary.nnz, "dead_fraction": summary.dead_fraction,
             "tokens_per_s": summary.tokens_per_s, "bytes_on_disk": summary.bytes_on_disk,
         })
-    table = pa.Table.from_pylist(rows)
+    table = pa.Table.from_pylist(rows, schema=ACTIVATION_CACHES)
     store.get().replace_rows("activation_caches", table, "sae IN (SELECT sae FROM incoming_rows)")
     return MaterializeResult()
+

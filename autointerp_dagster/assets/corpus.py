@@ -4,9 +4,10 @@
 from dataclasses import asdict
 
 import pyarrow as pa
-from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
+from dagster import AssetExecutionContext, DataVersion, MaterializeResult, MetadataValue, asset
 
 from ..core.corpus import build_corpus, read_tokens
+from ..core.store.tables import CORPORA
 from ..resources import SettingsResource, StoreResource, SubjectModelResource
 
 
@@ -23,12 +24,13 @@ def corpus(
     context.log.info(f"corpus {info.corpus_id}: {info.n_rows} rows x {info.ctx_len} tokens at {info.path}")
     store.get().replace_rows(
         "corpora",
-        pa.Table.from_pylist([{**asdict(info), "source": config.corpus.source}]),
+        pa.Table.from_pylist([{**asdict(info), "source": config.corpus.source}], schema=CORPORA),
         "corpus_id = ?",
         [info.corpus_id],
     )
     preview = tokenizer.decode(read_tokens(info)[0][:64].tolist())
     return MaterializeResult(
+        data_version=DataVersion(info.corpus_id),  # a new corpus shows downstream caches as stale in the UI
         metadata={
             "corpus_id": info.corpus_id,
             "source": config.corpus.source,

@@ -8,39 +8,25 @@ import pyarrow as pa
 from dagster import AssetDep, AssetExecutionContext, AutomationCondition, MaterializeResult, asset
 
 from ..core.activation_cache import ActivationCache
-from ..core.coder_registry import cache_path
 from ..core.corpus import load_corpus_info, read_tokens
-from ..core.latent_ranges import latent_range
 from ..core.sampling import (
-    EXAMPLE_ROWS_SCHEMA,
     build_examples,
     examples_to_rows,
     stable_key_hash,
     token_decoder,
     window_pool_embeddings,
 )
-from ..partitions import RANGE_DIMENSION, SAE_DIMENSION, sae_latent_partitions
+from ..core.store.tables import EXAMPLES, IN_LATENT_RANGE, LATENT_SAMPLING
+from ..partitions import sae_latent_partitions
 from ..resources import SettingsResource, StoreResource, SubjectModelResource
+from .corpus import corpus
 from .latent_stats import latent_stats
-
-SKIPPED_SCHEMA = pa.schema([("sae", pa.string()), ("latent", pa.int32()), ("status", pa.string()),
-                            ("reason", pa.string()), ("n_activating_windows", pa.int32()),
-                            ("max_activation", pa.float32())])
-
-
-def partition_slice(context: AssetExecutionContext, settings) -> tuple[str, str, ActivationCache, int, int]:
-    """(sae key, range key, cache, first latent, end latent) of a (sae, latent range) partition."""
-    keys = context.partition_key.keys_by_dimension
-    sae, range_key = keys[SAE_DIMENSION], keys[RANGE_DIMENSION]
-    cache = ActivationCache(cache_path(settings, sae))
-    start, end = latent_range(cache.n_latents, range_key)
-    return sae, range_key, cache, start, end
-
+from .slices import CACHE_DEP, partition_latents
 
 @asset(
     group_name="interpretation",
     partitions_def=sae_latent_partitions,
-    deps=[AssetDep(latent_stats)],
+    deps=[AssetDep(latent_stats), CACHE_DEP, corpus],
     automation_condition=AutomationCondition.eager(),
     description="Per latent: activating windows stratified into activation quantiles, disjoint explainer (train) "
     "and scorer (test) sets, random and hard negatives (DuckDB tables examples and latent_sampling).",
@@ -49,19 +35,23 @@ def examples(context: AssetExecutionContext, settings: SettingsResource, subject
              store: StoreResource) -> MaterializeResult:
     config = settings.get()
     sampling = config.sampling
-    sae, range_key, cache, start, end = partition_slice(context, config)
-    corpus = load_corpus_info(cache.manifest["corpus_path"])
-    tokens = read_tokens(corpus)
+    db = store.get()
+    sae, range_key, start, end = partition_latents(context, db)
+    stored = db.query("SELECT c.cache_path, p.path AS corpus_path FROM activation_caches c "
+                      "JOIN corpora p USING (corpus_id) WHERE c.sae = ?", [sae]).to_pylist()[0]
+    cache = ActivationCache(stored["cache_path"])
+    corpus_info = load_corpus_info(stored["corpus_path"])
+    tokens = read_tokens(corpus_info)
     decode = token_decoder(subject_model.tokenizer())
-    stats = cache.latent_stats()
-    counts = stats["n_activations"].to_numpy()[start:end]
+    counts = db.query(f"SELECT n_activations FROM latent_stats WHERE {IN_LATENT_RANGE} ORDER BY latent",
+                      [sae, start, end]).column("n_activations").to_numpy()
     live = np.flatnonzero(counts >= max(sampling.min_activating, 1)) + start
     # A seeded order over the range's live latents; explained latents are the first that sample cleanly.
     order = np.random.default_rng([sampling.seed, stable_key_hash(sae), start]).permutation(live).tolist()
     wanted = len(order) if config.latents_per_range is None else config.latents_per_range
     pool = None
     if sampling.n_hard_negatives:
-        pool = window_pool_embeddings(corpus, tokens, decode, sampling.example_ctx_len)
+        pool = window_pool_embeddings(corpus_info, tokens, decode, sampling.example_ctx_len)
 
     started = time.monotonic()
     sampled, kept = [], []
@@ -86,10 +76,10 @@ def examples(context: AssetExecutionContext, settings: SettingsResource, subject
         for latent in range(start, end) if counts[latent - start] < max(sampling.min_activating, 1)
     ]
     rows = examples_to_rows(sae, kept)
-    where, params = "sae = ? AND latent >= ? AND latent < ?", [sae, start, end]
-    db = store.get()
-    db.replace_rows("examples", pa.Table.from_pylist(rows, schema=EXAMPLE_ROWS_SCHEMA), where, params)
-    db.replace_rows("latent_sampling", pa.Table.from_pylist(status_rows, schema=SKIPPED_SCHEMA), where, params)
+    params = [sae, start, end]
+    db.replace_rows("examples", pa.Table.from_pylist(rows, schema=EXAMPLES), IN_LATENT_RANGE, params)
+    db.replace_rows("latent_sampling", pa.Table.from_pylist(status_rows, schema=LATENT_SAMPLING), IN_LATENT_RANGE,
+                    params)
     reasons = Counter("dead" if r["reason"].startswith("dead") else "too few activations or windows"
                       for r in status_rows if r["status"] != "ok")
     context.log.info(f"{sae} {range_key}: sampled {len(kept)} latents ({len(sampled)} tried) in {seconds:.1f} s")

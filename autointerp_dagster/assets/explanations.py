@@ -1,6 +1,5 @@
 """Explanations per (sae, latent range): the LLM explains each sampled latent from its explainer set."""
 
-import hashlib
 import time
 
 import pyarrow as pa
@@ -15,48 +14,20 @@ from dagster import (
 )
 
 from ..core.examples import evenly_spaced
-from ..core.explainers import ExplainItem, explain_latents, explainer_id
-from ..core.sampling import rows_to_latent_examples
+from ..core.explainers import ExplainItem, explain_latents, explainer_id, explanation_id
+from ..core.store.tables import EXPLANATIONS, IN_LATENT_RANGE
 from ..partitions import sae_latent_partitions
 from ..instance import LLM_POOL
 from ..resources import LLMResource, SettingsResource, StoreResource
-from .examples import examples, partition_slice
-
-EXPLANATIONS_SCHEMA = pa.schema([
-    ("sae", pa.string()), ("latent", pa.int32()), ("explainer", pa.string()), ("explanation_id", pa.string()),
-    ("status", pa.string()), ("explanation", pa.string()), ("error", pa.string()), ("raw_answer", pa.string()),
-    ("backend", pa.string()), ("model", pa.string()), ("call_ids", pa.list_(pa.string())),
-    ("prompt_tokens", pa.int64()), ("completion_tokens", pa.int64()), ("created_at", pa.timestamp("us")),
-])
-
-
-def explanation_id(sae: str, latent: int, explainer: str, model: str, text: str | None) -> str:
-    """Stable id of one explanation: scores are keyed by it, so a new explanation never inherits old scores."""
-    return hashlib.sha256(f"{sae}\0{latent}\0{explainer}\0{model}\0{text}".encode()).hexdigest()[:16]
-
-
-def read_example_sets(store, sae: str, start: int, end: int) -> dict:
-    rows = store.query("SELECT * FROM examples WHERE sae = ? AND latent >= ? AND latent < ?", [sae, start, end])
-    return rows_to_latent_examples(rows.to_pylist())
-
-
-def llm_progress(context: AssetExecutionContext, what: str):
-    """A progress callback that logs at most every 15 s (long LLM batches must show they are moving)."""
-    last = [time.monotonic()]
-
-    def report(done: int, total: int) -> None:
-        if time.monotonic() - last[0] > 15 or done == total:
-            last[0] = time.monotonic()
-            context.log.info(f"{what}: {done}/{total} LLM requests")
-
-    return report
-
+from .examples import examples
+from .progress import throttled_log
+from .slices import CACHE_DEP, partition_latents, read_example_sets
 
 @asset(
     group_name="interpretation",
     partitions_def=sae_latent_partitions,
     pool=LLM_POOL,
-    deps=[examples],
+    deps=[examples, CACHE_DEP],
     automation_condition=AutomationCondition.eager(),
     check_specs=[
         AssetCheckSpec("parse_failure_rate", asset="explanations",
@@ -73,14 +44,14 @@ def explanations(context: AssetExecutionContext, settings: SettingsResource, sto
     explainer = config.explainer_config()
     explainer_name = explainer_id(explainer)
     shown, _ = config.example_limits()
-    sae, range_key, _cache, start, end = partition_slice(context, config)
     db = store.get()
+    sae, range_key, start, end = partition_latents(context, db)
     sets = read_example_sets(db, sae, start, end)
     client = llm.client(db)
     items = [ExplainItem(latent, evenly_spaced(s.train, shown, key=lambda e: e.quantile), s.hard_negatives)
              for latent, s in sorted(sets.items())]
     context.log.info(f"explaining {len(items)} latent(s) of {sae} {range_key} with {config.llm.label}")
-    results = explain_latents(client, items, explainer, on_progress=llm_progress(context, "explanations"))
+    results = explain_latents(client, items, explainer, on_progress=throttled_log(context, "explanation requests"))
     now = time.time()
     rows = [{
         "sae": sae, "latent": r.latent, "explainer": explainer_name,
@@ -90,13 +61,13 @@ def explanations(context: AssetExecutionContext, settings: SettingsResource, sto
         "prompt_tokens": r.prompt_tokens, "completion_tokens": r.completion_tokens,
         "created_at": pa.scalar(int(now * 1e6), pa.timestamp("us")).as_py(),
     } for r in results]
-    db.replace_rows("explanations", pa.Table.from_pylist(rows, schema=EXPLANATIONS_SCHEMA),
-                    "sae = ? AND latent >= ? AND latent < ? AND explainer = ?", [sae, start, end, explainer_name])
+    db.replace_rows("explanations", pa.Table.from_pylist(rows, schema=EXPLANATIONS),
+                    f"{IN_LATENT_RANGE} AND explainer = ?", [sae, start, end, explainer_name])
 
     failed = [r for r in results if r.status != "ok"]
     rate = len(failed) / len(results) if results else 0.0
     duplicates = db.duplicate_keys("explanations", ("latent", "explainer"),
-                                   "sae = ? AND latent >= ? AND latent < ?", [sae, start, end])
+                                   IN_LATENT_RANGE, [sae, start, end])
     return MaterializeResult(
         metadata={
             "latents_explained": len(results) - len(failed),

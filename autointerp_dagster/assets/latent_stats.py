@@ -16,6 +16,7 @@ from dagster import (
 from ..core.activation_cache import ActivationCache
 from ..core.coder_registry import cache_path
 from ..core.latent_ranges import latent_range
+from ..core.store.tables import IN_LATENT_RANGE
 from ..partitions import RANGE_DIMENSION, SAE_DIMENSION, sae_latent_partitions
 from ..resources import SettingsResource, StoreResource
 from .activation_cache import activation_cache
@@ -37,7 +38,7 @@ def latent_stats(context: AssetExecutionContext, settings: SettingsResource, sto
     stats = cache.latent_stats()
     stats = stats.filter(pc.and_(pc.greater_equal(stats["latent"], start), pc.less(stats["latent"], end)))
     stats = stats.add_column(0, "sae", pa.array([sae] * stats.num_rows, pa.string()))
-    store.get().replace_rows("latent_stats", stats, "sae = ? AND latent >= ? AND latent < ?", [sae, start, end])
+    store.get().replace_rows("latent_stats", stats, IN_LATENT_RANGE, [sae, start, end])
     counts = stats["n_activations"].to_numpy()
     live = counts[counts > 0]
     frequencies = stats["frequency"].to_numpy()

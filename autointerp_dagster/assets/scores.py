@@ -19,26 +19,10 @@ from ..core.scorers import ScoreItem, ScoringExample, embedding_scores, score_la
 from ..partitions import sae_latent_partitions
 from ..instance import LLM_POOL
 from ..resources import LLMResource, SettingsResource, StoreResource
-from .examples import partition_slice
-from .explanations import explanations, llm_progress, read_example_sets
-
-METRICS = ("accuracy", "balanced_accuracy", "precision", "recall", "f1", "auc")
-SCORES_SCHEMA = pa.schema(
-    [("sae", pa.string()), ("latent", pa.int32()), ("scorer", pa.string()), ("explanation_id", pa.string()),
-     ("explainer", pa.string()), ("mode", pa.string()), ("judge", pa.string())]
-    + [(m, pa.float64()) for m in METRICS]
-    + [("ci_low", pa.float64()), ("ci_high", pa.float64()), ("auc_ci_low", pa.float64()),
-       ("auc_ci_high", pa.float64()), ("n_examples", pa.int32()), ("n_failed", pa.int32()),
-       ("true_positive", pa.int32()), ("false_positive", pa.int32()), ("true_negative", pa.int32()),
-       ("false_negative", pa.int32()), ("call_ids", pa.list_(pa.string())), ("prompt_tokens", pa.int64()),
-       ("completion_tokens", pa.int64()), ("created_at", pa.timestamp("us"))]
-)
-JUDGMENTS_SCHEMA = pa.schema([
-    ("sae", pa.string()), ("latent", pa.int32()), ("scorer", pa.string()), ("explanation_id", pa.string()),
-    ("example_set", pa.string()), ("example_idx", pa.int32()), ("label", pa.int8()), ("prediction", pa.int8()),
-    ("probability", pa.float64()), ("error", pa.string()),
-])
-
+from ..core.store.tables import IN_LATENT_RANGE, JUDGMENTS, SCORE_METRICS, SCORES
+from .explanations import explanations
+from .progress import throttled_log
+from .slices import CACHE_DEP, partition_latents, read_example_sets
 
 def score_rows(sae, score, explanation, mode, judge, created_at) -> dict:
     metrics = score.metrics
@@ -46,7 +30,7 @@ def score_rows(sae, score, explanation, mode, judge, created_at) -> dict:
         "sae": sae, "latent": score.latent, "scorer": score.scorer,
         "explanation_id": explanation["explanation_id"], "explainer": explanation["explainer"],
         "mode": mode, "judge": judge,
-        **{m: getattr(metrics, m) if metrics else None for m in METRICS},
+        **{m: getattr(metrics, m) if metrics else None for m in SCORE_METRICS},
         "ci_low": score.ci_low, "ci_high": score.ci_high,
         "auc_ci_low": score.auc_ci_low, "auc_ci_high": score.auc_ci_high,
         "n_examples": score.n_examples, "n_failed": score.n_failed,
@@ -61,7 +45,7 @@ def score_rows(sae, score, explanation, mode, judge, created_at) -> dict:
     group_name="interpretation",
     partitions_def=sae_latent_partitions,
     pool=LLM_POOL,
-    deps=[explanations],
+    deps=[explanations, CACHE_DEP],
     automation_condition=AutomationCondition.eager(),
     check_specs=[
         AssetCheckSpec("scores_in_range", asset="scores", description="Every metric lies in [0, 1]."),
@@ -79,12 +63,12 @@ def scores(context: AssetExecutionContext, settings: SettingsResource, store: St
     scorer_config = config.scorer_config()
     explainer_name = explainer_id(config.explainer_config())
     _, judged_per_class = config.example_limits()
-    sae, range_key, _cache, start, end = partition_slice(context, config)
     db = store.get()
+    sae, range_key, start, end = partition_latents(context, db)
     explained = {
         row["latent"]: row for row in db.query(
-            "SELECT * FROM explanations WHERE sae = ? AND latent >= ? AND latent < ? AND explainer = ? "
-            "AND status = 'ok'", [sae, start, end, explainer_name]).to_pylist()
+            f"SELECT * FROM explanations WHERE {IN_LATENT_RANGE} AND explainer = ? AND status = 'ok'",
+            [sae, start, end, explainer_name]).to_pylist()
     }
     sets = read_example_sets(db, sae, start, end)
     items = []
@@ -110,8 +94,8 @@ def scores(context: AssetExecutionContext, settings: SettingsResource, store: St
     context.log.info(f"scoring {len(items)} explanation(s) of {sae} {range_key} ({scorer_config.mode}, {judge})")
     results = {
         "detection": score_latents(client, "detection", judge_items, scorer_config,
-                                   llm_progress(context, "detection")),
-        "fuzzing": score_latents(client, "fuzzing", judge_items, scorer_config, llm_progress(context, "fuzzing")),
+                                   throttled_log(context, "detection requests")),
+        "fuzzing": score_latents(client, "fuzzing", judge_items, scorer_config, throttled_log(context, "fuzzing requests")),
         "embedding": embedding_scores(items, seed=scorer_config.seed),
     }
     created_at = pa.scalar(int(time.time() * 1e6), pa.timestamp("us")).as_py()
@@ -128,17 +112,17 @@ def scores(context: AssetExecutionContext, settings: SettingsResource, store: St
                 "example_idx": j.example_idx, "label": j.label, "prediction": j.prediction,
                 "probability": j.probability, "error": j.error,
             } for j in score.judgments]
-    where, params = "sae = ? AND latent >= ? AND latent < ? AND explainer = ?", [sae, start, end, explainer_name]
-    db.replace_rows("scores", pa.Table.from_pylist(rows, schema=SCORES_SCHEMA), where, params)
-    db.replace_rows("judgments", pa.Table.from_pylist(judgment_rows, schema=JUDGMENTS_SCHEMA),
-                    "sae = ? AND latent >= ? AND latent < ? AND explanation_id IN "
+    where, params = f"{IN_LATENT_RANGE} AND explainer = ?", [sae, start, end, explainer_name]
+    db.replace_rows("scores", pa.Table.from_pylist(rows, schema=SCORES), where, params)
+    db.replace_rows("judgments", pa.Table.from_pylist(judgment_rows, schema=JUDGMENTS),
+                    f"{IN_LATENT_RANGE} AND explanation_id IN "
                     "(SELECT explanation_id FROM explanations WHERE sae = ? AND explainer = ?)",
                     [sae, start, end, sae, explainer_name])
 
-    out_of_range = [(r["latent"], r["scorer"], m) for r in rows for m in METRICS + ("ci_low", "ci_high")
+    out_of_range = [(r["latent"], r["scorer"], m) for r in rows for m in SCORE_METRICS + ("ci_low", "ci_high")
                     if r.get(m) is not None and not 0.0 <= r[m] <= 1.0]
     duplicates = db.duplicate_keys("scores", ("latent", "scorer", "explanation_id"),
-                                   "sae = ? AND latent >= ? AND latent < ?", [sae, start, end])
+                                   IN_LATENT_RANGE, [sae, start, end])
     judged = [j for j in judgment_rows if j["scorer"] != "embedding"]
     failure_rate = sum(j["error"] is not None for j in judged) / len(judged) if judged else 0.0
     metadata = {"latents_scored": len(items), "mode": scorer_config.mode, "judge": judge}

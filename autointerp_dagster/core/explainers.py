@@ -40,6 +40,11 @@ def explainer_id(config: ExplainerConfig) -> str:
     return f"{'contrastive' if config.contrastive else 'default'}-{digest}"
 
 
+def explanation_id(sae: str, latent: int, explainer: str, model: str, text: str | None) -> str:
+    """Stable id of one explanation: scores are keyed by it, so a new explanation never inherits old scores."""
+    return hashlib.sha256(f"{sae}\0{latent}\0{explainer}\0{model}\0{text}".encode()).hexdigest()[:16]
+
+
 @dataclass(frozen=True)
 class ExplainItem:
     """One latent to explain: its train examples and, for contrastive prompts, hard negatives."""

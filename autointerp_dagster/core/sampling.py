@@ -28,6 +28,7 @@ from .activation_cache import ActivationCache
 from .config import SamplingConfig
 from .corpus import CorpusInfo
 from .embeddings import embed_texts
+from .store.tables import EXAMPLES as EXAMPLE_ROWS_SCHEMA
 from .examples import ACTIVATING, HARD_NEGATIVE, RANDOM_NEGATIVE, Example
 
 OK = "ok"
@@ -43,20 +44,6 @@ SETS = {
     "hard_negative": ("hard_negatives", HARD_NEGATIVE),
 }
 
-EXAMPLE_ROWS_SCHEMA = pa.schema(
-    [
-        ("sae", pa.string()),
-        ("latent", pa.int32()),
-        ("set", pa.string()),
-        ("idx", pa.int32()),
-        ("row", pa.int32()),
-        ("start", pa.int32()),
-        ("quantile", pa.int32()),
-        ("tokens", pa.list_(pa.string())),
-        ("activations", pa.list_(pa.float32())),  # cache values are float16/float32: stored exactly
-        ("normalized", pa.list_(pa.int8())),
-    ]
-)
 
 
 @dataclass

@@ -18,42 +18,7 @@ import pyarrow as pa
 
 from autointerp_dagster.core.llm.types import ChatRequest
 from autointerp_dagster.core.store import ResultsStore, transaction
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS llm_responses (
-    cache_key VARCHAR PRIMARY KEY,
-    model VARCHAR,
-    response JSON,
-    created_at TIMESTAMPTZ
-);
-CREATE TABLE IF NOT EXISTS llm_calls (
-    call_id VARCHAR PRIMARY KEY,
-    backend VARCHAR,
-    model VARCHAR,
-    purpose VARCHAR,
-    prompt_hash VARCHAR,
-    tokens_in INTEGER,
-    tokens_out INTEGER,
-    latency_s DOUBLE,
-    attempts INTEGER,
-    status VARCHAR,
-    error VARCHAR,
-    created_at TIMESTAMPTZ
-);
-"""
-
-_TIMESTAMP = pa.timestamp("us", tz="UTC")
-_RESPONSE_SCHEMA = pa.schema(
-    [("cache_key", pa.string()), ("model", pa.string()), ("response", pa.string()),
-     ("created_at", _TIMESTAMP)]
-)
-_CALL_SCHEMA = pa.schema(
-    [("call_id", pa.string()), ("backend", pa.string()), ("model", pa.string()),
-     ("purpose", pa.string()), ("prompt_hash", pa.string()), ("tokens_in", pa.int32()),
-     ("tokens_out", pa.int32()), ("latency_s", pa.float64()), ("attempts", pa.int32()),
-     ("status", pa.string()), ("error", pa.string()), ("created_at", _TIMESTAMP)]
-)
-
+from autointerp_dagster.core.store.tables import LLM_CALLS, LLM_DDL, LLM_RESPONSES
 
 def cache_key(model: str, request: ChatRequest) -> str:
     """Hash of what decides the answer; `purpose` is a label and does not count."""
@@ -100,7 +65,7 @@ class LLMRecords:
 
     def _ensure_tables(self, con) -> None:
         if not self._ready:
-            con.execute(_SCHEMA)
+            con.execute(LLM_DDL)
             self._ready = True
 
     def lookup(self, keys: list[str]) -> dict[str, dict]:
@@ -128,9 +93,9 @@ class LLMRecords:
         response_table = pa.Table.from_pylist(
             [{"cache_key": k, "model": m, "response": json.dumps(r), "created_at": now}
              for k, m, r in responses],
-            schema=_RESPONSE_SCHEMA,
+            schema=LLM_RESPONSES,
         )
-        call_table = pa.Table.from_pylist([vars(c) for c in calls], schema=_CALL_SCHEMA)
+        call_table = pa.Table.from_pylist([vars(c) for c in calls], schema=LLM_CALLS)
         with self.store.connect() as con:
             self._ensure_tables(con)
             with transaction(con, new_responses=response_table, new_calls=call_table):

@@ -18,6 +18,8 @@ import duckdb
 import pyarrow as pa
 from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_random_exponential
 
+from .tables import TABLES
+
 _LOCK_MESSAGES = ("Could not set lock", "Conflicting lock", "database is locked")
 _process_lock = threading.RLock()
 
@@ -63,8 +65,14 @@ class ResultsStore:
         """Deletes the rows matching `where` and inserts `rows`, in one transaction.
 
         `where` names the slice a computation owns (one SAE, one latent range), so a re-run
-        of that slice replaces exactly what it wrote before. Creates the table on first use.
+        of that slice replaces exactly what it wrote before. Rows are cast to the table's schema
+        (`tables.TABLES`); the table is created with it on first use.
         """
+        schema = TABLES[table]
+        missing = set(schema.names) - set(rows.column_names)
+        if missing:
+            raise ValueError(f"rows for {table} lack the column(s) {sorted(missing)}")
+        rows = rows.select(schema.names).cast(schema)
         with self.connect() as con, transaction(con, incoming_rows=rows):
             if not _table_exists(con, table):
                 con.execute(f"CREATE TABLE {table} AS SELECT * FROM incoming_rows LIMIT 0")

@@ -1,0 +1,93 @@
+"""Every results table's schema, in one place: writers cast to it, so a table never takes the shape of
+whatever its first write happened to hold, and readers know what they get.
+
+Keys: each row is keyed by everything that made it (sae, latent, and for explanations and scores the
+explainer, the models and the explanation), so a re-run replaces rows and results of other models coexist.
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+_TS = pa.timestamp("us")
+_TS_UTC = pa.timestamp("us", tz="UTC")
+
+CORPORA = pa.schema([
+    ("corpus_id", pa.string()), ("path", pa.string()), ("n_rows", pa.int64()), ("ctx_len", pa.int64()),
+    ("n_tokens", pa.int64()), ("first_position", pa.int64()), ("n_documents", pa.int64()),
+    ("tokenizer", pa.string()), ("source", pa.string()),
+])
+ACTIVATION_CACHES = pa.schema([
+    ("sae", pa.string()), ("model", pa.string()), ("hookpoint", pa.string()), ("format", pa.string()),
+    ("source", pa.string()), ("fingerprint", pa.string()), ("d_in", pa.int64()), ("n_latents", pa.int64()),
+    ("capture_module", pa.string()), ("capture", pa.string()), ("is_transcoder", pa.bool_()),
+    ("corpus_id", pa.string()), ("cache_path", pa.string()), ("encoded_tokens", pa.int64()), ("nnz", pa.int64()),
+    ("dead_fraction", pa.float64()), ("tokens_per_s", pa.float64()), ("bytes_on_disk", pa.int64()),
+])
+LATENT_STATS = pa.schema([
+    ("sae", pa.string()), ("latent", pa.int32()), ("n_activations", pa.int64()), ("frequency", pa.float64()),
+    ("max_activation", pa.float32()), ("mean_activation", pa.float32()),
+])
+LATENT_SAMPLING = pa.schema([
+    ("sae", pa.string()), ("latent", pa.int32()), ("status", pa.string()), ("reason", pa.string()),
+    ("n_activating_windows", pa.int32()), ("max_activation", pa.float32()),
+])
+EXAMPLES = pa.schema([
+    ("sae", pa.string()), ("latent", pa.int32()), ("set", pa.string()), ("idx", pa.int32()), ("row", pa.int32()),
+    ("start", pa.int32()), ("quantile", pa.int32()), ("tokens", pa.list_(pa.string())),
+    ("activations", pa.list_(pa.float32())),  # cache values are float16/float32: stored exactly
+    ("normalized", pa.list_(pa.int8())),
+])
+EXPLANATIONS = pa.schema([
+    ("sae", pa.string()), ("latent", pa.int32()), ("explainer", pa.string()), ("explanation_id", pa.string()),
+    ("status", pa.string()), ("explanation", pa.string()), ("error", pa.string()), ("raw_answer", pa.string()),
+    ("backend", pa.string()), ("model", pa.string()), ("call_ids", pa.list_(pa.string())),
+    ("prompt_tokens", pa.int64()), ("completion_tokens", pa.int64()), ("created_at", _TS),
+])
+SCORE_METRICS = ("accuracy", "balanced_accuracy", "precision", "recall", "f1", "auc")
+SCORES = pa.schema(
+    [("sae", pa.string()), ("latent", pa.int32()), ("scorer", pa.string()), ("explanation_id", pa.string()),
+     ("explainer", pa.string()), ("mode", pa.string()), ("judge", pa.string())]
+    + [(m, pa.float64()) for m in SCORE_METRICS]
+    + [("ci_low", pa.float64()), ("ci_high", pa.float64()), ("auc_ci_low", pa.float64()),
+       ("auc_ci_high", pa.float64()), ("n_examples", pa.int32()), ("n_failed", pa.int32()),
+       ("true_positive", pa.int32()), ("false_positive", pa.int32()), ("true_negative", pa.int32()),
+       ("false_negative", pa.int32()), ("call_ids", pa.list_(pa.string())), ("prompt_tokens", pa.int64()),
+       ("completion_tokens", pa.int64()), ("created_at", _TS)]
+)
+JUDGMENTS = pa.schema([
+    ("sae", pa.string()), ("latent", pa.int32()), ("scorer", pa.string()), ("explanation_id", pa.string()),
+    ("example_set", pa.string()), ("example_idx", pa.int32()), ("label", pa.int8()), ("prediction", pa.int8()),
+    ("probability", pa.float64()), ("error", pa.string()),
+])
+LLM_RESPONSES = pa.schema([
+    ("cache_key", pa.string()), ("model", pa.string()), ("response", pa.string()), ("created_at", _TS_UTC),
+])
+LLM_CALLS = pa.schema([
+    ("call_id", pa.string()), ("backend", pa.string()), ("model", pa.string()), ("purpose", pa.string()),
+    ("prompt_hash", pa.string()), ("tokens_in", pa.int32()), ("tokens_out", pa.int32()),
+    ("latency_s", pa.float64()), ("attempts", pa.int32()), ("status", pa.string()), ("error", pa.string()),
+    ("created_at", _TS_UTC),
+])
+# The LLM tables are appended to (INSERT OR IGNORE on their keys) rather than replaced by slice.
+LLM_DDL = """
+CREATE TABLE IF NOT EXISTS llm_responses (
+    cache_key VARCHAR PRIMARY KEY, model VARCHAR, response JSON, created_at TIMESTAMPTZ);
+CREATE TABLE IF NOT EXISTS llm_calls (
+    call_id VARCHAR PRIMARY KEY, backend VARCHAR, model VARCHAR, purpose VARCHAR, prompt_hash VARCHAR,
+    tokens_in INTEGER, tokens_out INTEGER, latency_s DOUBLE, attempts INTEGER, status VARCHAR, error VARCHAR,
+    created_at TIMESTAMPTZ);
+"""
+
+TABLES: dict[str, pa.Schema] = {
+    "corpora": CORPORA,
+    "activation_caches": ACTIVATION_CACHES,
+    "latent_stats": LATENT_STATS,
+    "latent_sampling": LATENT_SAMPLING,
+    "examples": EXAMPLES,
+    "explanations": EXPLANATIONS,
+    "scores": SCORES,
+    "judgments": JUDGMENTS,
+}
+
+IN_LATENT_RANGE = "sae = ? AND latent >= ? AND latent < ?"  # the slice a (sae, latent range) partition owns
