@@ -41,7 +41,7 @@ def run_pipeline(settings: Settings, force: bool = False) -> int:
     from dagster import DagsterInstance, materialize
 
     from .assets import activation_cache, corpus, embedded_saes, examples, explanations, latent_stats, sae_summary, scores
-    from .core.coder_registry import cache_fingerprint, registered_coders
+    from .core.coders import cache_fingerprint, registered_coders
     from .core.explainers import explainer_id
     from .core.latent_ranges import range_keys
     from .core.report import OFFLINE_JUDGE_NOTE, format_report, sae_report

@@ -17,7 +17,7 @@ from dagster import (
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 from .assets.activation_cache import activation_cache
-from .core.coder_registry import cache_fingerprint, registered_coders
+from .core.coders import cache_fingerprint, registered_coders
 from .partitions import SAE_DIMENSION
 from .resources import SettingsResource
 

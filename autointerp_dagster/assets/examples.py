@@ -8,7 +8,7 @@ import pyarrow as pa
 from dagster import AssetDep, AssetExecutionContext, AutomationCondition, MaterializeResult, asset
 
 from ..core.activation_cache import ActivationCache
-from ..core.coder_registry import cache_path
+from ..core.coders import cache_path
 from ..core.corpus import load_corpus_info, read_tokens
 from ..core.latent_ranges import latent_range
 from ..core.sampling import (

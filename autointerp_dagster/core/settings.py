@@ -14,7 +14,7 @@ from pathlib import Path
 
 import yaml
 
-from .sparse_coders import CoderSource
+from .coders import CoderSource
 
 EMBEDDED_MODEL = "embedded:gemma-3-270m"
 EMBEDDED_CORPUS = "embedded:kjv"
