@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from dagster import RunRequest
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
-from .core.coder_registry import RegisteredCoder, cache_fingerprint, registered_coders
+from .core.coders import RegisteredCoder, cache_fingerprint, registered_coders
 from .core.config import Settings
 
 

@@ -13,9 +13,9 @@ from autointerp_dagster.core.activation_cache import (
     CacheTarget,
     cache_activations,
 )
+from autointerp_dagster.core.coders import CoderSource, SparseCoderError, load_coder
 from autointerp_dagster.core.corpus import build_corpus, read_tokens
 from autointerp_dagster.core.latent_ranges import latent_range, range_bounds, range_keys
-from autointerp_dagster.core.sparse_coders import CoderSource, SparseCoderError, load_coder
 from autointerp_dagster.core.subject_model import load_subject_model
 
 from .conftest import write_sparsify_sae
@@ -42,10 +42,14 @@ def coders(model, tmp_path_factory):
 
 
 def dense_reference(model, corpus, coder) -> np.ndarray:
-    """Encodes every token of the corpus densely, independently of the cache code: [rows, ctx_len, latents]."""
+    """Encodes every token of the corpus densely with the sparsify TopK formula on the coder's weights,
+    independently of the cache and encoding code: [rows, ctx_len, latents]."""
     tokens = torch.from_numpy(read_tokens(corpus).astype(np.int64))
     out = model.capture(tokens, [(coder.capture_module, coder.capture)])[(coder.capture_module, coder.capture)]
-    dense = coder.encode_dense(out.reshape(-1, out.shape[-1])).reshape(*tokens.shape, -1).numpy()
+    x = out.reshape(-1, out.shape[-1]).to(coder.weight.dtype)
+    pre = torch.relu((x - coder.b_dec) @ coder.weight.T + coder.bias)
+    top = pre.topk(coder.k, dim=-1)
+    dense = torch.zeros_like(pre).scatter_(1, top.indices, top.values).reshape(*tokens.shape, -1).numpy()
     dense[:, : corpus.first_position] = 0  # BOS is never encoded
     return dense
 

@@ -56,7 +56,7 @@ def test_core_does_not_import_dagster():
 def test_main_job_then_sensor(project, instance, llm_server, capsys):
     from autointerp_dagster.cli import run_pipeline
     from autointerp_dagster.core.activation_cache import ActivationCache
-    from autointerp_dagster.core.coder_registry import cache_path
+    from autointerp_dagster.core.coders import cache_path
     from autointerp_dagster.definitions import build_resources, defs
 
     assert run_pipeline(project) == 0

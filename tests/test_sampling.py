@@ -12,6 +12,7 @@ import pytest
 
 from autointerp_dagster.core import sampling
 from autointerp_dagster.core.activation_cache import ActivationCache, CacheTarget, cache_activations
+from autointerp_dagster.core.coders import CoderSource, load_coder
 from autointerp_dagster.core.corpus import build_corpus, read_tokens
 from autointerp_dagster.core.embeddings import embed_texts
 from autointerp_dagster.core.examples import ACTIVATING, HARD_NEGATIVE, RANDOM_NEGATIVE
@@ -26,7 +27,6 @@ from autointerp_dagster.core.sampling import (
     split_train_test,
     window_pool_embeddings,
 )
-from autointerp_dagster.core.sparse_coders import CoderSource, load_coder
 from autointerp_dagster.core.subject_model import load_subject_model
 
 from .conftest import write_sparsify_sae

@@ -5,10 +5,9 @@ import pyarrow as pa
 from dagster import AssetExecutionContext, BackfillPolicy, MaterializeResult, MetadataValue, asset
 
 from ..core.activation_cache import ActivationCache, CacheTarget, cache_activations
-from ..core.coder_registry import cache_path, lookup
+from ..core.coders import cache_path, load_coder, lookup
 from ..core.corpus import build_corpus
 from ..core.plots import firing_frequency_histogram, markdown_image
-from ..core.sparse_coders import load_coder
 from ..core.store.tables import ACTIVATION_CACHES
 from ..partitions import sae_partitions
 from ..instance import MODEL_POOL

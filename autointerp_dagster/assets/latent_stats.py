@@ -14,7 +14,7 @@ from dagster import (
 )
 
 from ..core.activation_cache import ActivationCache
-from ..core.coder_registry import cache_path
+from ..core.coders import cache_path
 from ..core.latent_ranges import latent_range
 from ..core.store.tables import IN_LATENT_RANGE
 from ..partitions import RANGE_DIMENSION, SAE_DIMENSION, sae_latent_partitions

@@ -27,9 +27,9 @@ import pyarrow.parquet as pq
 import torch
 
 from .atomic import atomic_path
+from .coders import SparseCoder
 from .corpus import CorpusInfo, iter_token_batches
 from .latent_ranges import range_bounds, range_keys
-from .sparse_coders import SparseCoder
 from .subject_model import SubjectModel
 
 FP16_MAX = float(np.finfo(np.float16).max)

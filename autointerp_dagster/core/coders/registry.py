@@ -9,13 +9,31 @@ on one hookpoint apart, so they never share a partition or a cache folder.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 from urllib.parse import quote
 
-from .activation_cache import MANIFEST
-from .config import Settings
-from .sparse_coders import CoderSource, SparseCoderError, coder_identity, coder_key, discover_coders, source_fingerprint
+from .base import CoderSource, SparseCoderError
+from .discovery import discover_coders
+from .identity import coder_identity, coder_key, source_fingerprint
+
+
+class CoderSettings(Protocol):
+    """The parts of the deployment settings that say which coders exist and where caches go."""
+
+    @property
+    def saes(self) -> Sequence[CoderSource]: ...
+
+    @property
+    def watched_sae_dir(self) -> Path: ...
+
+    @property
+    def alias(self) -> str: ...
+
+    @property
+    def cache_dir(self) -> Path: ...
 
 
 @dataclass(frozen=True)
@@ -28,7 +46,7 @@ class RegisteredCoder:
         return source_fingerprint(self.source)
 
 
-def registered_coders(settings: Settings) -> dict[str, RegisteredCoder]:
+def registered_coders(settings: CoderSettings) -> dict[str, RegisteredCoder]:
     """All coders of the deployment by key; two sources that would share a key are an error."""
     sources = list(settings.saes)
     if settings.watched_sae_dir.is_dir():
@@ -46,7 +64,7 @@ def registered_coders(settings: Settings) -> dict[str, RegisteredCoder]:
     return dict(sorted(coders.items()))
 
 
-def lookup(settings: Settings, keys: list[str]) -> dict[str, RegisteredCoder]:
+def lookup(settings: CoderSettings, keys: list[str]) -> dict[str, RegisteredCoder]:
     """The registered coders of `keys` (one scan of the SAE folder), or a clear error for a vanished one."""
     coders = registered_coders(settings)
     missing = [key for key in keys if key not in coders]
@@ -59,12 +77,15 @@ def lookup(settings: Settings, keys: list[str]) -> dict[str, RegisteredCoder]:
     return {key: coders[key] for key in keys}
 
 
-def cache_fingerprint(settings: Settings, key: str) -> str | None:
+def cache_fingerprint(settings: CoderSettings, key: str) -> str | None:
     """The coder fingerprint a complete cache was built from (None when there is no complete cache)."""
+    # Imported here: the cache module imports the settings, which import this package.
+    from ..activation_cache import MANIFEST
+
     manifest = cache_path(settings, key) / MANIFEST
     return json.loads(manifest.read_text()).get("fingerprint") if manifest.exists() else None
 
 
-def cache_path(settings: Settings, key: str) -> Path:
+def cache_path(settings: CoderSettings, key: str) -> Path:
     """The cache folder of a coder: one flat folder per key (the key quoted, so keys never nest)."""
     return settings.cache_dir / quote(key, safe="")

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from autointerp_dagster.core.coder_registry import cache_path, lookup, registered_coders
-from autointerp_dagster.core.sparse_coders import CoderSource, SparseCoderError
+from autointerp_dagster.core.coders import CoderSource, SparseCoderError, cache_path, lookup, registered_coders
 
-from .conftest import write_sparsify_sae
+from ...conftest import write_sparsify_sae
 
 
 def test_keys_name_model_hookpoint_and_run(project):
