@@ -14,9 +14,8 @@ from dagster import (
     asset,
 )
 
-from ..core.examples import evenly_spaced
 from ..core.explainers import ExplainItem, explain_latents, explainer_id
-from ..core.sampling import rows_to_latent_examples
+from ..core.sampling import evenly_spaced, rows_to_latent_examples
 from ..partitions import sae_latent_partitions
 from ..instance import LLM_POOL
 from ..resources import LLMResource, SettingsResource, StoreResource
