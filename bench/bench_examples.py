@@ -24,12 +24,11 @@ from autointerp_dagster.core.activation_cache import MANIFEST, ActivationCache  
 from autointerp_dagster.core.corpus import load_corpus_info, read_tokens  # noqa: E402
 from autointerp_dagster.core.hf_models import load_tokenizer  # noqa: E402
 from autointerp_dagster.core.sampling import (  # noqa: E402
-    SamplingConfig,
     TokenDecoder,
     build_examples,
     window_pool_embeddings,
 )
-from autointerp_dagster.core.config import load_settings  # noqa: E402
+from autointerp_dagster.core.config import SamplingConfig, load_settings  # noqa: E402
 
 
 def find_cache(cache_dir: Path, key: str | None) -> tuple[str, Path]:

@@ -23,17 +23,16 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from autointerp_dagster.core.embedded import kjv_documents  # noqa: E402
-from autointerp_dagster.core.examples import ACTIVATING, RANDOM_NEGATIVE, Example  # noqa: E402
 from autointerp_dagster.core.explainers import ExplainerConfig, ExplainItem, explain_latents  # noqa: E402
 from autointerp_dagster.core.llm import ChatRequest, ChatResult  # noqa: E402
-from autointerp_dagster.core.sampling import SamplingConfig  # noqa: E402
+from autointerp_dagster.core.sampling import ACTIVATING, RANDOM_NEGATIVE, Example  # noqa: E402
 from autointerp_dagster.core.scorers import (  # noqa: E402
     ScoreItem,
     ScorerConfig,
     ScoringExample,
     score_latents,
 )
-from autointerp_dagster.core.config import load_settings  # noqa: E402
+from autointerp_dagster.core.config import SamplingConfig, load_settings  # noqa: E402
 
 WINDOW = 32
 MESSAGE_OVERHEAD = 4  # e.g. Gemma's "<start_of_turn>user\n" ... "<end_of_turn>\n"

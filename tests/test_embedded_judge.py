@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from autointerp_dagster.core.examples import ACTIVATING, RANDOM_NEGATIVE, Example
 from autointerp_dagster.core.llm import ChatRequest, LocalBackend
 from autointerp_dagster.core.prompts.judge import build_detection_single_messages, yes_probability
+from autointerp_dagster.core.sampling import ACTIVATING, RANDOM_NEGATIVE, Example
 
 pytestmark = pytest.mark.slow
 

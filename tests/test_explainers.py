@@ -6,7 +6,6 @@ import re
 
 import pytest
 
-from autointerp_dagster.core.examples import ACTIVATING, HARD_NEGATIVE, Example
 from autointerp_dagster.core.explainers import (
     ExplainerConfig,
     ExplainItem,
@@ -14,6 +13,7 @@ from autointerp_dagster.core.explainers import (
     explainer_id,
 )
 from autointerp_dagster.core.prompts.explainer import INACTIVE_HEADER, explanation_retry_message
+from autointerp_dagster.core.sampling import ACTIVATING, HARD_NEGATIVE, Example
 from tests.openai_stub_server import Fault, StubLLMServer, stub_client
 
 

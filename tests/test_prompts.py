@@ -7,7 +7,6 @@ import math
 import numpy as np
 import pytest
 
-from autointerp_dagster.core.examples import ACTIVATING, HARD_NEGATIVE, RANDOM_NEGATIVE, Example
 from autointerp_dagster.core.prompts import ParseError, render_tokens
 from autointerp_dagster.core.prompts.explainer import (
     INACTIVE_HEADER,
@@ -27,6 +26,7 @@ from autointerp_dagster.core.prompts.judge import (
     typical_highlight_count,
     yes_probability,
 )
+from autointerp_dagster.core.sampling import ACTIVATING, HARD_NEGATIVE, RANDOM_NEGATIVE, Example
 
 
 def make_example(tokens, activations, kind=ACTIVATING):

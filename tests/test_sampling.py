@@ -10,19 +10,21 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
-from autointerp_dagster.core import sampling
 from autointerp_dagster.core.activation_cache import ActivationCache, CacheTarget, cache_activations
 from autointerp_dagster.core.coders import CoderSource, load_coder
+from autointerp_dagster.core.config import SamplingConfig
+from autointerp_dagster.core.store.tables import EXAMPLES
 from autointerp_dagster.core.corpus import build_corpus, read_tokens
 from autointerp_dagster.core.embeddings import embed_texts
-from autointerp_dagster.core.examples import ACTIVATING, HARD_NEGATIVE, RANDOM_NEGATIVE
 from autointerp_dagster.core.sampling import (
-    EXAMPLE_ROWS_SCHEMA,
-    SamplingConfig,
+    ACTIVATING,
+    HARD_NEGATIVE,
+    RANDOM_NEGATIVE,
     TokenDecoder,
     activating_windows,
     build_examples,
     examples_to_rows,
+    negatives,
     rows_to_latent_examples,
     split_train_test,
     window_pool_embeddings,
@@ -196,7 +198,7 @@ def test_hard_negatives_silent_and_nearer_than_random(setup, monkeypatch):
     # The pool is embedded once per corpus and read back from disk afterwards.
     corpus = setup["corpus"]
     assert (corpus.tokens_file.parent / "window_embeddings_L16.npy").exists()
-    monkeypatch.setattr(sampling, "embed_texts", lambda texts: pytest.fail("pool re-embedded"))
+    monkeypatch.setattr(negatives, "embed_texts", lambda texts: pytest.fail("pool re-embedded"))
     again = window_pool_embeddings(corpus, setup["tokens"], setup["decode"], 16)
     assert np.array_equal(again, setup["pool"]) and again.shape == (corpus.n_rows * (63 // 16), 384)
 
@@ -226,7 +228,7 @@ def test_rows_round_trip_through_arrow(setup):
     examples = setup["examples"][:6]
     rows = examples_to_rows(KEY, examples)
     assert {r["set"] for r in rows} == {"train", "test", "random", "hard_negative"}
-    stored = pa.Table.from_pylist(rows, schema=EXAMPLE_ROWS_SCHEMA).to_pylist()
+    stored = pa.Table.from_pylist(rows, schema=EXAMPLES).to_pylist()
     back = rows_to_latent_examples(stored)
     for le in examples:
         if le.status == "ok":

@@ -11,8 +11,8 @@ import pytest
 from sklearn.metrics import balanced_accuracy_score, roc_auc_score
 
 from autointerp_dagster.core.embedded import kjv_documents
-from autointerp_dagster.core.examples import ACTIVATING, HARD_NEGATIVE, RANDOM_NEGATIVE, Example
 from autointerp_dagster.core.prompts.judge import typical_highlight_count
+from autointerp_dagster.core.sampling import ACTIVATING, HARD_NEGATIVE, RANDOM_NEGATIVE, Example
 from autointerp_dagster.core.scorers import (
     ScoreItem,
     ScorerConfig,

@@ -13,8 +13,8 @@ from dagster import (
     asset,
 )
 
-from ..core.examples import evenly_spaced
 from ..core.explainers import ExplainItem, explain_latents, explainer_id, explanation_id
+from ..core.sampling import evenly_spaced
 from ..core.store.tables import EXPLANATIONS, IN_LATENT_RANGE
 from ..partitions import sae_latent_partitions
 from ..instance import LLM_POOL

@@ -13,8 +13,8 @@ from dagster import (
     asset,
 )
 
-from ..core.examples import evenly_spaced
 from ..core.explainers import explainer_id
+from ..core.sampling import evenly_spaced
 from ..core.scorers import ScoreItem, ScoringExample, embedding_scores, score_latents
 from ..partitions import sae_latent_partitions
 from ..instance import LLM_POOL

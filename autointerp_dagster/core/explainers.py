@@ -14,7 +14,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from autointerp_dagster.core.config import ExplainerConfig
-from autointerp_dagster.core.examples import Example
 from autointerp_dagster.core.llm import ChatRequest, ChatResult, LLMClient
 from autointerp_dagster.core.llm.client import ProgressCallback, offset_progress
 from autointerp_dagster.core.prompts import ParseError
@@ -24,6 +23,7 @@ from autointerp_dagster.core.prompts.explainer import (
     explanation_retry_message,
     parse_explanation,
 )
+from autointerp_dagster.core.sampling import Example
 
 OK = "ok"
 FAILED = "failed"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 
-from autointerp_dagster.core.examples import Example
+from autointerp_dagster.core.sampling import Example
 
 HIGHLIGHT_OPEN = "<<"
 HIGHLIGHT_CLOSE = ">>"

@@ -11,8 +11,8 @@ import re
 from collections.abc import Sequence
 
 from autointerp_dagster.core.config import HIGHLIGHT_THRESHOLD
-from autointerp_dagster.core.examples import ACTIVATING, Example
 from autointerp_dagster.core.prompts import ParseError, active_positions, clean_token, render_tokens
+from autointerp_dagster.core.sampling import ACTIVATING, Example
 
 ANSWER_PREFIX = "[EXPLANATION]:"
 ACTIVE_HEADER = "Examples where the latent is active:"

@@ -17,8 +17,8 @@ from collections.abc import Collection, Mapping, Sequence
 
 import numpy as np
 
-from autointerp_dagster.core.examples import Example
 from autointerp_dagster.core.prompts import ParseError, active_positions, render_tokens
+from autointerp_dagster.core.sampling import Example
 
 _BATCH_ANSWER = (
     "Answer with only a JSON list holding one 0 or 1 per example, in order: {meaning}. "

@@ -12,13 +12,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from autointerp_dagster.core.examples import Example
 from autointerp_dagster.core.metrics import (
     BinaryMetrics,
     binary_metrics,
     bootstrap_ci,
     roc_auc_rows,
 )
+from autointerp_dagster.core.sampling import Example
 
 DETECTION = "detection"
 FUZZING = "fuzzing"

@@ -1,0 +1,191 @@
+"""Choosing the examples a latent is explained and scored on.
+
+For each latent: its activating windows ranked into quantiles of window maximum; a
+quantile-balanced train set for the explainer and a disjoint test set for the scorers; random
+windows where the latent is silent; and hard negatives, silent windows whose sentence embedding
+is nearest its top windows.
+
+Everything per latent is vectorised numpy on that latent's slice of the cache records, so a
+whole SAE takes seconds. Draws use a generator seeded from (seed, the SAE key, the latent):
+the same inputs always give the same examples, and every latent gets its own draws.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from ..config import SamplingConfig
+from .examples import ACTIVATING, HARD_NEGATIVE, RANDOM_NEGATIVE, Example
+from .negatives import WindowPool, random_negative_windows
+from .tokens import TokenDecoder
+from .windows import activating_windows, quantile_ranks, split_train_test, window_records
+
+if TYPE_CHECKING:  # only annotated: importing it would load torch wherever an Example is used
+    from ..activation_cache import ActivationCache
+
+OK = "ok"
+SKIPPED = "skipped"
+CHUNK_RECORDS = 8_000_000  # records fetched per query: bounds memory on large caches
+
+
+@dataclass
+class ExampleSets:
+    """A latent's examples by role; train and test are activating, never sharing a window."""
+
+    latent: int
+    train: list[Example] = field(default_factory=list)
+    test: list[Example] = field(default_factory=list)
+    random_negatives: list[Example] = field(default_factory=list)
+    hard_negatives: list[Example] = field(default_factory=list)
+
+
+@dataclass
+class LatentExamples(ExampleSets):
+    """Examples of one latent, or why it has none (`status` "skipped" with a `reason`)."""
+
+    status: str = OK
+    reason: str | None = None
+    n_activating_windows: int = 0
+    max_activation: float = 0.0
+
+
+def stable_key_hash(sae_key: str) -> int:
+    """A hash of the SAE key that is the same in every process (Python's hash() is salted)."""
+    return int.from_bytes(hashlib.sha256(sae_key.encode()).digest()[:8], "little")
+
+
+class _Sampler:
+    """What every latent of one build shares: the corpus as strings, the window geometry, the pool."""
+
+    def __init__(self, cache: ActivationCache, tokens: np.ndarray, decode: TokenDecoder, sae_key: str,
+                 config: SamplingConfig, pool_embeddings: np.ndarray | None):
+        self.ctx_len = int(cache.manifest["ctx_len"])
+        self.first_position = int(cache.manifest["first_position"])
+        self.width = config.example_ctx_len
+        if tokens.shape != (cache.summary.n_rows, self.ctx_len):
+            raise ValueError(f"tokens have shape {tokens.shape}; the cache has {cache.summary.n_rows} rows of "
+                             f"{self.ctx_len}")
+        if self.ctx_len - self.first_position < self.width:
+            raise ValueError(f"example_ctx_len={self.width} does not fit in rows of {self.ctx_len} tokens "
+                             f"({self.ctx_len - self.first_position} after BOS)")
+        self.config = config
+        self.key_hash = stable_key_hash(sae_key)  # seeds draws per (seed, SAE, latent)
+        self.n_rows = len(tokens)
+        self.strings = decode.strings(tokens)
+        self.offsets = np.arange(self.width)
+        self.zeros = (0.0,) * self.width
+        self.zero_levels = (0,) * self.width
+        self.pool = None if pool_embeddings is None else WindowPool(
+            pool_embeddings, self.n_rows, self.ctx_len, self.first_position, self.width)
+        self.pending: list[tuple[LatentExamples, np.ndarray, np.ndarray]] = []  # awaiting hard negatives
+
+    def sample(self, latent: int, row: np.ndarray, pos: np.ndarray, activation: np.ndarray) -> LatentExamples:
+        config = self.config
+        if len(row) == 0:
+            return LatentExamples(latent, status=SKIPPED, reason="dead latent: never fires in the cache")
+        top = float(activation.max())
+        win_row, win_start, peak = activating_windows(row, pos, activation, self.ctx_len, self.first_position, config)
+        n_windows = len(win_row)
+        if n_windows < config.min_activating:
+            return LatentExamples(latent, status=SKIPPED, n_activating_windows=n_windows, max_activation=top,
+                                  reason=f"only {n_windows} activating windows, fewer than "
+                                         f"min_activating={config.min_activating}")
+        lo, hi, window_max = window_records(row, pos, activation, win_row, win_start, self.ctx_len, self.width)
+        quantile = quantile_ranks(window_max, config.n_quantiles)
+        rng = np.random.default_rng([config.seed, self.key_hash, latent])
+        train, test = split_train_test(quantile, config, rng)
+        result = LatentExamples(latent, n_activating_windows=n_windows, max_activation=top)
+        # Strongest first within each set; consumers shuffle where order would leak the label.
+        for name, chosen in (("train", train), ("test", test)):
+            chosen = chosen[np.argsort(-window_max[chosen], kind="stable")]
+            setattr(result, name, self._activating(chosen, win_row, win_start, quantile, lo, hi, pos, activation, top))
+        rows, starts = random_negative_windows(
+            row, pos, config.n_random_negatives, rng,
+            n_rows=self.n_rows, ctx_len=self.ctx_len, first_position=self.first_position, width=self.width)
+        result.random_negatives = self._negatives(rows, starts, RANDOM_NEGATIVE)
+        if self.pool is not None and config.n_hard_negatives:
+            self.pending.append((result, *self.pool.query(row, pos, peak, config.hard_negative_queries)))
+        return result
+
+    def _activating(self, chosen, win_row, win_start, quantile, lo, hi, pos, activation, top) -> list[Example]:
+        """Examples for the chosen windows, with the latent's value at every token (0 where silent)."""
+        counts = hi[chosen] - lo[chosen]
+        which = np.repeat(np.arange(len(chosen)), counts)
+        record = np.arange(counts.sum()) + np.repeat(lo[chosen] - (np.cumsum(counts) - counts), counts)
+        rows, starts = win_row[chosen], win_start[chosen]
+        values = np.zeros((len(chosen), self.width), dtype=np.float32)
+        values[which, pos[record] - starts[which]] = activation[record]
+        levels = np.clip(np.rint(10.0 * values / top), 0, 10).astype(np.int64)
+        strings = self.strings[rows[:, None], starts[:, None] + self.offsets].tolist()
+        return [
+            Example(tuple(t), tuple(v), tuple(q), ACTIVATING, r, s, b)
+            for t, v, q, r, s, b in zip(strings, values.tolist(), levels.tolist(), rows.tolist(), starts.tolist(),
+                                        quantile[chosen].tolist())
+        ]
+
+    def _negatives(self, rows: np.ndarray, starts: np.ndarray, kind: str) -> list[Example]:
+        strings = self.strings[rows[:, None], starts[:, None] + self.offsets].tolist()
+        return [Example(tuple(t), self.zeros, self.zero_levels, kind, r, s)
+                for t, r, s in zip(strings, rows.tolist(), starts.tolist())]
+
+    def attach_hard_negatives(self) -> None:
+        """Gives every pending latent its silent pool windows nearest its query, all pending queries at once."""
+        if not self.pending:
+            return
+        nearest = self.pool.nearest([(query, active) for _, query, active in self.pending],
+                                    self.config.n_hard_negatives)
+        for (result, _, _), index in zip(self.pending, nearest):
+            result.hard_negatives = self._negatives(self.pool.rows[index], self.pool.starts[index], HARD_NEGATIVE)
+        self.pending = []
+
+
+def _record_chunks(cache: ActivationCache, latents: Sequence[int]) -> list[list[int]]:
+    """Groups sorted latents so each group's span of the cache holds at most CHUNK_RECORDS records (or one latent)."""
+    counts = cache.latent_stats()["n_activations"].to_numpy()
+    cumulative = np.concatenate([[0], np.cumsum(counts)])
+    chunks: list[list[int]] = []
+    for latent in latents:
+        if chunks and cumulative[latent + 1] - cumulative[chunks[-1][0]] <= CHUNK_RECORDS:
+            chunks[-1].append(latent)
+        else:
+            chunks.append([latent])
+    return chunks
+
+
+def build_examples(
+    cache: ActivationCache,
+    tokens: np.ndarray,
+    decode: TokenDecoder,
+    latents: range | list[int],
+    sae_key: str,
+    config: SamplingConfig,
+    pool_embeddings: np.ndarray | None = None,
+) -> list[LatentExamples]:
+    """Examples of each latent (in the order given), hard negatives only when `pool_embeddings` is given.
+
+    `tokens` is the cache's corpus ([n_rows, ctx_len], from `read_tokens`); `pool_embeddings`
+    comes from `window_pool_embeddings` with `config.example_ctx_len`. Records are fetched one
+    latent span at a time and split by latent, so work per latent touches only its own records.
+    """
+    latents = list(dict.fromkeys(int(latent) for latent in latents))
+    for latent in latents:
+        if not 0 <= latent < cache.n_latents:
+            raise ValueError(f"latent {latent} is out of range for a coder of {cache.n_latents} latents")
+    sampler = _Sampler(cache, tokens, decode, sae_key, config, pool_embeddings)
+    results: dict[int, LatentExamples] = {}
+    for chunk in _record_chunks(cache, sorted(latents)):
+        table = cache.records(chunk[0], chunk[-1] + 1)
+        latent_col = table["latent"].to_numpy()
+        row = table["row"].to_numpy()
+        pos = table["pos"].to_numpy().astype(np.int64)
+        activation = table["activation"].to_numpy()
+        bounds = np.searchsorted(latent_col, [chunk, np.add(chunk, 1)])
+        for latent, lo, hi in zip(chunk, bounds[0].tolist(), bounds[1].tolist()):
+            results[latent] = sampler.sample(latent, row[lo:hi], pos[lo:hi], activation[lo:hi])
+        sampler.attach_hard_negatives()
+    return [results[latent] for latent in latents]
