@@ -20,14 +20,15 @@ QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
 
 
 def run_pipeline(settings: Settings, force: bool = False) -> int:
-    """The four jobs in order: inputs, caches of new or stale coders, interpretation per (sae, range), summaries."""
+    """The jobs in order: inputs, caches of new or stale coders, explanations then scores per (sae, range),
+    summaries."""
     from dagster import DagsterInstance
 
     from .core.report import OFFLINE_JUDGE_NOTE, format_report, sae_report
     from .core.store import ResultsStore
     from .core.explainers import explainer_id
     from .definitions import defs
-    from .jobs import cache_job, inputs_job, interpret_job, summary_job
+    from .jobs import cache_job, explain_job, inputs_job, score_job, summary_job
     from .partitions import SAE_DIMENSION, latent_range_partitions, sae_range_key
     from .planning import cache_run_requests, plan_caches
 
@@ -59,11 +60,12 @@ def run_pipeline(settings: Settings, force: bool = False) -> int:
         execute(cache_job, tags=request.tags)
 
     ranges = latent_range_partitions.get_partition_keys()
-    step(f"{interpret_job.name}: {len(plan.coders)} SAE(s) x {len(ranges)} latent ranges with {settings.llm.label}")
-    for n, (key, range_key) in enumerate(((k, r) for k in plan.coders for r in ranges), start=1):
-        print(f"   [{time.monotonic() - started:6.0f} s] {n}/{len(plan.coders) * len(ranges)}: {key} {range_key}",
-              flush=True)
-        execute(interpret_job, partition_key=sae_range_key(key, range_key))
+    partitions = [(key, range_key) for key in plan.coders for range_key in ranges]
+    for job in (explain_job, score_job):
+        step(f"{job.name}: {len(plan.coders)} SAE(s) x {len(ranges)} latent ranges with {settings.llm.label}")
+        for n, (key, range_key) in enumerate(partitions, start=1):
+            print(f"   [{time.monotonic() - started:6.0f} s] {n}/{len(partitions)}: {key} {range_key}", flush=True)
+            execute(job, partition_key=sae_range_key(key, range_key))
     step(f"{summary_job.name}: per-SAE summaries")
     for key in plan.coders:
         execute(summary_job, partition_key=key)
@@ -71,10 +73,10 @@ def run_pipeline(settings: Settings, force: bool = False) -> int:
     print_cache_table(settings, list(plan.coders))
     store = ResultsStore(settings.db_path)
     explainer = explainer_id(settings.explainer_config())
-    print(f"\nInterpretation (per-latent scores averaged over latents, 95% bootstrap intervals; "
-          f"judge {settings.llm.model})")
+    print(f"\nInterpretation: per-latent scores averaged over latents, beside the same latents scored with a "
+          f"shuffled explanation, with 95% bootstrap intervals over latents (judge {settings.llm.label})")
     for key in plan.coders:
-        print(format_report(sae_report(store, key, explainer)))
+        print(format_report(sae_report(store, key, explainer, settings.llm.label)))
     if settings.llm.is_local:
         print("\n" + OFFLINE_JUDGE_NOTE)
     print(f"\nDone in {time.monotonic() - started:.0f} s. Open the results in Dagster: autointerp ui "

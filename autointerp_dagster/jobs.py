@@ -1,9 +1,10 @@
 """The pipeline as Dagster jobs: the UI launches them, the sensor requests them, `autointerp run` runs them.
 
-A job's assets must share one partitions definition, so the pipeline is four jobs in order:
+A job's assets must share one partitions definition, so the pipeline is five jobs in order:
 inputs (corpus, embedded SAEs), caches (per coder; one run over a stretch of coders makes one
-forward pass), interpretation (per coder and latent range: statistics, examples, explanations,
-scores), and summaries (per coder).
+forward pass), explanations (per coder and latent range: statistics, examples, explanations),
+scores (per coder and latent range, once every range is explained: the shuffled-explanation
+control borrows other ranges' explanations), and summaries (per coder).
 """
 
 from dagster import define_asset_job
@@ -15,10 +16,13 @@ inputs_job = define_asset_job("inputs_job", selection=[corpus, embedded_saes],
                               description="Tokenize the corpus; train the embedded default's SAEs.")
 cache_job = define_asset_job("cache_job", selection=[activation_cache], partitions_def=sae_partitions,
                              description="Cache the sparse activations of a stretch of coders in one forward pass.")
-interpret_job = define_asset_job(
-    "interpret_job", selection=[latent_stats, examples, explanations, scores], partitions_def=sae_latent_partitions,
-    description="Statistics, examples, explanations and scores of one coder's latent range.")
+explain_job = define_asset_job(
+    "explain_job", selection=[latent_stats, examples, explanations], partitions_def=sae_latent_partitions,
+    description="Statistics, examples and explanations of one coder's latent range.")
+score_job = define_asset_job(
+    "score_job", selection=[scores], partitions_def=sae_latent_partitions,
+    description="Scores of one coder's latent range, beside shuffled explanations drawn from all its ranges.")
 summary_job = define_asset_job("summary_job", selection=[sae_summary], partitions_def=sae_partitions,
                                description="The per-SAE summary.")
 
-JOBS = [inputs_job, cache_job, interpret_job, summary_job]
+JOBS = [inputs_job, cache_job, explain_job, score_job, summary_job]

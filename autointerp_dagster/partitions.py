@@ -8,7 +8,16 @@ then (the same file and variables the resources read; see `SettingsResource`).
 
 from __future__ import annotations
 
-from dagster import DynamicPartitionsDefinition, MultiPartitionKey, MultiPartitionsDefinition, StaticPartitionsDefinition
+from dagster import (
+    AllPartitionMapping,
+    DimensionPartitionMapping,
+    DynamicPartitionsDefinition,
+    IdentityPartitionMapping,
+    MultiPartitionKey,
+    MultiPartitionMapping,
+    MultiPartitionsDefinition,
+    StaticPartitionsDefinition,
+)
 
 from .core.latent_ranges import range_keys
 from .resources.settings import SettingsResource
@@ -26,3 +35,11 @@ sae_latent_partitions = MultiPartitionsDefinition(
 
 def sae_range_key(sae: str, latent_range: str) -> MultiPartitionKey:
     return MultiPartitionKey({SAE_DIMENSION: sae, RANGE_DIMENSION: latent_range})
+
+
+def same_sae_every_range() -> MultiPartitionMapping:
+    """A (sae, range) partition that reads every latent range of its own SAE upstream."""
+    return MultiPartitionMapping({
+        SAE_DIMENSION: DimensionPartitionMapping(SAE_DIMENSION, IdentityPartitionMapping()),
+        RANGE_DIMENSION: DimensionPartitionMapping(RANGE_DIMENSION, AllPartitionMapping()),
+    })

@@ -38,8 +38,8 @@ def test_definitions_load():
         "corpus", "embedded_saes", "activation_cache", "latent_stats"}
     assert graph.get(AssetKey("activation_cache")).pools == {"model"}
     assert graph.get(AssetKey("explanations")).pools == graph.get(AssetKey("scores")).pools == {"llm"}
-    assert {job.name for job in defs.resolve_all_job_defs()} >= {"inputs_job", "cache_job", "interpret_job",
-                                                                 "summary_job"}
+    assert {job.name for job in defs.resolve_all_job_defs()} >= {"inputs_job", "cache_job", "explain_job",
+                                                                 "score_job", "summary_job"}
 
 
 def test_core_does_not_import_dagster():
@@ -65,7 +65,7 @@ def test_main_job_then_sensor(project, instance, llm_server, capsys):
         assert key in out
     # Every run `autointerp run` made is a run of one of the jobs the UI launches.
     jobs = {run.job_name for run in instance.get_runs()}
-    assert jobs == {"inputs_job", "cache_job", "interpret_job", "summary_job"}
+    assert jobs == {"inputs_job", "cache_job", "explain_job", "score_job", "summary_job"}
     # The pools that bound model work hold the configured limits.
     assert instance.event_log_storage.get_concurrency_info("llm").slot_count == project.concurrency.llm_steps
     assert instance.event_log_storage.get_concurrency_info("model").slot_count == project.concurrency.model_steps
@@ -100,21 +100,31 @@ def test_main_job_then_sensor(project, instance, llm_server, capsys):
         (r["sae"], r["latent"]) for r in store.query("SELECT * FROM latent_sampling WHERE status = 'ok'").to_pylist()}
     failed = [e for e in explained if e["status"] == "failed"]
     assert len(failed) == 1 and failed[0]["explanation"] is None and "unparseable" in failed[0]["error"]
-    scored = store.query("SELECT scorer, count(*) AS n, count(balanced_accuracy) AS with_value, "
+    scored = store.query("SELECT scorer, control, count(*) AS n, count(balanced_accuracy) AS with_value, "
                          "min(balanced_accuracy) AS lo, max(balanced_accuracy) AS hi FROM scores "
-                         "GROUP BY scorer ORDER BY scorer").to_pylist()
-    assert [r["scorer"] for r in scored] == ["detection", "embedding", "fuzzing"]
-    for row in scored:
+                         "GROUP BY ALL ORDER BY scorer, control").to_pylist()
+    assert [(r["scorer"], r["control"]) for r in scored] == [
+        (s, c) for s in ("detection", "embedding", "fuzzing") for c in ("none", "shuffled")]
+    for row in scored:  # every explained latent beside a control borrowed from another latent of its SAE
         assert row["n"] == len(explained) - 1 and row["with_value"] == row["n"] and 0 <= row["lo"] <= row["hi"] <= 1
-    judged = store.query("SELECT count(*) AS n FROM judgments WHERE scorer = 'detection'").to_pylist()[0]["n"]
+    borrowed = store.query("SELECT s.sae, s.latent, s.control_latent, e.sae AS source_sae FROM scores s JOIN "
+                           "explanations e ON e.sae = s.sae AND e.latent = s.control_latent "
+                           "WHERE s.control = 'shuffled' AND e.status = 'ok'").to_pylist()
+    assert len(borrowed) == 3 * (len(explained) - 1)
+    assert all(r["control_latent"] != r["latent"] and r["source_sae"] == r["sae"] for r in borrowed)
+    judged = store.query("SELECT count(*) AS n FROM judgments WHERE scorer = 'detection' "
+                         "AND control = 'none'").to_pylist()[0]["n"]
     scored_examples = store.query(
         "SELECT count(*) AS n FROM examples x JOIN explanations e USING (sae, latent) "
         "WHERE e.status = 'ok' AND x.set IN ('test', 'random', 'hard_negative')").to_pylist()[0]["n"]
     assert judged == scored_examples > 10 * (len(explained) - 1)  # every held-out example judged once
-    assert "Interpretation" in out and "LLM calls:" in out
+    assert "Interpretation" in out and "LLM calls:" in out and "shuffled (control)" in out
     summary = instance.fetch_materializations(
         AssetRecordsFilter(asset_key=AssetKey("sae_summary"), asset_partitions=[KEYS[0]]), limit=1).records[0]
-    assert "detection" in summary.asset_materialization.metadata["summary"].value
+    metadata = summary.asset_materialization.metadata
+    assert "detection" in metadata["summary"].value and "recall by activation quantile" in metadata["summary"].value
+    for part in ("own", "shuffled", "own_minus_shuffled"):
+        assert f"embedding_auc_{part}" in metadata
 
     # A second run finds every cache current, re-caches nothing, duplicates no rows, and pays for no LLM call.
     calls = llm_server.call_count
@@ -124,7 +134,7 @@ def test_main_job_then_sensor(project, instance, llm_server, capsys):
     assert store.query("SELECT count(*) AS n FROM latent_stats").to_pylist() == [{"n": 304}]
     assert store.query("SELECT count(*) AS n FROM activation_caches").to_pylist() == [{"n": 3}]
     assert store.query("SELECT count(*) AS n FROM explanations").to_pylist() == [{"n": len(explained)}]
-    assert store.query("SELECT count(*) AS n FROM scores").to_pylist() == [{"n": 3 * (len(explained) - 1)}]
+    assert store.query("SELECT count(*) AS n FROM scores").to_pylist() == [{"n": 2 * 3 * (len(explained) - 1)}]
 
     sensor = defs.get_sensor_def("sae_discovery_sensor")
     resources = {"settings": build_resources()["settings"]}

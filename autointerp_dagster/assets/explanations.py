@@ -62,16 +62,19 @@ def explanations(context: AssetExecutionContext, settings: SettingsResource, sto
         "created_at": pa.scalar(int(now * 1e6), pa.timestamp("us")).as_py(),
     } for r in results]
     db.replace_rows("explanations", pa.Table.from_pylist(rows, schema=EXPLANATIONS),
-                    f"{IN_LATENT_RANGE} AND explainer = ?", [sae, start, end, explainer_name])
+                    f"{IN_LATENT_RANGE} AND explainer = ? AND backend = ? AND model = ?",
+                    [sae, start, end, explainer_name, config.llm.backend, config.llm.model])
+    orphans = db.delete_orphan_scores(sae, start, end)
 
     failed = [r for r in results if r.status != "ok"]
     rate = len(failed) / len(results) if results else 0.0
-    duplicates = db.duplicate_keys("explanations", ("latent", "explainer"),
+    duplicates = db.duplicate_keys("explanations", ("latent", "explainer", "backend", "model"),
                                    IN_LATENT_RANGE, [sae, start, end])
     return MaterializeResult(
         metadata={
             "latents_explained": len(results) - len(failed),
             "latents_failed": len(failed),
+            "orphaned_scores_deleted": orphans,
             "explainer": explainer_name,
             "llm": f"{config.llm.label}",
             "prompt_tokens": sum(r.prompt_tokens for r in results),

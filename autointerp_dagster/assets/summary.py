@@ -11,7 +11,7 @@ from dagster import (
 )
 
 from ..core.explainers import explainer_id
-from ..core.plots import markdown_image, score_distributions
+from ..core.plots import markdown_image, recall_by_quantile, score_distributions
 from ..core.report import OFFLINE_JUDGE_NOTE, format_report, sae_report
 from ..partitions import SAE_DIMENSION, sae_partitions
 from ..resources import SettingsResource, StoreResource
@@ -23,22 +23,25 @@ from .scores import scores
     partitions_def=sae_partitions,
     deps=[AssetDep(scores, partition_mapping=MultiToSingleDimensionPartitionMapping(SAE_DIMENSION))],
     automation_condition=AutomationCondition.eager(),
-    description="Per SAE: latents explained and skipped, mean detection/fuzzing balanced accuracy and AUC and "
-    "embedding AUC with 95% bootstrap intervals over latents, LLM calls and tokens, and score histograms.",
+    description="Per SAE: latents explained and skipped; each scorer's mean over latents for the own explanation, "
+    "the shuffled-explanation control and their paired difference, with 95% bootstrap intervals; recall by "
+    "activation quantile; LLM calls and tokens; plots.",
 )
 def sae_summary(context: AssetExecutionContext, settings: SettingsResource, store: StoreResource) -> MaterializeResult:
     config = settings.get()
-    report = sae_report(store.get(), context.partition_key, explainer_id(config.explainer_config()))
+    report = sae_report(store.get(), context.partition_key, explainer_id(config.explainer_config()), config.llm.label)
     text = format_report(report)
     if config.llm.is_local:
         text += "\n\n" + OFFLINE_JUDGE_NOTE
-    plot = score_distributions(
-        {f"{s.scorer} {s.metric.replace('balanced_accuracy', 'bal. acc.')}": s.values
+    histograms = score_distributions(
+        {f"{s.scorer} {s.metric.replace('balanced_accuracy', 'bal. acc.')}": s.own_values
          for s in report.scorers if s.metric == "balanced_accuracy" or s.scorer == "embedding"},
-        context.partition_key,
+        f"{context.partition_key}: own explanations",
     )
+    recall = recall_by_quantile(report.recall_by_quantile, f"{context.partition_key}: recall by quantile")
     metadata = {
-        "summary": MetadataValue.md(f"```\n{text}\n```\n\n{markdown_image(plot, 'score distributions')}"),
+        "summary": MetadataValue.md(f"```\n{text}\n```\n\n{markdown_image(histograms, 'score distributions')}"
+                                    f"\n\n{markdown_image(recall, 'recall by activation quantile')}"),
         "latents_explained": report.latents_explained,
         "latents_skipped": report.latents_skipped,
         "explanation_failures": report.explanations_failed,
@@ -46,6 +49,11 @@ def sae_summary(context: AssetExecutionContext, settings: SettingsResource, stor
         "completion_tokens": report.completion_tokens,
     }
     for summary in report.scorers:
-        if summary.mean is not None:
-            metadata[f"{summary.scorer}_{summary.metric}"] = round(summary.mean, 4)
+        for part, (mean, low, high) in (("own", summary.own), ("shuffled", summary.shuffled),
+                                        ("own_minus_shuffled", summary.difference)):
+            if mean is not None:
+                metadata[f"{summary.scorer}_{summary.metric}_{part}"] = round(mean, 4)
+        if summary.difference[1] is not None:
+            metadata[f"{summary.scorer}_{summary.metric}_difference_95ci"] = (
+                f"[{summary.difference[1]:.4f}, {summary.difference[2]:.4f}]")
     return MaterializeResult(metadata=metadata)

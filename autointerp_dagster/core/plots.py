@@ -52,6 +52,29 @@ def score_distributions(values_by_scorer: dict[str, list[float]], title: str) ->
     return buffer.getvalue()
 
 
+def recall_by_quantile(table: dict[str, list[tuple[int, float | None, float | None]]], title: str) -> bytes:
+    """PNG of recall of activating examples by activation quantile, own explanation vs shuffled, per scorer."""
+    names = list(table) or ["(no judgments)"]
+    fig, axes = plt.subplots(1, len(names), figsize=(3.6 * len(names), 2.8), dpi=90, squeeze=False)
+    for ax, name in zip(axes[0], names):
+        rows = table.get(name, [])
+        for column, label, color in ((1, "own", "#3a6ea5"), (2, "shuffled", "#c44e52")):
+            points = [(r[0], r[column]) for r in rows if r[column] is not None]
+            if points:
+                ax.plot(*zip(*points), marker="o", label=label, color=color)
+        ax.set_ylim(0, 1)
+        ax.set_title(name, fontsize=9)
+        ax.set_xlabel("activation quantile (0 = weakest)", fontsize=8)
+        ax.legend(fontsize=7)
+    axes[0][0].set_ylabel("recall")
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    plt.close(fig)
+    return buffer.getvalue()
+
+
 def markdown_image(png: bytes, alt: str) -> str:
     """Markdown that embeds a PNG inline (Dagster renders it in the asset's metadata)."""
     return f"![{alt}](data:image/png;base64,{base64.b64encode(png).decode()})"

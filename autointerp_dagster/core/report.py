@@ -1,12 +1,16 @@
 """Per-SAE summaries of the interpretation results, read from the results store.
 
-Averages are over latents (each latent's score is computed on its own held-out examples),
-with bootstrap intervals over latents, unlike delphi's pooled-over-all-examples numbers.
+Every score is shown beside its control: the same latents' examples judged against a shuffled explanation
+(another latent's), and the paired difference own - shuffled with a bootstrap interval over latents. Averages
+are over latents (each latent's score is computed on its own held-out examples), unlike delphi's
+pooled-over-all-examples numbers. Only latents whose own and shuffled scores both exist enter a comparison.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+
+import numpy as np
 
 from .metrics import mean_ci
 from .store import ResultsStore
@@ -16,36 +20,46 @@ SCORER_METRICS = (("detection", "balanced_accuracy"), ("fuzzing", "balanced_accu
 OFFLINE_JUDGE_NOTE = (
     "The offline judge is a small model (Qwen2.5-Coder 1.5B, 4-bit GGUF): its explanations and judgments are a "
     "demonstration of the pipeline, and its scores are not comparable with those of a 70B judge such as the "
-    "paper's Llama 3.1 70B. Point AUTOINTERP_LLM_* at a real server for research numbers (see the README)."
+    "paper's Llama 3.1 70B. Set the `llm` settings to a real server for research numbers (see the README)."
 )
+Interval = tuple[float | None, float | None, float | None]  # (mean, low, high)
 
 
 @dataclass
 class ScorerSummary:
+    """One scorer's metric over the latents that have both an own and a shuffled score."""
+
     scorer: str
     metric: str
+    judge: str
     n_latents: int
-    mean: float | None
-    low: float | None
-    high: float | None
-    values: list[float] = field(default_factory=list)
+    own: Interval
+    shuffled: Interval
+    difference: Interval
+    own_values: list[float] = field(default_factory=list)
+    failed: int = 0  # latents whose own score failed (mostly unparseable) or compared one class only
 
 
 @dataclass
 class SaeReport:
     sae: str
+    explainer: str
+    explainer_model: str
     latents_with_examples: int = 0
     latents_skipped: int = 0
     latents_explained: int = 0
     explanations_failed: int = 0
     scorers: list[ScorerSummary] = field(default_factory=list)
+    recall_by_quantile: dict[str, list[tuple[int, float | None, float | None]]] = field(default_factory=dict)
     llm_calls: dict[str, int] = field(default_factory=dict)
     prompt_tokens: int = 0
     completion_tokens: int = 0
 
 
-def sae_report(store: ResultsStore, sae: str, explainer: str) -> SaeReport:
-    report = SaeReport(sae)
+def sae_report(store: ResultsStore, sae: str, explainer: str, explainer_model: str) -> SaeReport:
+    """The SAE's results made by one explainer (config id) and explainer model (`backend:model`)."""
+    report = SaeReport(sae, explainer, explainer_model)
+    backend, _, model = explainer_model.partition(":")
     with store.connect() as con:
         tables = {row[0] for row in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
 
@@ -58,55 +72,102 @@ def sae_report(store: ResultsStore, sae: str, explainer: str) -> SaeReport:
                     report.latents_with_examples = n
                 else:
                     report.latents_skipped += n
+        mine = "sae = ? AND explainer = ? AND backend = ? AND model = ?"
+        mine_params = [sae, explainer, backend, model]
         call_sources = []
         if "explanations" in tables:
             for status, n, p, c in rows("SELECT status, count(*), sum(prompt_tokens), sum(completion_tokens) "
-                                        "FROM explanations WHERE sae = ? AND explainer = ? GROUP BY status",
-                                        [sae, explainer]):
+                                        f"FROM explanations WHERE {mine} GROUP BY status", mine_params):
                 if status == "ok":
                     report.latents_explained = n
                 else:
                     report.explanations_failed += n
                 report.prompt_tokens += int(p or 0)
                 report.completion_tokens += int(c or 0)
-            call_sources.append("SELECT unnest(call_ids) FROM explanations WHERE sae = ? AND explainer = ?")
+            call_sources.append((f"SELECT unnest(call_ids) FROM explanations WHERE {mine}", mine_params))
+        scored = "sae = ? AND explainer = ? AND explainer_model = ?"
+        scored_params = [sae, explainer, explainer_model]
         if "scores" in tables:
-            for scorer, metric in SCORER_METRICS:
-                values = [v for (v,) in rows(f"SELECT {metric} FROM scores WHERE sae = ? AND explainer = ? "
-                                             f"AND scorer = ? AND {metric} IS NOT NULL ORDER BY latent",
-                                             [sae, explainer, scorer])]
-                mean, low, high = mean_ci(values)
-                report.scorers.append(ScorerSummary(scorer, metric, len(values), mean, low, high, values))
-            p, c = rows("SELECT sum(prompt_tokens), sum(completion_tokens) FROM scores "
-                        "WHERE sae = ? AND explainer = ?", [sae, explainer])[0]
+            report.scorers = _scorer_summaries(rows, scored, scored_params)
+            p, c = rows(f"SELECT sum(prompt_tokens), sum(completion_tokens) FROM scores WHERE {scored}",
+                        scored_params)[0]
             report.prompt_tokens += int(p or 0)
             report.completion_tokens += int(c or 0)
-            call_sources.append("SELECT unnest(call_ids) FROM scores WHERE sae = ? AND explainer = ?")
+            call_sources.append((f"SELECT unnest(call_ids) FROM scores WHERE {scored}", scored_params))
+        if {"judgments", "examples", "scores"} <= tables:
+            report.recall_by_quantile = _recall_by_quantile(rows, sae, explainer, explainer_model)
         if "llm_calls" in tables and call_sources:
-            union = " UNION ALL ".join(call_sources)
+            union = " UNION ALL ".join(sql for sql, _ in call_sources)
+            params = [p for _, ps in call_sources for p in ps]
             for status, n in rows(f"SELECT status, count(*) FROM llm_calls WHERE call_id IN ({union}) GROUP BY status",
-                                  [sae, explainer] * len(call_sources)):
+                                  params):
                 report.llm_calls[status] = n
     return report
 
 
-def _interval(summary: ScorerSummary) -> str:
-    if summary.mean is None:
+def _scorer_summaries(rows, scored: str, params: list) -> list[ScorerSummary]:
+    summaries = []
+    for scorer, metric in SCORER_METRICS:
+        found = rows(f"SELECT judge, latent, control, {metric}, status FROM scores WHERE {scored} AND scorer = ? "
+                     "ORDER BY judge, latent", [*params, scorer])
+        for judge in sorted({r[0] for r in found}):
+            own = {r[1]: r[3] for r in found if r[0] == judge and r[2] == "none" and r[3] is not None}
+            shuffled = {r[1]: r[3] for r in found if r[0] == judge and r[2] == "shuffled" and r[3] is not None}
+            failed = sum(1 for r in found if r[0] == judge and r[2] == "none" and r[3] is None)
+            paired = sorted(set(own) & set(shuffled))
+            a = np.array([own[k] for k in paired])
+            b = np.array([shuffled[k] for k in paired])
+            summaries.append(ScorerSummary(scorer, metric, judge, len(paired), mean_ci(a), mean_ci(b),
+                                           mean_ci(a - b), [own[k] for k in paired], failed))
+    return summaries
+
+
+def _recall_by_quantile(rows, sae: str, explainer: str, explainer_model: str) -> dict:
+    """Detection and fuzzing recall of activating examples by activation quantile, own vs shuffled: the paper's
+    per-decile plot (strong activations should be easier to recognise than weak ones)."""
+    found = rows(
+        "SELECT j.scorer, x.quantile, avg(j.prediction) FILTER (WHERE j.control = 'none'), "
+        "avg(j.prediction) FILTER (WHERE j.control = 'shuffled') "
+        "FROM judgments j JOIN examples x ON x.sae = j.sae AND x.latent = j.latent AND x.set = j.example_set "
+        "AND x.idx = j.example_idx "
+        "WHERE j.sae = ? AND j.label = 1 AND j.prediction IS NOT NULL AND j.scorer IN ('detection', 'fuzzing') "
+        "AND j.explanation_id IN (SELECT explanation_id FROM scores WHERE sae = ? AND explainer = ? "
+        "AND explainer_model = ?) GROUP BY ALL ORDER BY 1, 2", [sae, sae, explainer, explainer_model])
+    table: dict[str, list] = {}
+    for scorer, quantile, own, shuffled in found:
+        table.setdefault(scorer, []).append((int(quantile), own, shuffled))
+    return table
+
+
+def _interval(value: Interval) -> str:
+    mean, low, high = value
+    if mean is None:
         return "n/a"
-    if summary.low is None:
-        return f"{summary.mean:.3f}"
-    return f"{summary.mean:.3f} [{summary.low:.3f}, {summary.high:.3f}]"
+    if low is None:
+        return f"{mean:.3f}"
+    return f"{mean:.3f} [{low:.3f}, {high:.3f}]"
 
 
 def format_report(report: SaeReport) -> str:
-    """Plain-text block for one SAE: counts, per-scorer means with 95% intervals over latents, LLM use."""
+    """Plain-text block for one SAE: counts, each score beside its shuffled control and their paired difference
+    (95% bootstrap intervals over latents), recall by activation quantile, LLM use."""
     lines = [
-        f"{report.sae}",
+        f"{report.sae}  (explainer {report.explainer}, {report.explainer_model})",
         f"  latents: {report.latents_explained} explained, {report.explanations_failed} explanation failures, "
         f"{report.latents_skipped} skipped (dead or too few activating windows)",
+        f"  {'scorer':9} {'metric':17} {'own explanation':26} {'shuffled (control)':26} {'own - shuffled':26} latents",
     ]
-    for summary in report.scorers:
-        lines.append(f"  {summary.scorer:9} {summary.metric:17} {_interval(summary):26} over {summary.n_latents} latents")
+    for s in report.scorers:
+        failed = f" ({s.failed} failed)" if s.failed else ""
+        lines.append(f"  {s.scorer:9} {s.metric:17} {_interval(s.own):26} {_interval(s.shuffled):26} "
+                     f"{_interval(s.difference):26} {s.n_latents}{failed}")
+    for scorer, by_quantile in report.recall_by_quantile.items():
+        cells = " ".join(f"q{q}:{_fraction(own)}/{_fraction(shuffled)}" for q, own, shuffled in by_quantile)
+        lines.append(f"  {scorer} recall by activation quantile (own/shuffled): {cells}")
     calls = ", ".join(f"{n} {status}" for status, n in sorted(report.llm_calls.items())) or "none"
     lines.append(f"  LLM calls: {calls}; tokens: {report.prompt_tokens:,} prompt, {report.completion_tokens:,} completion")
     return "\n".join(lines)
+
+
+def _fraction(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"

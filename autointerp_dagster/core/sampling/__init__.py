@@ -1,6 +1,6 @@
 """Choosing the examples each latent is explained and scored on (see build.py), and the Example they are made of."""
 
-from .build import build_examples, stable_key_hash
+from .build import ExampleSets, build_examples, stable_key_hash
 from .examples import ACTIVATING, HARD_NEGATIVE, RANDOM_NEGATIVE, Example, evenly_spaced
 from .negatives import window_pool_embeddings
 from .rows import examples_to_rows, rows_to_latent_examples
@@ -8,6 +8,7 @@ from .tokens import TokenDecoder, token_decoder
 from .windows import activating_windows, split_train_test
 
 __all__ = [
+    "ExampleSets",
     "ACTIVATING",
     "HARD_NEGATIVE",
     "RANDOM_NEGATIVE",

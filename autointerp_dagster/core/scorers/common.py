@@ -8,7 +8,7 @@ judged. Metrics are per latent with a bootstrap interval, never pooled over late
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -23,6 +23,9 @@ from autointerp_dagster.core.sampling import Example
 DETECTION = "detection"
 FUZZING = "fuzzing"
 EMBEDDING = "embedding"
+# A latent whose judgments failed more often than this is a failure for that scorer, not a score from the rest.
+MAX_FAILED_SHARE = 0.5
+OK, FAILED, ONE_CLASS = "ok", "failed", "one_class"
 
 
 @dataclass(frozen=True)
@@ -71,10 +74,11 @@ class Judgment:
 class LatentScore:
     """One latent's result for one scorer.
 
-    `metrics` covers the judged examples only; None when none could be judged.
-    `ci_low`/`ci_high`: 95% bootstrap interval of balanced accuracy; `auc_ci_low`/
-    `auc_ci_high` the same for AUC when scores exist. Intervals are None when a class
-    is missing among the judged examples.
+    `status`: ok; failed (`metrics` None: no example, or more than MAX_FAILED_SHARE of them, could be
+    judged; `error` says which); one_class (only one class was judged, so balanced accuracy and AUC,
+    which compare the classes, are None rather than a recall dressed as balance).
+    `ci_low`/`ci_high`: 95% bootstrap interval of balanced accuracy; `auc_ci_low`/`auc_ci_high` the
+    same for AUC when scores exist.
     """
 
     latent: int
@@ -90,6 +94,8 @@ class LatentScore:
     completion_tokens: int = 0
     auc_ci_low: float | None = None
     auc_ci_high: float | None = None
+    status: str = OK
+    error: str | None = None
 
 
 def summarise(
@@ -120,7 +126,9 @@ def summarise(
         prompt_tokens=prompt_tokens,
         completion_tokens=completion_tokens,
     )
-    if not judged:
+    if not judged or score.n_failed > MAX_FAILED_SHARE * len(judgments):
+        score.status = FAILED
+        score.error = f"{score.n_failed} of {len(judgments)} examples could not be judged"
         return score
     labels = np.array([j.label for j in judged])
     predictions = np.array([j.prediction for j in judged])
@@ -128,7 +136,10 @@ def summarise(
     if all(j.probability is not None for j in judged):
         scores = np.array([j.probability for j in judged], dtype=float)
     score.metrics = binary_metrics(labels, predictions, scores)
-    if 0 < labels.sum() < len(labels):
+    if labels.min() == labels.max():
+        score.status = ONE_CLASS
+        score.metrics = replace(score.metrics, balanced_accuracy=None, auc=None)
+    else:
         score.ci_low, score.ci_high = bootstrap_ci(labels, predictions, seed=seed)
         if scores is not None:
             score.auc_ci_low, score.auc_ci_high = bootstrap_ci(

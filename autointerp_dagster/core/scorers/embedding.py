@@ -20,6 +20,8 @@ import numpy as np
 from autointerp_dagster.core.embeddings import embed_texts
 from autointerp_dagster.core.scorers.common import EMBEDDING, Judgment, LatentScore, ScoreItem, summarise
 
+EMBEDDING_MODEL = "all-MiniLM-L6-v2"  # the judge column of embedding scores
+
 
 def embedding_scores(items: Sequence[ScoreItem], seed: int = 0) -> list[LatentScore]:
     """One LatentScore per item, in order; all texts are embedded in one batch."""

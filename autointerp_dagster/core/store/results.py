@@ -18,7 +18,7 @@ import duckdb
 import pyarrow as pa
 from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_random_exponential
 
-from .tables import TABLES
+from .tables import IN_LATENT_RANGE, TABLES
 
 _LOCK_MESSAGES = ("Could not set lock", "Conflicting lock", "database is locked")
 _process_lock = threading.RLock()
@@ -60,6 +60,20 @@ class ResultsStore:
                 f"SELECT count(*) - count(DISTINCT ({', '.join(key)})) FROM {table} WHERE {where}", list(params)
             ).fetchone()
         return int(found[0])
+
+    def delete_orphan_scores(self, sae: str, start: int, end: int) -> int:
+        """Deletes the scores and judgments of a latent range whose explanation no longer exists (it was
+        replaced), so no summary averages in judgments of an explanation nobody can see; returns rows deleted."""
+        deleted = 0
+        with self.connect() as con:
+            if not all(_table_exists(con, t) for t in ("explanations", "scores", "judgments")):
+                return 0
+            for table in ("scores", "judgments"):
+                deleted += con.execute(
+                    f"DELETE FROM {table} WHERE {IN_LATENT_RANGE} AND explanation_id NOT IN "
+                    f"(SELECT explanation_id FROM explanations WHERE {IN_LATENT_RANGE})",
+                    [sae, start, end, sae, start, end]).fetchone()[0]
+        return deleted
 
     def replace_rows(self, table: str, rows: pa.Table, where: str, params: Sequence = ()) -> int:
         """Deletes the rows matching `where` and inserts `rows`, in one transaction.

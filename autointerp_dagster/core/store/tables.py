@@ -45,9 +45,14 @@ EXPLANATIONS = pa.schema([
     ("prompt_tokens", pa.int64()), ("completion_tokens", pa.int64()), ("created_at", _TS),
 ])
 SCORE_METRICS = ("accuracy", "balanced_accuracy", "precision", "recall", "f1", "auc")
+# A score row is keyed by (sae, latent, scorer, explanation_id, judge, scorer_config, control): the explanation
+# id covers the explainer, its model and the text; `control` is 'none' for the latent's own explanation and
+# 'shuffled' for the paper's random-explanation control (another latent's explanation, `control_latent`).
 SCORES = pa.schema(
     [("sae", pa.string()), ("latent", pa.int32()), ("scorer", pa.string()), ("explanation_id", pa.string()),
-     ("explainer", pa.string()), ("mode", pa.string()), ("judge", pa.string())]
+     ("explainer", pa.string()), ("explainer_model", pa.string()), ("mode", pa.string()), ("judge", pa.string()),
+     ("scorer_config", pa.string()), ("control", pa.string()), ("control_latent", pa.int32()),
+     ("status", pa.string()), ("error", pa.string())]
     + [(m, pa.float64()) for m in SCORE_METRICS]
     + [("ci_low", pa.float64()), ("ci_high", pa.float64()), ("auc_ci_low", pa.float64()),
        ("auc_ci_high", pa.float64()), ("n_examples", pa.int32()), ("n_failed", pa.int32()),
@@ -57,6 +62,7 @@ SCORES = pa.schema(
 )
 JUDGMENTS = pa.schema([
     ("sae", pa.string()), ("latent", pa.int32()), ("scorer", pa.string()), ("explanation_id", pa.string()),
+    ("judge", pa.string()), ("scorer_config", pa.string()), ("control", pa.string()),
     ("example_set", pa.string()), ("example_idx", pa.int32()), ("label", pa.int8()), ("prediction", pa.int8()),
     ("probability", pa.float64()), ("error", pa.string()),
 ])
