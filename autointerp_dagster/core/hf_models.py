@@ -9,6 +9,7 @@ and later loads read that folder in seconds.
 
 from __future__ import annotations
 
+import hashlib
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,7 +17,7 @@ from pathlib import Path
 import torch
 
 from .atomic import atomic_path
-from .embedded import embedded_gguf
+from .embedded import embedded_gguf, embedded_version
 
 
 def resolve_device(device: str = "auto") -> torch.device:
@@ -49,6 +50,31 @@ def model_source(spec: str, models_dir: Path) -> str:
         return str(converted_gguf_folder(gguf, models_dir))
     folder = Path(spec).expanduser()
     return str(folder) if folder.is_dir() else spec
+
+
+def model_fingerprint(spec: str) -> dict[str, str]:
+    """Which model `spec` names, told apart without reading (or assembling, or converting) its weights.
+
+    A file or folder is its resolved path plus the names, sizes and mtimes of its files (weights,
+    config and tokenizer alike); an embedded model is its name and the version of the package that
+    ships it; a Hub name stands for itself, since loading does not pin a Hub revision either.
+    """
+    if spec.startswith("embedded:"):
+        name = spec.removeprefix("embedded:")
+        return {"embedded": name, "version": embedded_version(name)}
+    path = Path(spec).expanduser()
+    if not (spec.endswith(".gguf") or path.is_dir()):
+        return {"hub": spec}
+    path = path.resolve()
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.is_file() and not p.name.startswith("."))
+    else:
+        files = [path] if path.exists() else []  # a missing .gguf: loading it says so
+    digest = hashlib.sha256()
+    for f in files:
+        st = f.stat()
+        digest.update(f"{f.name}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return {"path": str(path), "files": digest.hexdigest()[:16]}
 
 
 def from_pretrained(loader, spec: str, models_dir: Path, **kwargs):

@@ -2,7 +2,9 @@
 
 Explainers and scorers hand over thousands of prompts at once; a single failed prompt
 must not sink the batch, and a re-run after a crash must not pay again for answers it
-already has. Workers only talk to the backend; the calling thread does all DuckDB work
+already has. Requests with equal cache keys in one batch are one request: answered once
+(from the cache or one call, one `llm_calls` row), and every position gets a copy of that
+answer. Workers only talk to the backend; the calling thread does all DuckDB work
 (cache lookup up front, cache and log rows in batches as results arrive, the rest in a
 `finally`), so no connection is held while a request is in flight.
 """
@@ -14,6 +16,7 @@ import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from dataclasses import replace
 
 from autointerp_dagster.core.llm.records import CallRecord, LLMRecords, cache_key
 from autointerp_dagster.core.llm.types import (
@@ -62,27 +65,30 @@ class LLMClient:
         self, requests: list[ChatRequest], on_progress: ProgressCallback | None = None
     ) -> list[ChatResult]:
         """Answers in the order of `requests`; failures come back as status "error"."""
-        keys = [cache_key(self.backend.model, r) for r in requests]
+        identity = self.backend.identity
+        positions: dict[str, list[int]] = {}  # cache key -> where its requests are, in request order
+        for i, request in enumerate(requests):
+            positions.setdefault(cache_key(identity, request), []).append(i)
         results: list[ChatResult | None] = [None] * len(requests)
+        done = 0
         batch = _PendingRows(self.records)
         try:
-            hits = self.records.lookup(keys) if self.use_cache else {}
-            for i, key in enumerate(keys):
+            hits = self.records.lookup(list(positions)) if self.use_cache else {}
+            for key, where in positions.items():
                 if key in hits:
-                    results[i] = self._from_cache(requests[i], key, hits[key], batch)
-            done = sum(r is not None for r in results)
+                    done += _fill(results, where, self._from_cache(requests[where[0]], key, hits[key], batch))
             if done and on_progress:
                 on_progress(done, len(requests))
-            todo = [i for i, r in enumerate(results) if r is None]
+            todo = [key for key in positions if key not in hits]
             with _Pool(min(self.concurrency, max(len(todo), 1))) as pool:
-                running = {pool.submit(self._call, requests[i]): i for i in todo}
+                running = {pool.submit(self._call, requests[positions[key][0]]): key for key in todo}
                 last_flush = time.monotonic()
                 while running:
                     finished, _ = wait(running, timeout=self.flush_interval_s, return_when=FIRST_COMPLETED)
                     for future in finished:
-                        i = running.pop(future)
-                        results[i] = self._record(requests[i], keys[i], *future.result(), batch)
-                        done += 1
+                        key = running.pop(future)
+                        where = positions[key]
+                        done += _fill(results, where, self._record(requests[where[0]], key, *future.result(), batch))
                         if on_progress:
                             on_progress(done, len(requests))
                     if len(batch) >= self.flush_every or time.monotonic() - last_flush >= self.flush_interval_s:
@@ -158,6 +164,14 @@ class LLMClient:
             status=status or result.status,
             error=result.error,
         )
+
+
+def _fill(results: list[ChatResult | None], where: list[int], result: ChatResult) -> int:
+    """Puts `result` at the first of `where` and a copy at each other position; returns how many."""
+    results[where[0]] = result
+    for i in where[1:]:
+        results[i] = replace(result)
+    return len(where)
 
 
 class _PendingRows:

@@ -15,11 +15,18 @@ from __future__ import annotations
 
 import threading
 from dataclasses import replace
+from functools import cached_property
 from pathlib import Path
 
 import torch
 
-from autointerp_dagster.core.hf_models import load_causal_lm, load_tokenizer, resolve_device, resolve_dtype
+from autointerp_dagster.core.hf_models import (
+    load_causal_lm,
+    load_tokenizer,
+    model_fingerprint,
+    resolve_device,
+    resolve_dtype,
+)
 from autointerp_dagster.core.llm.types import BackendError, BackendReply, ChatRequest
 
 
@@ -56,6 +63,16 @@ class LocalBackend:
 
     def __repr__(self) -> str:
         return f"LocalBackend(model={self.model!r}, device={str(self.device)!r})"
+
+    @cached_property
+    def identity(self) -> dict[str, str]:
+        """The model's files (read once, before the first load) and every setting that changes answers.
+
+        `max_context` counts too: it can cut a generation short.
+        """
+        return {"backend": self.name, **model_fingerprint(self.spec), "device": str(self.device),
+                "dtype": str(self.dtype).removeprefix("torch."), "quantize": "int8" if self.quantize else "none",
+                "max_context": str(self.max_context)}
 
     def generate(self, request: ChatRequest) -> BackendReply:
         with self._lock:

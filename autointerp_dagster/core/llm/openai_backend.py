@@ -15,6 +15,7 @@ import os
 import threading
 import time
 from email.utils import parsedate_to_datetime
+from urllib.parse import urlsplit, urlunsplit
 
 import openai
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_random_exponential
@@ -47,6 +48,7 @@ class OpenAIBackend:
     ):
         self.base_url = base_url
         self.model = model
+        self.identity = {"backend": self.name, "base_url": server_identity(base_url), "model": model}
         self.timeout_s = timeout_s
         self.max_retries = max_retries
         # Full jitter (a uniform draw below the capped exponential) spreads out workers
@@ -153,6 +155,21 @@ class OpenAIBackend:
         for secret in self._secrets:
             text = text.replace(secret, "[redacted]")
         return text
+
+
+def server_identity(base_url: str) -> str:
+    """`base_url` as cache keys name the server: spellings of one URL agree, and no secret is kept.
+
+    Scheme and host lower-cased, no trailing slash; credentials, query and fragment (which can
+    hold keys) dropped.
+    """
+    parts = urlsplit(base_url.strip())
+    host = parts.hostname or ""
+    if ":" in host:  # an IPv6 address keeps its brackets
+        host = f"[{host}]"
+    if parts.port is not None:
+        host = f"{host}:{parts.port}"
+    return urlunsplit((parts.scheme.lower(), host, parts.path.rstrip("/"), "", ""))
 
 
 def _is_malformed(exc: Exception) -> bool:

@@ -1,10 +1,10 @@
 """The LLM response cache and call log, two tables in the results store.
 
-`llm_responses` maps a hash of everything that determines an answer (model, messages,
-sampling settings) to the successful response, so re-running a pipeline step sends
-only the requests that never succeeded. `llm_calls` has one row per request a run
-handled: sent to the backend (with attempts, tokens, latency, error) or served from
-the cache. Rows arrive in batches through short connections, never held across a call.
+`llm_responses` maps a hash of everything that determines an answer (the backend's identity:
+server and model name, or a local model's files and settings; messages; sampling settings)
+to the successful response, so re-running a pipeline step sends only the requests that never
+succeeded. `llm_calls` has one row per distinct request a run handled: sent to the backend
+(with attempts, tokens, latency, error) or served from the cache. Rows arrive in batches through short connections, never held across a call.
 """
 
 from __future__ import annotations
@@ -20,10 +20,15 @@ from autointerp_dagster.core.llm.types import ChatRequest
 from autointerp_dagster.core.store import ResultsStore, transaction
 from autointerp_dagster.core.store.tables import LLM_CALLS, LLM_DDL, LLM_RESPONSES
 
-def cache_key(model: str, request: ChatRequest) -> str:
-    """Hash of what decides the answer; `purpose` is a label and does not count."""
+
+def cache_key(backend_identity: dict[str, str], request: ChatRequest) -> str:
+    """Hash of what decides the answer; `purpose` is a label and does not count.
+
+    `backend_identity` (a backend's `identity`), not the model's name: servers or local
+    settings that answer differently under one name must not share answers.
+    """
     identity = {
-        "model": model,
+        "backend": backend_identity,
         "messages": request.messages,
         "max_tokens": int(request.max_tokens),
         "temperature": float(request.temperature),

@@ -34,7 +34,8 @@ class ChatResult:
 
     `top_logprobs` has one dict per generated token: token -> logprob of the top
     alternatives at that position, or None when not asked for or not supported.
-    `call_id` names this call's row in the `llm_calls` log.
+    `call_id` names this call's row in the `llm_calls` log. Requests of one batch with equal cache
+    keys are one call: each gets a copy of its result, with the same `call_id` and `cached` flag.
     """
 
     text: str | None
@@ -76,7 +77,10 @@ class Backend(Protocol):
     """Runs one request at a time; the client adds concurrency, caching and logging."""
 
     name: str  # the kind of backend, for the call log ("openai", "local")
-    model: str  # names the model in cache keys and the call log
+    model: str  # names the model for people (the call log, `llm_responses.model`)
+    # What answers, for cache keys: the server or the model's files, and settings that change outputs.
+    # JSON-able, stable across runs, free of secrets, and known before the first call loads anything.
+    identity: dict[str, str]
     max_concurrency: int | None  # a cap on parallel calls, None when the server decides
 
     def generate(self, request: ChatRequest) -> BackendReply:
