@@ -1,5 +1,5 @@
 """Command line: `autointerp run` runs the pipeline's Dagster jobs, `autointerp ui` opens the Dagster UI,
-`autointerp config` prints the effective settings.
+`autointerp config` prints the effective settings, `autointerp compare` pairs two explainers or judges.
 
 `run` and `ui` use the Dagster instance under `$AUTOINTERP_HOME/dagster`, so the runs that `run` makes
 are the UI's runs (metadata, plots, lineage), and the UI launches the very same jobs.
@@ -132,6 +132,13 @@ def main(argv: list[str] | None = None) -> int:
     config = sub.add_parser("config", help="print the effective settings, each with its source")
     config.add_argument("--variables", action="store_true", help="list the AUTOINTERP_* variables instead")
     config.add_argument("--markdown", action="store_true", help="print the settings reference (README table)")
+    compare = sub.add_parser("compare", help="compare two explainers, explainer models, judges or scorer configs, "
+                             "paired over the latents scored under both")
+    compare.add_argument("by", choices=["explainer", "explainer_model", "judge", "scorer_config"])
+    compare.add_argument("a")
+    compare.add_argument("b")
+    compare.add_argument("--metric", default="auc")
+    compare.add_argument("--sae", help="one SAE key (default: all)")
     args = parser.parse_args(argv)
 
     try:
@@ -141,6 +148,13 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.command == "config":
         print_config(settings, sources, args.variables, args.markdown)
+        return 0
+    if args.command == "compare":
+        from .core.compare import compare as paired, format_comparison
+        from .core.store import ResultsStore
+
+        results = paired(ResultsStore(settings.db_path), args.by, args.a, args.b, args.metric, args.sae)
+        print(format_comparison(args.by, args.a, args.b, results))
         return 0
     use_dagster_home(settings)
     if args.command == "run":

@@ -96,3 +96,17 @@ def test_replaced_explanation_takes_its_scores_and_judgments_with_it(store):
     assert store.delete_orphan_scores("s", 0, 10) == 2
     assert store.query("SELECT count(*) AS n FROM judgments").to_pylist() == [{"n": 0}]
     assert store.query("SELECT count(*) AS n FROM scores").to_pylist() == [{"n": 0}]
+
+
+def test_compare_two_judges_pairs_the_same_latents(store, tmp_path):
+    from autointerp_dagster.core.compare import compare
+
+    rows = [{**_score_row(i, "none", 0.8 + 0.02 * i), "judge": "big"} for i in range(5)]
+    rows += [{**_score_row(i, "none", 0.6 + 0.01 * i), "judge": "small"} for i in range(1, 6)]  # 5 only here
+    store.replace_rows("scores", pa.Table.from_pylist(rows, schema=SCORES), "sae = ?", ["s"])
+    [result] = compare(store, "judge", "big", "small", "auc")
+    assert result.n_latents == 4  # latents 1-4: scored by both judges
+    expected = sum((0.8 + 0.02 * i) - (0.6 + 0.01 * i) for i in range(1, 5)) / 4
+    assert result.difference[0] == pytest.approx(expected) and result.difference[1] > 0
+    with pytest.raises(ValueError, match="compare by one of"):
+        compare(store, "sae; DROP TABLE scores", "a", "b")

@@ -1,0 +1,67 @@
+"""Paired comparison of two explainers, explainer models, judges or scorer configurations on the same latents.
+
+Only latents scored under both (same SAE, latent and scorer, own explanations) are compared, so a
+difference is never a difference in which latents happened to be scored.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .metrics import mean_ci
+from .store import ResultsStore
+
+COLUMNS = ("explainer", "explainer_model", "judge", "scorer_config")
+METRICS = ("auc", "balanced_accuracy", "accuracy", "precision", "recall", "f1")
+
+
+@dataclass
+class Comparison:
+    scorer: str
+    metric: str
+    n_latents: int
+    a: tuple[float | None, float | None, float | None]
+    b: tuple[float | None, float | None, float | None]
+    difference: tuple[float | None, float | None, float | None]
+
+
+def pairing_sql(column: str, metric: str) -> str:
+    """The query behind a comparison (also shown in the README): one row per latent scored under both values."""
+    return (f"SELECT a.sae, a.latent, a.scorer, a.{metric} AS a, b.{metric} AS b FROM scores a JOIN scores b "
+            f"ON a.sae = b.sae AND a.latent = b.latent AND a.scorer = b.scorer "
+            f"WHERE a.control = 'none' AND b.control = 'none' AND a.{column} = ? AND b.{column} = ? "
+            f"AND a.{metric} IS NOT NULL AND b.{metric} IS NOT NULL")
+
+
+def compare(store: ResultsStore, column: str, a: str, b: str, metric: str = "auc",
+            sae: str | None = None) -> list[Comparison]:
+    if column not in COLUMNS:
+        raise ValueError(f"compare by one of {COLUMNS}, not {column!r}")
+    if metric not in METRICS:
+        raise ValueError(f"metric must be one of {METRICS}, not {metric!r}")
+    sql, params = pairing_sql(column, metric), [a, b]
+    if sae:
+        sql, params = sql + " AND a.sae = ?", params + [sae]
+    rows = store.query(sql, params).to_pylist()
+    results = []
+    for scorer in sorted({r["scorer"] for r in rows}):
+        pairs = [(r["a"], r["b"]) for r in rows if r["scorer"] == scorer]
+        x, y = np.array([p[0] for p in pairs]), np.array([p[1] for p in pairs])
+        results.append(Comparison(scorer, metric, len(pairs), mean_ci(x), mean_ci(y), mean_ci(x - y)))
+    return results
+
+
+def format_comparison(column: str, a: str, b: str, results: list[Comparison]) -> str:
+    def cell(value) -> str:
+        mean, low, high = value
+        return "n/a" if mean is None else f"{mean:.3f}" if low is None else f"{mean:.3f} [{low:.3f}, {high:.3f}]"
+
+    lines = [f"{column}: A = {a}, B = {b} (paired over latents scored under both; 95% bootstrap intervals)",
+             f"  {'scorer':10} {'metric':17} {'A':24} {'B':24} {'A - B':24} latents"]
+    lines += [f"  {r.scorer:10} {r.metric:17} {cell(r.a):24} {cell(r.b):24} {cell(r.difference):24} {r.n_latents}"
+              for r in results]
+    if not results:
+        lines.append("  no latent was scored under both")
+    return "\n".join(lines)
