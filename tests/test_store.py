@@ -33,3 +33,17 @@ def test_rows_are_cast_to_the_table_schema_and_must_be_complete(tmp_path):
         store.replace_rows("latent_stats", rows.drop(["frequency"]), "sae = ?", ["a"])
     with pytest.raises(KeyError):
         store.replace_rows("no_such_table", rows, "sae = ?", ["a"])
+
+
+def test_a_table_from_an_older_version_gains_the_new_columns(store):
+    from autointerp_dagster.core.store.tables import LATENT_SAMPLING
+
+    with store.connect() as con:  # as an older version made it: no max_activation column
+        con.execute("CREATE TABLE latent_sampling (sae VARCHAR, latent INTEGER, status VARCHAR, reason VARCHAR, "
+                    "n_activating_windows INTEGER)")
+        con.execute("INSERT INTO latent_sampling VALUES ('old', 1, 'ok', NULL, 3)")
+    rows = pa.Table.from_pylist([{"sae": "a", "latent": 2, "status": "ok", "reason": None,
+                                  "n_activating_windows": 4, "max_activation": 1.5}], schema=LATENT_SAMPLING)
+    store.replace_rows("latent_sampling", rows, "sae = ?", ["a"])
+    found = store.query("SELECT sae, max_activation FROM latent_sampling ORDER BY sae").to_pylist()
+    assert found == [{"sae": "a", "max_activation": 1.5}, {"sae": "old", "max_activation": None}]

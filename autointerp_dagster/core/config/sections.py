@@ -221,7 +221,8 @@ class Settings(Section):
         if not self.llm.is_local:
             return self.explainer
         chosen = self.explainer.model_dump(include=self.explainer.model_fields_set)
-        return ExplainerConfig(**{**LOCAL_EXPLAINER, **chosen})
+        local = {k: v for k, v in LOCAL_EXPLAINER.items() if not (k == "prefill" and chosen.get("reasoning"))}
+        return ExplainerConfig(**{**local, **chosen})  # reasoning asked for: no prefilled answer line
 
     def scorer_config(self) -> ScorerConfig:
         """`auto`: per-example P(yes) for an in-process judge (small models fail the 5-example list), else batched."""

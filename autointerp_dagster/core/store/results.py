@@ -80,7 +80,8 @@ class ResultsStore:
 
         `where` names the slice a computation owns (one SAE, one latent range), so a re-run
         of that slice replaces exactly what it wrote before. Rows are cast to the table's schema
-        (`tables.TABLES`); the table is created with it on first use.
+        (`tables.TABLES`); the table is created with it on first use, and a table made by an older
+        version gains the columns it lacks (null in its old rows, which therefore match no new key).
         """
         schema = TABLES[table]
         missing = set(schema.names) - set(rows.column_names)
@@ -91,6 +92,7 @@ class ResultsStore:
             if not _table_exists(con, table):
                 con.execute(f"CREATE TABLE {table} AS SELECT * FROM incoming_rows LIMIT 0")
             else:
+                _add_missing_columns(con, table)
                 con.execute(f"DELETE FROM {table} WHERE {where}", list(params))
             con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM incoming_rows")
         return rows.num_rows
@@ -122,3 +124,12 @@ def _table_exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
         "SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [table]
     ).fetchone()
     return bool(found and found[0])
+
+
+def _add_missing_columns(con: duckdb.DuckDBPyConnection, table: str) -> None:
+    """Columns of `incoming_rows` that `table` lacks, added with the types DuckDB gives the incoming rows."""
+    have = {r[0] for r in con.execute("SELECT column_name FROM information_schema.columns WHERE table_name = ?",
+                                      [table]).fetchall()}
+    for name, kind, *_ in con.execute("DESCRIBE SELECT * FROM incoming_rows").fetchall():
+        if name not in have:
+            con.execute(f'ALTER TABLE {table} ADD COLUMN "{name}" {kind}')
