@@ -16,15 +16,18 @@ from autointerp_dagster.core.config import SamplingConfig
 from autointerp_dagster.core.store.tables import EXAMPLES
 from autointerp_dagster.core.corpus import build_corpus, read_tokens
 from autointerp_dagster.core.embeddings import embed_texts
+from autointerp_dagster.core.prompts.explainer import format_example_for_explainer
 from autointerp_dagster.core.sampling import (
     ACTIVATING,
     HARD_NEGATIVE,
     RANDOM_NEGATIVE,
+    Example,
     TokenDecoder,
     activating_windows,
     build_examples,
     examples_to_rows,
     negatives,
+    order_for_explainer,
     rows_to_latent_examples,
     split_train_test,
     window_pool_embeddings,
@@ -120,12 +123,46 @@ def test_activations_equal_records_and_normalisation(setup):
         for ex in le.train + le.test + le.random_negatives + le.hard_negatives:
             values = dense[ex.row, ex.start:ex.start + CONFIG.example_ctx_len, le.latent]
             assert np.array_equal(np.asarray(ex.activations, np.float32), values)
-            assert ex.normalized == tuple(np.rint(10 * values.astype(np.float64) / latent_max).astype(int).tolist())
+            assert ex.normalized == tuple(np.ceil(10 * values.astype(np.float64) / latent_max).astype(int).tolist())
+            # Rounded up: 0 exactly where silent, so a token where the latent fires never shows as 0.
+            assert [v > 0 for v in ex.normalized] == [a > 0 for a in ex.activations]
             assert all(0 <= v <= 10 for v in ex.normalized)
         if le.n_activating_windows <= CONFIG.n_train + CONFIG.n_test:  # every window is used
             assert max(max(ex.normalized) for ex in le.train + le.test) == 10
             ten += 1
     assert ten > 0
+
+
+class RecordsOnly:
+    """The part of an ActivationCache that build_examples reads, holding hand-written records of latent 0."""
+
+    def __init__(self, records: list[tuple[int, int, float]], n_rows: int, ctx_len: int):
+        row, pos, activation = (list(c) for c in zip(*sorted(records)))
+        self.table = pa.table({"latent": [0] * len(row), "row": row, "pos": pos,
+                               "activation": pa.array(activation, pa.float32())})
+        self.manifest = {"ctx_len": ctx_len, "first_position": 1}
+        self.summary = type("Summary", (), {"n_rows": n_rows})()
+        self.n_latents = 1
+
+    def records(self, start: int, end: int) -> pa.Table:
+        return self.table
+
+    def latent_stats(self) -> pa.Table:
+        return pa.table({"n_activations": [len(self.table)]})
+
+
+def test_weak_activations_show_as_at_least_one(setup):
+    # One strong window (peak 10) and three whose peaks are under 5% of it: rounding to nearest shows them as 0.
+    records = [(0, 8, 10.0), (0, 9, 0.1), (1, 8, 0.4), (2, 8, 0.3), (3, 8, 0.2)]
+    config = SamplingConfig(example_ctx_len=4, peak_index=2, min_activating=2, n_train=2, n_test=2, n_quantiles=2,
+                            n_random_negatives=2, n_hard_negatives=0)
+    [le] = build_examples(RecordsOnly(records, n_rows=6, ctx_len=16), setup["tokens"][:6, :16], setup["decode"],
+                          [0], KEY, config)
+    shown = le.train + le.test
+    assert sorted(max(e.normalized) for e in shown) == [1, 1, 1, 10]
+    assert all((v > 0) == (a > 0) for e in shown for v, a in zip(e.normalized, e.activations))
+    weak = min(shown, key=lambda e: e.max_activation)
+    assert format_example_for_explainer(weak).endswith(" : 1)")
 
 
 def test_train_test_disjoint_and_quantile_balanced(setup):
@@ -201,6 +238,21 @@ def test_hard_negatives_silent_and_nearer_than_random(setup, monkeypatch):
     monkeypatch.setattr(negatives, "embed_texts", lambda texts: pytest.fail("pool re-embedded"))
     again = window_pool_embeddings(corpus, setup["tokens"], setup["decode"], 16)
     assert np.array_equal(again, setup["pool"]) and again.shape == (corpus.n_rows * (63 // 16), 384)
+
+
+def test_order_for_explainer():
+    def ex(row, peak, quantile):
+        return Example(("a", "b"), (0.0, peak), (0, 1), ACTIVATING, row, 0, quantile)
+
+    given = [ex(0, 1.0, 0), ex(1, 2.0, 0), ex(2, 5.0, 1), ex(3, 6.0, 1), ex(4, 9.0, 2), ex(5, 8.0, 2)]
+    rows = lambda examples: [e.row for e in examples]  # noqa: E731
+    assert rows(order_for_explainer(given, "strongest_first", 0)) == [4, 5, 3, 2, 1, 0]
+    assert rows(order_for_explainer(given, "quantile_spread", 0)) == [4, 3, 1, 5, 2, 0]
+    shuffled = order_for_explainer(given, "random", 0)
+    assert sorted(rows(shuffled)) == list(range(6)) and shuffled == order_for_explainer(given[::-1], "random", 0)
+    assert any(rows(order_for_explainer(given, "random", latent)) != rows(shuffled) for latent in range(1, 4))
+    with pytest.raises(ValueError, match="order"):
+        order_for_explainer(given, "weakest_first", 0)
 
 
 def test_dead_and_rare_latents_are_skipped(setup, tmp_path):

@@ -48,6 +48,7 @@ def explanations(context: AssetExecutionContext, settings: SettingsResource, sto
     sae, range_key, start, end = partition_latents(context, db)
     sets = read_example_sets(db, sae, start, end)
     client = llm.client(db)
+    # A quantile-balanced subset; explain_latents shows it in the configured order (strongest first by default).
     items = [ExplainItem(latent, evenly_spaced(s.train, shown, key=lambda e: e.quantile), s.hard_negatives)
              for latent, s in sorted(sets.items())]
     context.log.info(f"explaining {len(items)} latent(s) of {sae} {range_key} with {config.llm.label}")

@@ -120,7 +120,8 @@ class _Sampler:
         rows, starts = win_row[chosen], win_start[chosen]
         values = np.zeros((len(chosen), self.width), dtype=np.float32)
         values[which, pos[record] - starts[which]] = activation[record]
-        levels = np.clip(np.rint(10.0 * values / top), 0, 10).astype(np.int64)
+        # Rounded up, as delphi does: a token where the latent fires never shows as 0.
+        levels = np.clip(np.ceil(10.0 * values.astype(np.float64) / top), 0, 10).astype(np.int64)
         strings = self.strings[rows[:, None], starts[:, None] + self.offsets].tolist()
         return [
             Example(tuple(t), tuple(v), tuple(q), ACTIVATING, r, s, b)
