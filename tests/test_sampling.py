@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 
 import numpy as np
@@ -22,6 +23,7 @@ from autointerp_dagster.core.sampling import (
     HARD_NEGATIVE,
     RANDOM_NEGATIVE,
     Example,
+    LeakageError,
     TokenDecoder,
     activating_windows,
     build_examples,
@@ -32,6 +34,7 @@ from autointerp_dagster.core.sampling import (
     split_train_test,
     window_pool_embeddings,
 )
+from autointerp_dagster.core.sampling.build import EXPLAINER, SCORER, ExampleSets
 from autointerp_dagster.core.subject_model import load_subject_model
 
 from .conftest import write_sparsify_sae
@@ -102,7 +105,7 @@ def test_windows_match_greedy_and_place_the_peak(setup):
     assert placed > clamped > 0  # peaks in the first 12 or last 3 positions of a row are shifted
     for le in ok_latents(setup):
         assert {(ex.row, ex.start) for ex in le.train + le.test} <= windows[le.latent]
-        for ex in le.train + le.test + le.random_negatives + le.hard_negatives:
+        for ex in le.train + le.test + le.random_negatives + le.hard_negative_train + le.hard_negative_test:
             assert ex.start >= 1
             assert ex.tokens == tuple(setup["decode"].strings(setup["tokens"][ex.row, ex.start:ex.start + 16]))
 
@@ -116,11 +119,11 @@ def test_windows_never_overlap(setup):
 
 
 def test_activations_equal_records_and_normalisation(setup):
-    dense, ten = setup["dense"], 0
+    dense, ten, weak = setup["dense"], 0, 0
     for le in ok_latents(setup):
         latent_max = dense[:, :, le.latent].max()
         assert le.max_activation == pytest.approx(latent_max)
-        for ex in le.train + le.test + le.random_negatives + le.hard_negatives:
+        for ex in le.train + le.test + le.random_negatives + le.hard_negative_train + le.hard_negative_test:
             values = dense[ex.row, ex.start:ex.start + CONFIG.example_ctx_len, le.latent]
             assert np.array_equal(np.asarray(ex.activations, np.float32), values)
             assert ex.normalized == tuple(np.ceil(10 * values.astype(np.float64) / latent_max).astype(int).tolist())
@@ -211,22 +214,22 @@ def test_random_negatives_distinct_silent_and_seeded(setup):
     assert [le.train for le in again] == [le.train for le in setup["examples"] if le.latent in some]
     reseeded = build_examples(*args, CONFIG.model_copy(update={"seed": 4}))
     assert all([(e.row, e.start) for e in le.random_negatives] != sets[le.latent] for le in reseeded)
-    assert all(le.hard_negatives == [] for le in again), "no pool, no hard negatives"
+    assert all(le.hard_negative_train == le.hard_negative_test == [] for le in again), "no pool, no hard negatives"
 
 
 def test_hard_negatives_silent_and_nearer_than_random(setup, monkeypatch):
     dense, texts = setup["dense"], []
     for le in ok_latents(setup):
-        assert len(le.hard_negatives) == CONFIG.n_hard_negatives
-        for e in le.hard_negatives:
+        assert len(le.hard_negative_train) == len(le.hard_negative_test) == CONFIG.n_hard_negatives
+        for e in le.hard_negative_train + le.hard_negative_test:
             assert e.kind == HARD_NEGATIVE and not dense[e.row, e.start:e.start + 16, le.latent].any()
     some = ok_latents(setup)[:12]  # embedded afresh in one batch: CPU time
     for le in some:
         top = sorted(le.train + le.test, key=lambda e: -e.max_activation)[: CONFIG.hard_negative_queries]
-        texts += [e.text for e in top + le.hard_negatives + le.random_negatives]
+        texts += [e.text for e in top + le.hard_negative_test + le.random_negatives]
     vectors, at, hard_sim, random_sim = embed_texts(texts), 0, [], []
     for le in some:
-        n_top, n_hard, n_random = CONFIG.hard_negative_queries, len(le.hard_negatives), len(le.random_negatives)
+        n_top, n_hard, n_random = CONFIG.hard_negative_queries, len(le.hard_negative_test), len(le.random_negatives)
         query = vectors[at:at + n_top].mean(axis=0)
         hard_sim.append(np.mean(vectors[at + n_top:at + n_top + n_hard] @ query))
         random_sim.append(np.mean(vectors[at + n_top + n_hard:at + n_top + n_hard + n_random] @ query))
@@ -238,6 +241,39 @@ def test_hard_negatives_silent_and_nearer_than_random(setup, monkeypatch):
     monkeypatch.setattr(negatives, "embed_texts", lambda texts: pytest.fail("pool re-embedded"))
     again = window_pool_embeddings(corpus, setup["tokens"], setup["decode"], 16)
     assert np.array_equal(again, setup["pool"]) and again.shape == (corpus.n_rows * (63 // 16), 384)
+
+
+def test_explainer_and_scorer_hard_negatives_never_share_a_window(setup):
+    for le in ok_latents(setup):
+        shown = {(e.row, e.start) for e in le.hard_negative_train}
+        judged = {(e.row, e.start) for e in le.hard_negative_test}
+        assert len(shown) == len(judged) == CONFIG.n_hard_negatives and not shown & judged
+        for e in le.hard_negative_train + le.hard_negative_test:  # clear of every random negative too
+            assert all(r.row != e.row or abs(r.start - e.start) >= CONFIG.example_ctx_len
+                       for r in le.random_negatives)
+
+
+def window(row: int, start: int, kind: str = ACTIVATING) -> Example:
+    return Example(("a",), (0.0,), (0,), kind, row, start)
+
+
+def test_every_example_source_declares_who_sees_it():
+    roles = {f.name: f.metadata.get("role") for f in dataclasses.fields(ExampleSets) if f.name != "latent"}
+    assert roles == {"train": EXPLAINER, "test": SCORER, "random_negatives": SCORER,
+                     "hard_negative_train": EXPLAINER, "hard_negative_test": SCORER}
+
+
+@pytest.mark.parametrize("shown, judged", [
+    ("train", "test"), ("hard_negative_train", "hard_negative_test"), ("hard_negative_train", "random_negatives"),
+])
+def test_a_window_both_shown_and_judged_is_refused(shown, judged):
+    sets = ExampleSets(7, **{shown: [window(3, 40), window(1, 8)], judged: [window(1, 8)]})
+    with pytest.raises(LeakageError, match=rf"latent 7: window \(row 1, start 8\) is in {shown} .* {judged}"):
+        sets.check_disjoint()
+    rows = examples_to_rows(KEY, [sets])
+    with pytest.raises(LeakageError):
+        rows_to_latent_examples(rows)
+    ExampleSets(7, test=[window(1, 8)], random_negatives=[window(1, 8)]).check_disjoint()  # both judged: no leak
 
 
 def test_order_for_explainer():
@@ -279,14 +315,14 @@ def test_dead_and_rare_latents_are_skipped(setup, tmp_path):
 def test_rows_round_trip_through_arrow(setup):
     examples = setup["examples"][:6]
     rows = examples_to_rows(KEY, examples)
-    assert {r["set"] for r in rows} == {"train", "test", "random", "hard_negative"}
+    assert {r["set"] for r in rows} == {"train", "test", "random", "hard_negative_train", "hard_negative"}
     stored = pa.Table.from_pylist(rows, schema=EXAMPLES).to_pylist()
     back = rows_to_latent_examples(stored)
     for le in examples:
         if le.status == "ok":
             sets = back[le.latent]
-            assert (sets.train, sets.test, sets.random_negatives, sets.hard_negatives) == (
-                le.train, le.test, le.random_negatives, le.hard_negatives)
+            assert dataclasses.astuple(sets) == dataclasses.astuple(ExampleSets(**{
+                f.name: getattr(le, f.name) for f in dataclasses.fields(ExampleSets)}))
         else:
             assert le.latent not in back
 

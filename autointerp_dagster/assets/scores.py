@@ -79,7 +79,7 @@ def scores(context: AssetExecutionContext, settings: SettingsResource, store: St
             continue
         negatives = [ScoringExample(e, "random", i) for i, e in enumerate(latent_sets.random_negatives)]
         if config.negatives == "random+hard":
-            negatives += [ScoringExample(e, "hard_negative", i) for i, e in enumerate(latent_sets.hard_negatives)]
+            negatives += [ScoringExample(e, "hard_negative", i) for i, e in enumerate(latent_sets.hard_negative_test)]
         activating = [ScoringExample(e, "test", i) for i, e in enumerate(latent_sets.test)]
         items.append(ScoreItem(latent, explanation["explanation"], activating, negatives))
     judge_items = [  # the LLM judges a spread of the test set; the embedding scorer takes all of it

@@ -78,7 +78,7 @@ class SamplingConfig(Section):
     n_test: int = Field(50, ge=0)
     n_quantiles: int = Field(10, ge=1)
     n_random_negatives: int = Field(50, ge=0)
-    n_hard_negatives: int = Field(20, ge=0)
+    n_hard_negatives: int = Field(20, ge=0, description="in each of two shares: explainer-only, scorer-only")
     hard_negative_queries: int = Field(10, ge=1, description="top windows whose embeddings form the query")
     seed: int = 0
 

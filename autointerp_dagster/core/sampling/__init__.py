@@ -1,6 +1,6 @@
 """Choosing the examples each latent is explained and scored on (see build.py), and the Example they are made of."""
 
-from .build import build_examples, stable_key_hash
+from .build import LeakageError, build_examples, stable_key_hash
 from .examples import ACTIVATING, HARD_NEGATIVE, RANDOM_NEGATIVE, Example, evenly_spaced, order_for_explainer
 from .negatives import window_pool_embeddings
 from .rows import examples_to_rows, rows_to_latent_examples
@@ -12,6 +12,7 @@ __all__ = [
     "HARD_NEGATIVE",
     "RANDOM_NEGATIVE",
     "Example",
+    "LeakageError",
     "TokenDecoder",
     "activating_windows",
     "build_examples",
