@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 
 import pytest
@@ -112,7 +113,7 @@ def test_empty_prefilled_answer_is_retried_with_the_prefill_again(store):
 
 def test_prefill_excludes_reasoning():
     with pytest.raises(ValueError, match="reasoning"):
-        ExplainerConfig(prefill=True)
+        ExplainerConfig(prefill=True, reasoning=True)
 
 
 def test_server_error_is_retried_by_the_client(store):
@@ -167,9 +168,39 @@ def test_explainer_id_is_stable_and_tracks_every_setting():
     assert explainer_id(ExplainerConfig()) == explainer_id(ExplainerConfig())
     assert explainer_id(ExplainerConfig()).startswith("default-")
     assert explainer_id(ExplainerConfig(contrastive=True)).startswith("contrastive-")
+    assert explainer_id(ExplainerConfig(reasoning=True)).startswith("default-cot-")
     variants = {
         explainer_id(ExplainerConfig(**change))
         for change in ({}, {"few_shot": False}, {"show_activations": False},
-                       {"highlight_threshold": 0.5}, {"max_tokens": 128}, {"temperature": 0.7})
+                       {"highlight_threshold": 0.5}, {"max_tokens": 128}, {"temperature": 0.7},
+                       {"reasoning": True}, {"order": "quantile_spread"}, {"order": "random"})
     }
-    assert len(variants) == 6
+    assert len(variants) == 9
+
+
+def shown_order(messages: list[dict]) -> list[str]:
+    """The active words of the examples in the last message, in the order shown."""
+    return re.findall(r"Example \d+: .*?<<(\w+)", messages[-1]["content"])
+
+
+def test_examples_are_shown_strongest_first_by_default(store):
+    # Given weakest first, as a quantile sort returns them (quantile 0 is the weakest bin).
+    weak_to_strong = [dataclasses.replace(e, activations=tuple(a * scale for a in e.activations), quantile=q, row=q)
+                      for q, (e, scale) in enumerate(zip(WATER, (0.2, 0.5, 1.0)))]
+    with StubLLMServer(reply=answer_by_topic) as server:
+        explain_latents(stub_client(server, store, concurrency=4), [ExplainItem(1, weak_to_strong)])
+    [request] = server.requests
+    assert shown_order(request.messages) == ["sea", "water", "river"]
+
+
+def test_chain_of_thought_variant_reasons_then_answers_on_the_last_line(store):
+    def reply(messages):
+        assert "step by step" in messages[0]["content"]
+        return ("Step 1. Marked: river, water, sea.\nStep 2. Nature scenes.\nStep 3. All are water.\n"
+                "[EXPLANATION]: bodies of water")
+
+    with StubLLMServer(reply=reply) as server:
+        [result] = explain_latents(stub_client(server, store, concurrency=4), [ExplainItem(1, WATER)],
+                                   ExplainerConfig(reasoning=True, max_tokens=512))
+    assert result.ok and result.explanation == "bodies of water" and result.raw_answer.startswith("Step 1.")
+    assert not ExplainerConfig().reasoning, "the paper's explainer answers without reasoning"

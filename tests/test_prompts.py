@@ -34,7 +34,7 @@ def make_example(tokens, activations, kind=ACTIVATING):
     return Example(
         tokens=tuple(tokens),
         activations=tuple(float(a) for a in activations),
-        normalized=tuple(int(round(10 * a / peak)) for a in activations),
+        normalized=tuple(math.ceil(10 * a / peak) for a in activations),
         kind=kind,
         row=0,
         start=0,
@@ -152,6 +152,11 @@ def test_explainer_rejects_no_examples():
         (
             "First guess [EXPLANATION]: nouns\nOn reflection:\n[EXPLANATION]: proper nouns",
             "proper nouns",
+        ),
+        (  # chain of thought: the steps may name the marker; the final line is the answer
+            "Step 1. Marked: \"Nile\", \"Rhine\".\nStep 3. Fits all; now the [EXPLANATION]: line.\n"
+            "[EXPLANATION]: names of rivers",
+            "names of rivers",
         ),
         ("[EXPLANATION]: the `def` keyword", "the `def` keyword"),
         ("[EXPLANATION]: 'bank' and 'money'", "'bank' and 'money'"),
@@ -348,13 +353,27 @@ def test_parse_yes_no_failures(answer):
         parse_yes_no(answer)
 
 
-def test_direct_answer_prompt_for_small_models():
-    examples = [make_example(["the", " river", " ran"], [0, 5, 0])]
-    reasoned = build_explainer_messages(examples)[0]["content"]
-    direct = build_explainer_messages(examples, reasoning=False, few_shot=False, show_activations=False)
-    assert "Reason in one or two sentences" in reasoned and "Reason in" not in direct[0]["content"]
-    assert "Answer with one line only" in direct[0]["content"] and len(direct) == 2
-    assert "Activations:" not in direct[-1]["content"] and "<<" in direct[-1]["content"]
+def test_default_prompt_asks_for_the_answer_line_alone():
+    messages = build_explainer_messages([CAT])
+    assert "Answer with one line only" in messages[0]["content"] and "step by step" not in messages[0]["content"]
+    for answer in messages[2:-1:2]:  # the few-shot answers show no reasoning either
+        assert answer["content"].startswith("[EXPLANATION]: ") and "\n" not in answer["content"]
+
+
+@pytest.mark.parametrize("contrastive", [False, True])
+def test_chain_of_thought_prompt_asks_for_steps_then_the_answer_line(contrastive):
+    negatives = [SILENT] if contrastive else None
+    plain = build_explainer_messages([CAT], hard_negatives=negatives)
+    messages = build_explainer_messages([CAT], hard_negatives=negatives, reasoning=True)
+    system = messages[0]["content"]
+    assert "step by step" in system and "Step 3." in system and system.endswith("[EXPLANATION]: <your explanation>")
+    assert ("NOT active" in system.split("step by step")[1]) == contrastive
+    for answer, direct in zip(messages[2:-1:2], plain[2:-1:2]):
+        lines = answer["content"].split("\n")
+        assert [line[:7] for line in lines[:3]] == ["Step 1.", "Step 2.", "Step 3."]
+        assert lines[-1] == direct["content"] and parse_explanation(answer["content"]) == parse_explanation(lines[-1])
+    assert ("inactive examples" in messages[-2]["content"]) == contrastive
+    assert messages[-1] == plain[-1]
 
 
 def test_prefilled_prompt_shows_no_answer_template_and_starts_the_answer():
@@ -366,4 +385,4 @@ def test_prefilled_prompt_shows_no_answer_template_and_starts_the_answer():
     assert "[EXPLANATION]" not in messages[0]["content"] + messages[1]["content"]
     assert messages[1]["content"].endswith("What do the marked words have in common?") and "the <<river>> ran" in messages[1]["content"]
     with pytest.raises(ValueError, match="reasoning"):
-        build_explainer_messages(examples, prefill=True)
+        build_explainer_messages(examples, prefill=True, reasoning=True)

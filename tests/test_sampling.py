@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 
 import numpy as np
@@ -16,19 +17,24 @@ from autointerp_dagster.core.config import SamplingConfig
 from autointerp_dagster.core.store.tables import EXAMPLES
 from autointerp_dagster.core.corpus import build_corpus, read_tokens
 from autointerp_dagster.core.embeddings import embed_texts
+from autointerp_dagster.core.prompts.explainer import format_example_for_explainer
 from autointerp_dagster.core.sampling import (
     ACTIVATING,
     HARD_NEGATIVE,
     RANDOM_NEGATIVE,
+    Example,
+    LeakageError,
     TokenDecoder,
     activating_windows,
     build_examples,
     examples_to_rows,
     negatives,
+    order_for_explainer,
     rows_to_latent_examples,
     split_train_test,
     window_pool_embeddings,
 )
+from autointerp_dagster.core.sampling.build import EXPLAINER, SCORER, ExampleSets
 from autointerp_dagster.core.subject_model import load_subject_model
 
 from .conftest import write_sparsify_sae
@@ -99,7 +105,7 @@ def test_windows_match_greedy_and_place_the_peak(setup):
     assert placed > clamped > 0  # peaks in the first 12 or last 3 positions of a row are shifted
     for le in ok_latents(setup):
         assert {(ex.row, ex.start) for ex in le.train + le.test} <= windows[le.latent]
-        for ex in le.train + le.test + le.random_negatives + le.hard_negatives:
+        for ex in le.train + le.test + le.random_negatives + le.hard_negative_train + le.hard_negative_test:
             assert ex.start >= 1
             assert ex.tokens == tuple(setup["decode"].strings(setup["tokens"][ex.row, ex.start:ex.start + 16]))
 
@@ -113,19 +119,53 @@ def test_windows_never_overlap(setup):
 
 
 def test_activations_equal_records_and_normalisation(setup):
-    dense, ten = setup["dense"], 0
+    dense, ten, weak = setup["dense"], 0, 0
     for le in ok_latents(setup):
         latent_max = dense[:, :, le.latent].max()
         assert le.max_activation == pytest.approx(latent_max)
-        for ex in le.train + le.test + le.random_negatives + le.hard_negatives:
+        for ex in le.train + le.test + le.random_negatives + le.hard_negative_train + le.hard_negative_test:
             values = dense[ex.row, ex.start:ex.start + CONFIG.example_ctx_len, le.latent]
             assert np.array_equal(np.asarray(ex.activations, np.float32), values)
-            assert ex.normalized == tuple(np.rint(10 * values.astype(np.float64) / latent_max).astype(int).tolist())
+            assert ex.normalized == tuple(np.ceil(10 * values.astype(np.float64) / latent_max).astype(int).tolist())
+            # Rounded up: 0 exactly where silent, so a token where the latent fires never shows as 0.
+            assert [v > 0 for v in ex.normalized] == [a > 0 for a in ex.activations]
             assert all(0 <= v <= 10 for v in ex.normalized)
         if le.n_activating_windows <= CONFIG.n_train + CONFIG.n_test:  # every window is used
             assert max(max(ex.normalized) for ex in le.train + le.test) == 10
             ten += 1
     assert ten > 0
+
+
+class RecordsOnly:
+    """The part of an ActivationCache that build_examples reads, holding hand-written records of latent 0."""
+
+    def __init__(self, records: list[tuple[int, int, float]], n_rows: int, ctx_len: int):
+        row, pos, activation = (list(c) for c in zip(*sorted(records)))
+        self.table = pa.table({"latent": [0] * len(row), "row": row, "pos": pos,
+                               "activation": pa.array(activation, pa.float32())})
+        self.manifest = {"ctx_len": ctx_len, "first_position": 1}
+        self.summary = type("Summary", (), {"n_rows": n_rows})()
+        self.n_latents = 1
+
+    def records(self, start: int, end: int) -> pa.Table:
+        return self.table
+
+    def latent_stats(self) -> pa.Table:
+        return pa.table({"n_activations": [len(self.table)]})
+
+
+def test_weak_activations_show_as_at_least_one(setup):
+    # One strong window (peak 10) and three whose peaks are under 5% of it: rounding to nearest shows them as 0.
+    records = [(0, 8, 10.0), (0, 9, 0.1), (1, 8, 0.4), (2, 8, 0.3), (3, 8, 0.2)]
+    config = SamplingConfig(example_ctx_len=4, peak_index=2, min_activating=2, n_train=2, n_test=2, n_quantiles=2,
+                            n_random_negatives=2, n_hard_negatives=0)
+    [le] = build_examples(RecordsOnly(records, n_rows=6, ctx_len=16), setup["tokens"][:6, :16], setup["decode"],
+                          [0], KEY, config)
+    shown = le.train + le.test
+    assert sorted(max(e.normalized) for e in shown) == [1, 1, 1, 10]
+    assert all((v > 0) == (a > 0) for e in shown for v, a in zip(e.normalized, e.activations))
+    weak = min(shown, key=lambda e: e.max_activation)
+    assert format_example_for_explainer(weak).endswith(" : 1)")
 
 
 def test_train_test_disjoint_and_quantile_balanced(setup):
@@ -174,22 +214,22 @@ def test_random_negatives_distinct_silent_and_seeded(setup):
     assert [le.train for le in again] == [le.train for le in setup["examples"] if le.latent in some]
     reseeded = build_examples(*args, CONFIG.model_copy(update={"seed": 4}))
     assert all([(e.row, e.start) for e in le.random_negatives] != sets[le.latent] for le in reseeded)
-    assert all(le.hard_negatives == [] for le in again), "no pool, no hard negatives"
+    assert all(le.hard_negative_train == le.hard_negative_test == [] for le in again), "no pool, no hard negatives"
 
 
 def test_hard_negatives_silent_and_nearer_than_random(setup, monkeypatch):
     dense, texts = setup["dense"], []
     for le in ok_latents(setup):
-        assert len(le.hard_negatives) == CONFIG.n_hard_negatives
-        for e in le.hard_negatives:
+        assert len(le.hard_negative_train) == len(le.hard_negative_test) == CONFIG.n_hard_negatives
+        for e in le.hard_negative_train + le.hard_negative_test:
             assert e.kind == HARD_NEGATIVE and not dense[e.row, e.start:e.start + 16, le.latent].any()
     some = ok_latents(setup)[:12]  # embedded afresh in one batch: CPU time
     for le in some:
         top = sorted(le.train + le.test, key=lambda e: -e.max_activation)[: CONFIG.hard_negative_queries]
-        texts += [e.text for e in top + le.hard_negatives + le.random_negatives]
+        texts += [e.text for e in top + le.hard_negative_test + le.random_negatives]
     vectors, at, hard_sim, random_sim = embed_texts(texts), 0, [], []
     for le in some:
-        n_top, n_hard, n_random = CONFIG.hard_negative_queries, len(le.hard_negatives), len(le.random_negatives)
+        n_top, n_hard, n_random = CONFIG.hard_negative_queries, len(le.hard_negative_test), len(le.random_negatives)
         query = vectors[at:at + n_top].mean(axis=0)
         hard_sim.append(np.mean(vectors[at + n_top:at + n_top + n_hard] @ query))
         random_sim.append(np.mean(vectors[at + n_top + n_hard:at + n_top + n_hard + n_random] @ query))
@@ -201,6 +241,54 @@ def test_hard_negatives_silent_and_nearer_than_random(setup, monkeypatch):
     monkeypatch.setattr(negatives, "embed_texts", lambda texts: pytest.fail("pool re-embedded"))
     again = window_pool_embeddings(corpus, setup["tokens"], setup["decode"], 16)
     assert np.array_equal(again, setup["pool"]) and again.shape == (corpus.n_rows * (63 // 16), 384)
+
+
+def test_explainer_and_scorer_hard_negatives_never_share_a_window(setup):
+    for le in ok_latents(setup):
+        shown = {(e.row, e.start) for e in le.hard_negative_train}
+        judged = {(e.row, e.start) for e in le.hard_negative_test}
+        assert len(shown) == len(judged) == CONFIG.n_hard_negatives and not shown & judged
+        for e in le.hard_negative_train + le.hard_negative_test:  # clear of every random negative too
+            assert all(r.row != e.row or abs(r.start - e.start) >= CONFIG.example_ctx_len
+                       for r in le.random_negatives)
+
+
+def window(row: int, start: int, kind: str = ACTIVATING) -> Example:
+    return Example(("a",), (0.0,), (0,), kind, row, start)
+
+
+def test_every_example_source_declares_who_sees_it():
+    roles = {f.name: f.metadata.get("role") for f in dataclasses.fields(ExampleSets) if f.name != "latent"}
+    assert roles == {"train": EXPLAINER, "test": SCORER, "random_negatives": SCORER,
+                     "hard_negative_train": EXPLAINER, "hard_negative_test": SCORER}
+
+
+@pytest.mark.parametrize("shown, judged", [
+    ("train", "test"), ("hard_negative_train", "hard_negative_test"), ("hard_negative_train", "random_negatives"),
+])
+def test_a_window_both_shown_and_judged_is_refused(shown, judged):
+    sets = ExampleSets(7, **{shown: [window(3, 40), window(1, 8)], judged: [window(1, 8)]})
+    with pytest.raises(LeakageError, match=rf"latent 7: window \(row 1, start 8\) is in {shown} .* {judged}"):
+        sets.check_disjoint()
+    rows = examples_to_rows(KEY, [sets])
+    with pytest.raises(LeakageError):
+        rows_to_latent_examples(rows)
+    ExampleSets(7, test=[window(1, 8)], random_negatives=[window(1, 8)]).check_disjoint()  # both judged: no leak
+
+
+def test_order_for_explainer():
+    def ex(row, peak, quantile):
+        return Example(("a", "b"), (0.0, peak), (0, 1), ACTIVATING, row, 0, quantile)
+
+    given = [ex(0, 1.0, 0), ex(1, 2.0, 0), ex(2, 5.0, 1), ex(3, 6.0, 1), ex(4, 9.0, 2), ex(5, 8.0, 2)]
+    rows = lambda examples: [e.row for e in examples]  # noqa: E731
+    assert rows(order_for_explainer(given, "strongest_first", 0)) == [4, 5, 3, 2, 1, 0]
+    assert rows(order_for_explainer(given, "quantile_spread", 0)) == [4, 3, 1, 5, 2, 0]
+    shuffled = order_for_explainer(given, "random", 0)
+    assert sorted(rows(shuffled)) == list(range(6)) and shuffled == order_for_explainer(given[::-1], "random", 0)
+    assert any(rows(order_for_explainer(given, "random", latent)) != rows(shuffled) for latent in range(1, 4))
+    with pytest.raises(ValueError, match="order"):
+        order_for_explainer(given, "weakest_first", 0)
 
 
 def test_dead_and_rare_latents_are_skipped(setup, tmp_path):
@@ -227,14 +315,14 @@ def test_dead_and_rare_latents_are_skipped(setup, tmp_path):
 def test_rows_round_trip_through_arrow(setup):
     examples = setup["examples"][:6]
     rows = examples_to_rows(KEY, examples)
-    assert {r["set"] for r in rows} == {"train", "test", "random", "hard_negative"}
+    assert {r["set"] for r in rows} == {"train", "test", "random", "hard_negative_train", "hard_negative"}
     stored = pa.Table.from_pylist(rows, schema=EXAMPLES).to_pylist()
     back = rows_to_latent_examples(stored)
     for le in examples:
         if le.status == "ok":
             sets = back[le.latent]
-            assert (sets.train, sets.test, sets.random_negatives, sets.hard_negatives) == (
-                le.train, le.test, le.random_negatives, le.hard_negatives)
+            assert dataclasses.astuple(sets) == dataclasses.astuple(ExampleSets(**{
+                f.name: getattr(le, f.name) for f in dataclasses.fields(ExampleSets)}))
         else:
             assert le.latent not in back
 

@@ -23,21 +23,23 @@ from autointerp_dagster.core.prompts.explainer import (
     explanation_retry_message,
     parse_explanation,
 )
-from autointerp_dagster.core.sampling import Example
+from autointerp_dagster.core.sampling import Example, order_for_explainer
 
 OK = "ok"
 FAILED = "failed"
 
 
 def explainer_id(config: ExplainerConfig) -> str:
-    """A stable name for results made with `config`: "default-<hash>" or "contrastive-<hash>".
+    """A stable name for results made with `config`: "default-<hash>", "contrastive-<hash>", with "-cot"
+    before the hash for the chain-of-thought variant.
 
     The hash covers every field, so changing any setting gives new result keys instead of
     overwriting explanations made differently.
     """
     encoded = json.dumps(config.model_dump(), sort_keys=True, separators=(",", ":"))
     digest = hashlib.sha256(encoded.encode()).hexdigest()[:8]
-    return f"{'contrastive' if config.contrastive else 'default'}-{digest}"
+    kind = "contrastive" if config.contrastive else "default"
+    return f"{kind}{'-cot' if config.reasoning else ''}-{digest}"
 
 
 def explanation_id(sae: str, latent: int, explainer: str, model: str, text: str | None) -> str:
@@ -47,7 +49,8 @@ def explanation_id(sae: str, latent: int, explainer: str, model: str, text: str 
 
 @dataclass(frozen=True)
 class ExplainItem:
-    """One latent to explain: its train examples and, for contrastive prompts, hard negatives."""
+    """One latent to explain: its train examples (shown in `ExplainerConfig.order`, whatever order they come
+    in) and, for contrastive prompts, hard negatives (the explainer's share, never judged by a scorer)."""
 
     latent: int
     train: Sequence[Example]
@@ -87,7 +90,7 @@ def explain_latents(
     for i, item in enumerate(items):
         try:
             messages = build_explainer_messages(
-                list(item.train),
+                order_for_explainer(item.train, config.order, item.latent),
                 show_activations=config.show_activations,
                 few_shot=config.few_shot,
                 hard_negatives=list(item.hard_negatives) if config.contrastive else None,

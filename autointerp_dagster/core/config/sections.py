@@ -78,7 +78,7 @@ class SamplingConfig(Section):
     n_test: int = Field(50, ge=0)
     n_quantiles: int = Field(10, ge=1)
     n_random_negatives: int = Field(50, ge=0)
-    n_hard_negatives: int = Field(20, ge=0)
+    n_hard_negatives: int = Field(20, ge=0, description="in each of two shares: explainer-only, scorer-only")
     hard_negative_queries: int = Field(10, ge=1, description="top windows whose embeddings form the query")
     seed: int = 0
 
@@ -90,14 +90,19 @@ class SamplingConfig(Section):
 
 
 class ExplainerConfig(Section):
-    """How explanations are asked for. `contrastive` also shows the item's hard negatives; `reasoning` lets
-    the model reason before its answer line; `prefill` (no reasoning) starts the model's answer
-    ("[EXPLANATION]: The marked words are") so it only completes the sentence, ending at a newline:
-    small models then never miss the answer format."""
+    """How explanations are asked for. `order`: how the shown examples are arranged (strongest_first, the
+    paper's; quantile_spread: one per activation quantile in turn, strongest quantile first; random: a fixed
+    shuffle per latent). `contrastive` also shows the item's hard negatives. `reasoning` (off in the paper)
+    asks for a step-by-step analysis before the answer line (chain of thought); without it the model
+    answers with the line alone. `prefill` (no reasoning) starts the model's answer ("[EXPLANATION]: The
+    marked words are") so it only completes the sentence, ending at a newline: small models then never miss
+    the answer format."""
 
     show_activations: bool = True
     few_shot: bool = True
-    reasoning: bool = True
+    order: Literal["strongest_first", "quantile_spread", "random"] = Field(
+        "strongest_first", description="how shown examples are arranged (strongest_first: the paper's)")
+    reasoning: bool = Field(False, description="chain of thought: step-by-step analysis before the answer line")
     prefill: bool = False
     contrastive: bool = False
     highlight_threshold: float = Field(HIGHLIGHT_THRESHOLD, gt=0, le=1)

@@ -1,6 +1,8 @@
 """The explainer prompt: show a latent's activating examples, ask for a short explanation.
 
-The answer must end with an `[EXPLANATION]:` line. `parse_explanation` extracts it or
+By default the answer is the `[EXPLANATION]:` line alone (the paper's explainer); the
+chain-of-thought variant (`reasoning`) asks for a step-by-step analysis first and the
+answer must end with that line. `parse_explanation` extracts it or
 raises `ParseError`; callers retry with `explanation_retry_message()` and record a
 failure if that also fails, rather than storing a made-up explanation.
 """
@@ -28,15 +30,16 @@ _SYSTEM = (
     "{answer_note}\n"
     f"{ANSWER_PREFIX} <your explanation>"
 )
-_REASON_NOTE = "Reason in one or two sentences, then end with a last line of the form:"
 _DIRECT_NOTE = "Answer with one line only, of the form:"
-# Small models repeat a prompt's illustrations back, so the direct prompt shows no example markup.
-_DIRECT_SYSTEM = (
-    "Below are short texts. In each, the words where a hidden feature is strongest are put between << and >>. "
-    "Say what those words have in common (their meaning, form or context), as a short phrase of a few words.{contrast_note}\n"
-    "{answer_note}\n"
-    f"{ANSWER_PREFIX} <short phrase>"
+# Chain of thought: the stages of delphi's CoT explainer (marked tokens, their context, a hypothesis).
+_STEPS_NOTE = (
+    "Think step by step before answering:\n"
+    "Step 1. List up to five marked tokens and what they share.\n"
+    "Step 2. Say what the text around the marked tokens shares.\n"
+    "Step 3. Check a hypothesis against every example{contrast_step}.\n"
+    "Then end with a last line of the form:"
 )
+_CONTRAST_STEP = ", and against the examples where the latent is NOT active"
 # With the answer prefilled, the model sees no answer template (small models echo it back), and the
 # prefill starts a sentence it can only finish with what the words share (without it, the 1.5B judge
 # answered with the prompt's own words: "Examples where the latent is active").
@@ -106,8 +109,8 @@ def _example_from_marked(marked: str, strengths: Sequence[int]) -> Example:
     )
 
 
-# Each shot: (active examples with strengths, inactive look-alikes, reasoning,
-# sentence added in the contrastive prompt, explanation).
+# Each shot: (active examples with strengths, inactive look-alikes, the three steps of the
+# chain-of-thought answer, sentence added to its last step in the contrastive prompt, explanation).
 _FEW_SHOT = (
     (
         (
@@ -116,7 +119,11 @@ _FEW_SHOT = (
             ("She ordered a 12-<<inch>> pizza for the party.", (7,)),
         ),
         (),
-        "The marked tokens are units of measurement, each directly after a number.",
+        (
+            'Marked: "grams", "miles", "inch". All are units of measurement.',
+            "Each comes directly after a number (200, 5, 12).",
+            "Every example is a unit right after a number; the sentences are otherwise unrelated.",
+        ),
         "",
         "units of measurement right after a number",
     ),
@@ -127,7 +134,11 @@ _FEW_SHOT = (
             ('"Not yet," the captain <<replied>>, looking away.', (9,)),
         ),
         (),
-        "Each marked token is a verb that attributes a preceding quotation to its speaker.",
+        (
+            'Marked: "said", "asked", "replied". All are verbs of speaking.',
+            "Each follows a closing quotation mark and the speaker's name or pronoun.",
+            "In every example the verb attributes the preceding quotation to its speaker.",
+        ),
         "",
         "speech verbs attributing a quote (said, asked, replied)",
     ),
@@ -138,7 +149,11 @@ _FEW_SHOT = (
             ("She called the <<bank>> about a missing deposit.", (8,)),
         ),
         ("They had a picnic on the river bank.", "Snow piled up in a bank along the road."),
-        "The marked token is always \"bank\" in the sense of a financial institution.",
+        (
+            'Marked: "bank" in all three examples.',
+            "The context is money: a savings account, interest rates, a deposit.",
+            "Every example uses \"bank\" in the sense of a financial institution.",
+        ),
         " The inactive examples use \"bank\" for a riverside or a pile, so only the "
         "financial sense counts.",
         "\"bank\" as a financial institution",
@@ -165,17 +180,22 @@ def _examples_message(
     return "\n".join(lines)
 
 
-def _few_shot_messages(contrastive: bool, show_activations: bool) -> list[dict]:
+def _few_shot_messages(contrastive: bool, show_activations: bool, reasoning: bool) -> list[dict]:
+    """The demonstrations: answers are the explanation line alone, or the steps and then the line."""
     messages = []
-    for active, inactive, reasoning, contrast, explanation in _FEW_SHOT:
+    for active, inactive, steps, contrast, explanation in _FEW_SHOT:
         shown = [_example_from_marked(text, strengths) for text, strengths in active]
         negatives = (
             [_example_from_marked(text, ()) for text in inactive] if contrastive else []
         )
-        answer = reasoning + (contrast if negatives else "")
+        answer = f"{ANSWER_PREFIX} {explanation}"
+        if reasoning:
+            *first, last = steps
+            analysis = [*first, last + (contrast if negatives else "")]
+            answer = "\n".join(f"Step {i}. {step}" for i, step in enumerate(analysis, 1)) + "\n" + answer
         messages += [
             {"role": "user", "content": _examples_message(shown, negatives, show_activations, 0.0)},
-            {"role": "assistant", "content": f"{answer}\n{ANSWER_PREFIX} {explanation}"},
+            {"role": "assistant", "content": answer},
         ]
     return messages
 
@@ -186,16 +206,17 @@ def build_explainer_messages(
     few_shot: bool = True,
     hard_negatives: Sequence[Example] | None = None,
     highlight_threshold: float = HIGHLIGHT_THRESHOLD,
-    reasoning: bool = True,
+    reasoning: bool = False,
     prefill: bool = False,
 ) -> list[dict]:
-    """OpenAI-style chat messages asking for one latent's explanation.
+    """OpenAI-style chat messages asking for one latent's explanation, examples in the order given.
 
     With `hard_negatives` (similar-looking examples where the latent is silent) the
     prompt becomes contrastive: they are shown in their own section and the model is
     told the explanation must separate the two groups. Without `reasoning` the model is
-    asked for the answer line alone (small local models: every generated token costs);
-    with `prefill` the messages end with the model's answer started (`PREFILLED_ANSWER`).
+    asked for the answer line alone (the paper's explainer); with it, for a step-by-step
+    analysis ending with that line (chain of thought). With `prefill` (small local models)
+    the messages end with the model's answer started (`PREFILLED_ANSWER`).
     """
     if not examples:
         raise ValueError("the explainer needs at least one example")
@@ -205,14 +226,13 @@ def build_explainer_messages(
     notes = {"contrast_note": _CONTRAST_NOTE if contrastive else ""}
     if prefill:
         system = _PREFILL_SYSTEM.format(**notes)
-    elif reasoning:
-        system = _SYSTEM.format(activation_note=_ACTIVATION_NOTE if show_activations else "",
-                                answer_note=_REASON_NOTE, **notes)
     else:
-        system = _DIRECT_SYSTEM.format(answer_note=_DIRECT_NOTE, **notes)
+        steps = _STEPS_NOTE.format(contrast_step=_CONTRAST_STEP if contrastive else "")
+        system = _SYSTEM.format(activation_note=_ACTIVATION_NOTE if show_activations else "",
+                                answer_note=steps if reasoning else _DIRECT_NOTE, **notes)
     messages = [{"role": "system", "content": system}]
     if few_shot:
-        messages += _few_shot_messages(contrastive, show_activations)
+        messages += _few_shot_messages(contrastive, show_activations, reasoning)
     shown = _examples_message(examples, hard_negatives or (), show_activations, highlight_threshold)
     if prefill:
         return messages + [{"role": "user", "content": f"{shown}\n\n{_PREFILL_QUESTION}"},

@@ -3,7 +3,8 @@
 For each latent: its activating windows ranked into quantiles of window maximum; a
 quantile-balanced train set for the explainer and a disjoint test set for the scorers; random
 windows where the latent is silent; and hard negatives, silent windows whose sentence embedding
-is nearest its top windows.
+is nearest its top windows, split into a share shown to a contrastive explainer and a share the
+scorers judge. No window shown to the explainer is ever judged (`ExampleSets.check_disjoint`).
 
 Everything per latent is vectorised numpy on that latent's slice of the cache records, so a
 whole SAE takes seconds. Draws use a generator seeded from (seed, the SAE key, the latent):
@@ -14,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -33,15 +34,46 @@ SKIPPED = "skipped"
 CHUNK_RECORDS = 8_000_000  # records fetched per query: bounds memory on large caches
 
 
+EXPLAINER = "explainer"
+SCORER = "scorer"
+
+
+class LeakageError(ValueError):
+    """A window both shown to the explainer and judged by a scorer: its score would be inflated."""
+
+
+def _examples(role: str):
+    """A list of examples and who sees it (EXPLAINER or SCORER), which `check_disjoint` reads."""
+    return field(default_factory=list, metadata={"role": role})
+
+
 @dataclass
 class ExampleSets:
-    """A latent's examples by role; train and test are activating, never sharing a window."""
+    """A latent's examples by who sees them: train and hard_negative_train are shown to the explainer
+    (the latter only to a contrastive one); test, random_negatives and hard_negative_test are judged.
+
+    Every list declares its role, so a new example source is covered by `check_disjoint` too.
+    """
 
     latent: int
-    train: list[Example] = field(default_factory=list)
-    test: list[Example] = field(default_factory=list)
-    random_negatives: list[Example] = field(default_factory=list)
-    hard_negatives: list[Example] = field(default_factory=list)
+    train: list[Example] = _examples(EXPLAINER)
+    test: list[Example] = _examples(SCORER)
+    random_negatives: list[Example] = _examples(SCORER)
+    hard_negative_train: list[Example] = _examples(EXPLAINER)
+    hard_negative_test: list[Example] = _examples(SCORER)
+
+    def check_disjoint(self) -> None:
+        """Raises LeakageError if a window (row, start) is in an explainer set and a scorer set:
+        an explanation judged on examples it was written from would score too well."""
+        shown = {(e.row, e.start): f.name for f in fields(self) if f.metadata.get("role") == EXPLAINER
+                 for e in getattr(self, f.name)}
+        for f in fields(self):
+            if f.metadata.get("role") != SCORER:
+                continue
+            for e in getattr(self, f.name):
+                if (e.row, e.start) in shown:
+                    raise LeakageError(f"latent {self.latent}: window (row {e.row}, start {e.start}) is in "
+                                       f"{shown[e.row, e.start]} (explainer) and {f.name} (scorer)")
 
 
 @dataclass
@@ -120,7 +152,8 @@ class _Sampler:
         rows, starts = win_row[chosen], win_start[chosen]
         values = np.zeros((len(chosen), self.width), dtype=np.float32)
         values[which, pos[record] - starts[which]] = activation[record]
-        levels = np.clip(np.rint(10.0 * values / top), 0, 10).astype(np.int64)
+        # Rounded up, as delphi does: a token where the latent fires never shows as 0.
+        levels = np.clip(np.ceil(10.0 * values.astype(np.float64) / top), 0, 10).astype(np.int64)
         strings = self.strings[rows[:, None], starts[:, None] + self.offsets].tolist()
         return [
             Example(tuple(t), tuple(v), tuple(q), ACTIVATING, r, s, b)
@@ -134,14 +167,32 @@ class _Sampler:
                 for t, r, s in zip(strings, rows.tolist(), starts.tolist())]
 
     def attach_hard_negatives(self) -> None:
-        """Gives every pending latent its silent pool windows nearest its query, all pending queries at once."""
+        """Gives every pending latent its silent pool windows nearest its query, all pending queries at once.
+
+        Windows overlapping a random negative are left out; the rest are dealt alternately, nearest
+        first, to the explainer's share and the scorers' share, so both are equally hard and disjoint.
+        A random window overlaps at most two pool windows, hence the extra candidates fetched.
+        """
         if not self.pending:
             return
+        n = self.config.n_hard_negatives
         nearest = self.pool.nearest([(query, active) for _, query, active in self.pending],
-                                    self.config.n_hard_negatives)
+                                    2 * n + 2 * self.config.n_random_negatives)
         for (result, _, _), index in zip(self.pending, nearest):
-            result.hard_negatives = self._negatives(self.pool.rows[index], self.pool.starts[index], HARD_NEGATIVE)
+            rows, starts = self.pool.rows[index], self.pool.starts[index]
+            clear = _clear_of(rows, starts, result.random_negatives, self.width)
+            rows, starts = rows[clear][: 2 * n], starts[clear][: 2 * n]
+            result.hard_negative_train = self._negatives(rows[0::2], starts[0::2], HARD_NEGATIVE)
+            result.hard_negative_test = self._negatives(rows[1::2], starts[1::2], HARD_NEGATIVE)
         self.pending = []
+
+
+def _clear_of(rows: np.ndarray, starts: np.ndarray, others: Sequence[Example], width: int) -> np.ndarray:
+    """Whether each window (rows[i], starts[i]) shares no token with any of `others`."""
+    other_rows = np.array([e.row for e in others], dtype=np.int64)
+    other_starts = np.array([e.start for e in others], dtype=np.int64)
+    overlap = (rows[:, None] == other_rows) & (np.abs(starts[:, None] - other_starts) < width)
+    return ~overlap.any(axis=1)
 
 
 def _record_chunks(cache: ActivationCache, latents: Sequence[int]) -> list[list[int]]:
@@ -188,4 +239,6 @@ def build_examples(
         for latent, lo, hi in zip(chunk, bounds[0].tolist(), bounds[1].tolist()):
             results[latent] = sampler.sample(latent, row[lo:hi], pos[lo:hi], activation[lo:hi])
         sampler.attach_hard_negatives()
+    for sets in results.values():
+        sets.check_disjoint()
     return [results[latent] for latent in latents]

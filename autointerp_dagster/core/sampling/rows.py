@@ -8,12 +8,14 @@ from collections.abc import Iterable
 from .build import ExampleSets
 from .examples import ACTIVATING, HARD_NEGATIVE, RANDOM_NEGATIVE, Example
 
-# Row `set` value -> (ExampleSets attribute, Example.kind)
+# Row `set` value -> (ExampleSets attribute, Example.kind). "hard_negative" is the scorers' share, the
+# name judgments.example_set records; "hard_negative_train" is only ever shown to a contrastive explainer.
 SETS = {
     "train": ("train", ACTIVATING),
     "test": ("test", ACTIVATING),
     "random": ("random_negatives", RANDOM_NEGATIVE),
-    "hard_negative": ("hard_negatives", HARD_NEGATIVE),
+    "hard_negative_train": ("hard_negative_train", HARD_NEGATIVE),
+    "hard_negative": ("hard_negative_test", HARD_NEGATIVE),
 }
 
 
@@ -34,7 +36,10 @@ def examples_to_rows(sae_key: str, latent_examples: Iterable[ExampleSets]) -> li
 
 
 def rows_to_latent_examples(rows: Iterable[dict]) -> dict[int, ExampleSets]:
-    """The inverse of `examples_to_rows` for the rows of one SAE: example sets by latent, in stored order."""
+    """The inverse of `examples_to_rows` for the rows of one SAE: example sets by latent, in stored order.
+
+    Raises LeakageError for a latent whose stored explainer and scorer sets share a window.
+    """
     rows = sorted(rows, key=lambda r: (r["latent"], r["set"], r["idx"]))
     if len({r["sae"] for r in rows}) > 1:
         raise ValueError("rows_to_latent_examples takes the rows of one SAE at a time")
@@ -47,4 +52,6 @@ def rows_to_latent_examples(rows: Iterable[dict]) -> dict[int, ExampleSets]:
             normalized=tuple(int(v) for v in r["normalized"]), kind=kind, row=r["row"], start=r["start"],
             quantile=r["quantile"],
         ))
+    for sets in out.values():
+        sets.check_disjoint()
     return out

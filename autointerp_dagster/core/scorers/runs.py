@@ -54,7 +54,7 @@ def scoring_tasks(sae: str, explained: Mapping[int, Mapping], sets: Mapping[int,
         activating = [ScoringExample(e, "test", i) for i, e in enumerate(latent_sets.test)]
         negative = [ScoringExample(e, "random", i) for i, e in enumerate(latent_sets.random_negatives)]
         if negatives == "random+hard":
-            negative += [ScoringExample(e, "hard_negative", i) for i, e in enumerate(latent_sets.hard_negatives)]
+            negative += [ScoringExample(e, "hard_negative", i) for i, e in enumerate(latent_sets.hard_negative_test)]
         tasks.append(ScoringTask(ScoreItem(latent, row["explanation"], activating, negative), row["explanation_id"]))
         others = sorted(other for other in explanation_pool if other != latent)
         if others:
