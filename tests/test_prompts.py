@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import math
+import re
 
-import numpy as np
 import pytest
 
 from autointerp_dagster.core.prompts import ParseError, render_tokens
@@ -20,13 +20,11 @@ from autointerp_dagster.core.prompts.judge import (
     build_detection_single_messages,
     build_fuzzing_messages,
     build_fuzzing_single_messages,
-    fuzz_highlights,
     parse_binary_list,
     parse_yes_no,
-    typical_highlight_count,
     yes_probability,
 )
-from autointerp_dagster.core.sampling import ACTIVATING, HARD_NEGATIVE, RANDOM_NEGATIVE, Example
+from autointerp_dagster.core.sampling import ACTIVATING, HARD_NEGATIVE, Example
 
 
 def make_example(tokens, activations, kind=ACTIVATING):
@@ -209,12 +207,15 @@ def test_detection_messages_show_plain_numbered_examples():
         build_detection_messages("animals", [])
 
 
-def test_fuzzing_messages_mark_given_positions():
+def test_fuzzing_messages_mark_given_positions_and_word_the_task_neutrally():
     messages = build_fuzzing_messages("animals", [CAT, SILENT], [(1,), (0, 3)])
     user = messages[1]["content"]
     assert "Example 1: The <<cat>> sat on the mat." in user
     assert "Example 2: <<A>> dog ran <<home>>" in user
-    assert "<<like this>>" in messages[0]["content"]
+    system = messages[0]["content"]
+    assert "<<like this>>" in system
+    # nothing tells the judge how wrong marks were placed (an earlier prompt said "at random")
+    assert not re.search(r"random|position|contiguous|single|scattered", system, re.IGNORECASE)
     with pytest.raises(ValueError):
         build_fuzzing_messages("animals", [CAT, SILENT], [(1,)])
 
@@ -228,45 +229,6 @@ def test_single_messages_ask_yes_no():
         assert "Explanation: animals" in messages[1]["content"]
     assert "Text: The cat sat on the mat." in det[1]["content"]
     assert "Text: The cat sat on the <<mat>>." in fuzz[1]["content"]
-
-
-# --- fuzz highlights ---------------------------------------------------------
-
-
-def test_fuzz_highlights_activating_uses_true_positions():
-    rng = np.random.default_rng(0)
-    assert fuzz_highlights(CAT, rng, n_tokens=2) == (1, 2, 4, 5)
-    assert fuzz_highlights(CAT, rng, n_tokens=2, threshold=0.3) == (1, 2, 5)
-
-
-def test_fuzz_highlights_random_for_non_activating():
-    tokens = [f"t{i}" for i in range(20)]
-    neg = make_example(tokens, [0] * 20, kind=RANDOM_NEGATIVE)
-    first = fuzz_highlights(neg, np.random.default_rng(5), n_tokens=3)
-    assert first == fuzz_highlights(neg, np.random.default_rng(5), n_tokens=3)
-    assert len(first) == 3 and len(set(first)) == 3
-    assert all(0 <= p < 20 for p in first)
-    assert list(first) == sorted(first)
-    draws = {fuzz_highlights(neg, np.random.default_rng(s), n_tokens=3) for s in range(10)}
-    assert len(draws) > 1
-    # a hard negative with a weak activation is still marked at random, not at its activation
-    weak = make_example(tokens, [0] * 19 + [0.2], kind=HARD_NEGATIVE)
-    assert len(fuzz_highlights(weak, np.random.default_rng(1), n_tokens=4)) == 4
-
-
-def test_fuzz_highlights_clamps_to_length_and_rejects_zero():
-    assert fuzz_highlights(SILENT, np.random.default_rng(0), n_tokens=10) == (0, 1, 2, 3)
-    with pytest.raises(ValueError):
-        fuzz_highlights(SILENT, np.random.default_rng(0), n_tokens=0)
-
-
-def test_typical_highlight_count_is_median_of_activating():
-    one = make_example(["a", "b", "c"], [1, 0, 0])
-    three = make_example(["a", "b", "c"], [1, 1, 1])
-    assert typical_highlight_count([one, one, three, SILENT]) == 1
-    assert typical_highlight_count([three, three, one]) == 3
-    with pytest.raises(ValueError):
-        typical_highlight_count([SILENT])
 
 
 # --- parse_binary_list -------------------------------------------------------

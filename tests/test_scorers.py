@@ -11,7 +11,6 @@ import pytest
 from sklearn.metrics import balanced_accuracy_score, roc_auc_score
 
 from autointerp_dagster.core.embedded import kjv_documents
-from autointerp_dagster.core.prompts.judge import typical_highlight_count
 from autointerp_dagster.core.sampling import ACTIVATING, HARD_NEGATIVE, RANDOM_NEGATIVE, Example
 from autointerp_dagster.core.scorers import (
     ScoreItem,
@@ -44,7 +43,7 @@ WATER_TEXTS = [
     "A small stream ran behind the farmhouse.",
     "The flood reached the second step of the church.",
     "He drank the water in one long gulp.",
-    "Fishermen left the harbour for the open sea.",
+    "Fishermen sailed to the open sea at first light.",
     "The river froze solid in January.",
     "Warm rain fell on the tin roof.",
 ]
@@ -134,17 +133,19 @@ def test_always_yes_judge_gets_chance_balanced_accuracy(store):
     assert score.ci_low == score.ci_high == 0.5
 
 
-def test_oracle_fuzzing_judge_scores_perfectly_with_typical_mark_counts(store):
+def test_oracle_fuzzing_judge_scores_perfectly_on_activating_windows_only(store):
     item = water_item()
     with StubLLMServer(reply=oracle(marks_water)) as server:
         [score] = score_latents(stub_client(server, store), "fuzzing", [item])
-    assert score.scorer == "fuzzing" and score.n_failed == 0
+    assert score.scorer == "fuzzing" and score.n_failed == 0 and server.call_count == N_PROMPTS
     assert score.metrics.balanced_accuracy == 1.0
+    # each test window once marked right, once mis-marked; the negatives are not shown
+    assert sorted((j.example_set, j.example_idx, j.label) for j in score.judgments) == sorted(
+        [("test", i, 1) for i in range(12)] + [("test", i, 0) for i in range(12)])
     shown = [t for r in server.requests for t in examples_shown(r.messages)]
-    typical = typical_highlight_count([e.example for e in item.activating], 0.3)
-    for text in shown:
-        if not is_water(text):  # non-activating: random marks, as many as a typical real example
-            assert text.count("<<") == typical
+    assert all(is_water(t) for t in shown)
+    wrong = [t for t in shown if not marks_water(t)]
+    assert len(wrong) == 12 and not any(is_water(m) for t in wrong for m in re.findall(r"<<(.*?)>>", t))
 
 
 def test_scoring_is_deterministic_so_a_rerun_is_served_from_the_cache(store):
@@ -212,9 +213,10 @@ def test_failed_prompts_leave_their_examples_out_of_the_metrics(store):
 
 def test_one_bad_latent_does_not_sink_the_others(store):
     def reply(messages):
-        if "Explanation: BROKEN" in messages[1]["content"]:
+        question = [m["content"] for m in messages if "Explanation:" in m["content"]][-1]  # after the shots
+        if "Explanation: BROKEN" in question:
             return "???"
-        if "Explanation: REFUSED" in messages[1]["content"]:
+        if "Explanation: REFUSED" in question:
             return Fault.http(400, "content policy")
         return oracle(is_water)(messages)
 
@@ -231,7 +233,7 @@ def test_one_bad_latent_does_not_sink_the_others(store):
 
 
 def test_latent_whose_prompts_cannot_be_built_fails_alone(store):
-    with StubLLMServer(reply=oracle(is_water)) as server:
+    with StubLLMServer(reply=oracle(marks_water)) as server:
         bad, good = score_latents(stub_client(server, store), "fuzzing", [water_item(-1), water_item(2)])
     assert server.call_count == N_PROMPTS
     assert bad.metrics is None and bad.n_failed == 24 and "could not build prompts" in bad.judgments[0].error
@@ -239,7 +241,7 @@ def test_latent_whose_prompts_cannot_be_built_fails_alone(store):
 
 
 def test_server_errors_are_retried_by_the_client(store):
-    with StubLLMServer(reply=oracle(is_water)) as server:
+    with StubLLMServer(reply=oracle(marks_water)) as server:
         server.enqueue(Fault.server_error(500))
         [score] = score_latents(stub_client(server, store), "fuzzing", [water_item()])
     assert server.call_count == N_PROMPTS + 1
@@ -296,7 +298,7 @@ def test_per_example_probabilities_give_sklearns_auc(store):
 
 def test_per_example_without_logprobs_reads_the_answer_word(store):
     def reply(messages):
-        return "Yes" if is_water(examples_shown(messages)[0]) else "No"
+        return "Yes" if marks_water(examples_shown(messages)[0]) else "No"
 
     with StubLLMServer(reply=reply, reject_logprobs=True) as server:
         [score] = score_latents(
@@ -314,7 +316,7 @@ def test_per_example_unreadable_answer_is_retried_once(store):
         )
     assert server.call_count == 25
     assert score.n_failed == 0
-    retry = next(r for r in server.requests if len(r.messages) > 2)
+    retry = next(r for r in server.requests if r.messages[-2]["content"] == "Perhaps")
     assert retry.messages[-2]["content"] == "Perhaps" and "Yes or No" in retry.messages[-1]["content"]
 
 

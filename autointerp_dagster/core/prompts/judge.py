@@ -5,8 +5,10 @@ per-example cost low. Per-example (answer Yes/No) suits small local judges, whos
 first-token log-probabilities give a graded P(yes) for AUC instead of a hard guess.
 
 Detection: does the text activate the latent the explanation describes?
-Fuzzing: do the marked tokens fit the explanation? Activating examples are marked at
-their real activations, non-activating ones at random positions.
+Fuzzing: are the marked tokens the ones the explanation describes? Every fuzzing example is
+an activating text (see scorers/fuzzing.py), marked either where the latent fires or on other
+tokens in runs of the same shape, and the wording says only that, so it hints at nothing a
+judge could use instead of the explanation.
 """
 
 from __future__ import annotations
@@ -15,9 +17,7 @@ import math
 import re
 from collections.abc import Collection, Mapping, Sequence
 
-import numpy as np
-
-from autointerp_dagster.core.prompts import ParseError, active_positions, render_tokens
+from autointerp_dagster.core.prompts import ParseError, render_tokens
 from autointerp_dagster.core.sampling import Example
 
 _BATCH_ANSWER = (
@@ -33,10 +33,10 @@ _DETECTION_SYSTEM = (
 )
 _FUZZING_SYSTEM = (
     "You test an explanation of what a neural-network latent responds to. You get the "
-    "explanation and numbered text examples with some tokens marked <<like this>>. In "
-    "some examples the marks show where the latent fires; in the others they were placed "
-    "at random. For each example decide whether the marked tokens are what the "
-    "explanation describes. "
+    "explanation and numbered text examples, each with some tokens marked <<like this>>. The "
+    "latent is active somewhere in every example. In some examples the marks are on the tokens "
+    "where it is active; in the others they are on other tokens of the text. For each example "
+    "decide whether the marked tokens are what the explanation describes. "
     + _BATCH_ANSWER.format(meaning="1 = the marks fit, 0 = they do not", fits="fits")
 )
 _DETECTION_SINGLE_SYSTEM = (
@@ -99,36 +99,6 @@ def build_fuzzing_single_messages(
         render_tokens(example.tokens, highlighted),
         _FUZZING_QUESTION,
     )
-
-
-def typical_highlight_count(examples: Sequence[Example], threshold: float = 0.0) -> int:
-    """Median number of active tokens over the activating examples (at least 1).
-
-    Random marks on non-activating examples use this count, so the number of marks
-    does not give away which examples are real.
-    """
-    counts = [len(active_positions(e, threshold)) for e in examples if e.is_activating]
-    if not counts:
-        raise ValueError("no activating examples to take a typical count from")
-    return max(1, int(round(float(np.median(counts)))))
-
-
-def fuzz_highlights(
-    example: Example, rng: np.random.Generator, n_tokens: int, threshold: float = 0.0
-) -> tuple[int, ...]:
-    """Positions to mark for fuzzing, sorted.
-
-    Activating examples: the tokens whose activation exceeds `threshold` times the
-    example's maximum (by default every token where the latent is non-zero).
-    Other examples: `n_tokens` distinct random positions (all of them if the example
-    is shorter), drawn from `rng` so a seeded generator reproduces them.
-    """
-    if example.is_activating:
-        return active_positions(example, threshold)
-    if n_tokens < 1:
-        raise ValueError("n_tokens must be at least 1")
-    k = min(n_tokens, len(example.tokens))
-    return tuple(sorted(int(i) for i in rng.choice(len(example.tokens), size=k, replace=False)))
 
 
 _LIST = re.compile(r"\[([^\[\]]*)\]")
