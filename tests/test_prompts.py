@@ -20,6 +20,7 @@ from autointerp_dagster.core.prompts.judge import (
     build_detection_single_messages,
     build_fuzzing_messages,
     build_fuzzing_single_messages,
+    list_probabilities,
     parse_binary_list,
     parse_yes_no,
     yes_probability,
@@ -194,10 +195,10 @@ def test_retry_message_asks_for_the_marker_line():
 # --- judge messages ----------------------------------------------------------
 
 
-def test_detection_messages_show_plain_numbered_examples():
+def test_detection_messages_show_plain_numbered_examples_after_worked_turns():
     messages = build_detection_messages("animals", [CAT, SILENT])
-    assert [m["role"] for m in messages] == ["system", "user"]
-    user = messages[1]["content"]
+    assert [m["role"] for m in messages] == ["system", "user", "assistant", "user", "assistant", "user"]
+    user = messages[-1]["content"]
     assert "Explanation: animals" in user
     assert "Example 1: The cat sat on the mat." in user
     assert "Example 2: A dog ran home" in user
@@ -207,9 +208,27 @@ def test_detection_messages_show_plain_numbered_examples():
         build_detection_messages("animals", [])
 
 
+def test_worked_turns_answer_their_own_examples_in_the_list_format():
+    for messages in (build_detection_messages("animals", [CAT]),
+                     build_fuzzing_messages("animals", [CAT], [(1,)])):
+        for question, answer in zip(messages[1:-1:2], messages[2:-1:2]):
+            shown = re.findall(r"^Example \d+: ", question["content"], re.MULTILINE)
+            values = parse_binary_list(answer["content"], len(shown))
+            assert 0 < sum(values) < len(values)  # both answers shown in each turn
+            assert f"exactly {len(shown)} values" in question["content"]
+
+
+def test_worked_fuzzing_turns_mark_one_run_in_every_example():
+    """Wrong marks in the worked turns are runs like the right ones, so they teach no shape cue."""
+    messages = build_fuzzing_messages("animals", [CAT], [(1,)])
+    for question in messages[1:-1:2]:
+        for line in re.findall(r"^Example \d+: (.*)$", question["content"], re.MULTILINE):
+            assert line.count("<<") == 1
+
+
 def test_fuzzing_messages_mark_given_positions_and_word_the_task_neutrally():
     messages = build_fuzzing_messages("animals", [CAT, SILENT], [(1,), (0, 3)])
-    user = messages[1]["content"]
+    user = messages[-1]["content"]
     assert "Example 1: The <<cat>> sat on the mat." in user
     assert "Example 2: <<A>> dog ran <<home>>" in user
     system = messages[0]["content"]
@@ -220,15 +239,16 @@ def test_fuzzing_messages_mark_given_positions_and_word_the_task_neutrally():
         build_fuzzing_messages("animals", [CAT, SILENT], [(1,)])
 
 
-def test_single_messages_ask_yes_no():
+def test_single_messages_ask_yes_no_after_one_worked_yes_and_one_no():
     det = build_detection_single_messages("animals", CAT)
     fuzz = build_fuzzing_single_messages("animals", CAT, (5,))
     for messages in (det, fuzz):
-        assert [m["role"] for m in messages] == ["system", "user"]
-        assert messages[1]["content"].endswith("Answer Yes or No.")
-        assert "Explanation: animals" in messages[1]["content"]
-    assert "Text: The cat sat on the mat." in det[1]["content"]
-    assert "Text: The cat sat on the <<mat>>." in fuzz[1]["content"]
+        assert [m["role"] for m in messages] == ["system", "user", "assistant", "user", "assistant", "user"]
+        assert [messages[2]["content"], messages[4]["content"]] == ["Yes", "No"]
+        assert all(m["content"].endswith("Answer Yes or No.") for m in messages[1::2])
+        assert "Explanation: animals" in messages[-1]["content"]
+    assert "Text: The cat sat on the mat." in det[-1]["content"]
+    assert "Text: The cat sat on the <<mat>>." in fuzz[-1]["content"]
 
 
 # --- parse_binary_list -------------------------------------------------------
@@ -269,6 +289,62 @@ def test_parse_binary_list_messy(answer, n, expected):
 def test_parse_binary_list_failures(answer, n):
     with pytest.raises(ParseError):
         parse_binary_list(answer, n)
+
+
+# --- list_probabilities -----------------------------------------------------
+
+
+def tokens_with(text_tokens: list[str], answers: dict[int, dict[str, float]]) -> list[dict[str, float]]:
+    """Per-token alternatives: the chosen token alone (logprob 0) unless `answers` gives probabilities."""
+    return [
+        {t: math.log(p) for t, p in answers[i].items()} if i in answers else {token: 0.0}
+        for i, token in enumerate(text_tokens)
+    ]
+
+
+def test_list_probabilities_read_p1_at_each_value():
+    tokens = ["[", "1", ",", " 0", ",", " 1", "]"]
+    logprobs = tokens_with(tokens, {1: {"1": 0.8, "0": 0.2}, 3: {" 0": 0.7, " 1": 0.3, "0": 0.1},
+                                    5: {" 1": 0.3, " 0": 0.2, " maybe": 0.5}})
+    assert list_probabilities("".join(tokens), logprobs, 3) == pytest.approx([0.8, 0.3 / 1.1, 0.6])  # " 0" and "0" both count for 0
+
+
+def test_list_probabilities_after_reasoning_with_digits_and_a_draft_list():
+    """Text before the list (a model that reasons first) parses, and its own digits and lists are skipped."""
+    tokens = ["Example", " 1", " fits", ";", " draft", " [", "1", ",", " 1", "].", " Final", ":", " [",
+              "0", ",", " 1", "]", "<|eot_id|>"]
+    text = "".join(tokens[:-1])  # the end-of-turn token is not part of the text
+    logprobs = tokens_with(tokens, {13: {"0": 0.9, "1": 0.1}, 15: {" 1": 0.75, " 0": 0.25}})
+    assert parse_binary_list(text, 2) == [0, 1]
+    assert list_probabilities(text, logprobs, 2) == pytest.approx([0.1, 0.75])
+
+
+def test_list_probabilities_with_merged_tokens_and_word_answers():
+    tokens = ["Answer", ":", " [1,", " 0]"]
+    logprobs = tokens_with(tokens, {2: {" [1,": 0.6, " [0,": 0.4}, 3: {" 0]": 0.5, " 1]": 0.5}})
+    assert list_probabilities("".join(tokens), logprobs, 2) == pytest.approx([0.6, 0.5])
+    tokens = ["[", "true", ",", " false", "]"]
+    logprobs = tokens_with(tokens, {1: {"true": 0.9, "false": 0.1}, 3: {" false": 0.8, " true": 0.2}})
+    assert list_probabilities("".join(tokens), logprobs, 2) == pytest.approx([0.9, 0.2])
+
+
+@pytest.mark.parametrize(
+    "tokens, n",
+    [
+        (["[", "1", ",", " 0", "]"], 3),  # wrong length
+        (["[", "1,0", "]"], 2),  # two values in one token
+        (["I", " cannot", " tell"], 1),  # no list
+    ],
+)
+def test_list_probabilities_none_when_unreadable(tokens, n):
+    assert list_probabilities("".join(tokens), tokens_with(tokens, {}), n) is None
+
+
+def test_list_probabilities_none_when_logprobs_do_not_match_the_text():
+    tokens = ["[", "1", ",", " 0", "]"]
+    assert list_probabilities("[1, 1]", tokens_with(tokens, {}), 2) is None
+    assert list_probabilities("[1, 0]", None, 2) is None
+    assert list_probabilities("[1, 0]", [], 2) is None
 
 
 # --- yes/no ------------------------------------------------------------------

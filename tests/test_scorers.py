@@ -112,7 +112,7 @@ def test_oracle_detection_judge_scores_perfectly(store):
     assert (score.latent, score.scorer, score.n_examples, score.n_failed) == (5, "detection", 24, 0)
     assert score.metrics.balanced_accuracy == 1.0 and score.metrics.n == 24
     assert score.ci_low == score.ci_high == 1.0
-    assert score.metrics.auc is None  # batched answers carry no probabilities
+    assert score.metrics.auc == 1.0  # the stub's made-up alternatives hold no other answer: P(1) is 0 or 1
     # every example judged once under its own identity, hard negatives labelled 0
     ids = sorted((j.example_set, j.example_idx, j.label) for j in score.judgments)
     assert ids == sorted(
@@ -257,13 +257,53 @@ def test_one_class_only_has_metrics_but_no_interval(store):
     assert score.ci_low is None and score.ci_high is None
 
 
-# --- per-example mode ---------------------------------------------------------
+# --- batched answers: reasoning first, probabilities from logprobs ---------------
 
 
 def p_yes(text: str) -> float:
     """A noisy judge: water texts usually rank higher, but not always."""
     u = (zlib.crc32(text.encode()) % 1000) / 1000
     return 0.35 + 0.6 * u if is_water(text) else 0.05 + 0.6 * u
+
+
+REASONING = "Let me look at example 1 first, then 2 and 3: a draft would be [1, 1, 0] but I check again."
+
+
+def reasoning_judge(messages):
+    """Reasons for ~100 words (digits and a draft list included), then answers with P(1) = p_yes per value."""
+    probabilities = [p_yes(t) for t in examples_shown(messages)]
+    values = [int(p >= 0.5) for p in probabilities]
+    items = [f"{v}," for v in values[:-1]] + [f"{values[-1]}]"]
+    words = (REASONING + " ") * 5 + "Answer: ["
+    given = [{w if i == 0 else " " + w: 0.0} for i, w in enumerate(words.split(" "))]
+    for item, v, p in zip(items, values, probabilities):
+        given.append({" " + item: math.log(p if v else 1 - p), " " + item.replace(str(v), str(1 - v)):
+                      math.log(1 - p if v else p)})
+    return StubReply(words + " " + " ".join(items), given)
+
+
+def test_batched_judge_may_reason_first_and_its_logprobs_give_the_auc(store):
+    item = water_item()
+    with StubLLMServer(reply=reasoning_judge) as server:
+        [score] = score_latents(stub_client(server, store), "detection", [item])
+    assert server.call_count == N_PROMPTS and score.n_failed == 0  # not cut off, so no retries
+    body = server.requests[0].body
+    assert body["max_tokens"] == 2048 and body["logprobs"] is True and body["top_logprobs"] == 10
+    by_id = {(e.set_name, e.idx): e.example.text for e, _ in item.labelled()}
+    for j in score.judgments:
+        assert j.probability == pytest.approx(p_yes(by_id[j.example_set, j.example_idx]))
+    labels, probabilities = [j.label for j in score.judgments], [j.probability for j in score.judgments]
+    assert 0.5 < roc_auc_score(labels, probabilities) < 1.0
+    assert score.metrics.auc == pytest.approx(roc_auc_score(labels, probabilities))
+
+
+def test_batched_judge_without_logprobs_has_no_auc(store):
+    with StubLLMServer(reply=oracle(is_water), reject_logprobs=True) as server:
+        [score] = score_latents(stub_client(server, store), "detection", [water_item()])
+    assert score.metrics.balanced_accuracy == 1.0 and score.metrics.auc is None
+
+
+# --- per-example mode ---------------------------------------------------------
 
 
 def logprob_judge(messages):

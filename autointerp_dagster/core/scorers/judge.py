@@ -11,9 +11,12 @@ after that are recorded as failures and left out of the metrics; nothing is gues
 
 Modes:
 - "batched": `batch_size` examples a prompt, answered with a 0/1 list (the paper's set-up).
+  The token budget is generous (ScorerConfig.answer_tokens) so a judge that reasons first
+  still reaches its list, which is read from the end of the reply; with logprobs, P(1) at each
+  value's token gives the AUC.
 - "per_example": one prompt per example answered Yes/No. With logprobs, P(yes) from the
-  first generated token gives the prediction (P >= 0.5) and the AUC; a server without
-  logprobs falls back to reading the word, with no probability (and so no AUC).
+  first generated token gives the prediction (P >= 0.5) and the AUC.
+A server without logprobs gives hard answers only, and so no AUC.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from autointerp_dagster.core.prompts.judge import (
     build_detection_single_messages,
     build_fuzzing_messages,
     build_fuzzing_single_messages,
+    list_probabilities,
     parse_binary_list,
     parse_yes_no,
     yes_probability,
@@ -164,13 +168,12 @@ def _plan(i: int, explanation: str, cases: list[Case], scorer: str, config: Scor
 
 
 def _request(messages: list[dict], purpose: str, config: ScorerConfig) -> ChatRequest:
-    per_example = config.mode == PER_EXAMPLE
     return ChatRequest(
         messages,
         max_tokens=config.answer_tokens(),
         temperature=config.temperature,
-        logprobs=per_example and config.top_logprobs > 0,
-        top_logprobs=config.top_logprobs if per_example else 0,
+        logprobs=config.top_logprobs > 0,
+        top_logprobs=config.top_logprobs,
         purpose=purpose,
     )
 
@@ -180,8 +183,8 @@ def _retry(prompt: _Prompt, answer: str, scorer: str, config: ScorerConfig) -> _
     n = len(prompt.positions)
     if config.mode == BATCHED:
         again = (
-            f"Your answer was not a list of exactly {n} values. Reply with only a JSON list of "
-            f"{n} values, each 0 or 1, one per example in order."
+            f"Your answer did not end with a list of exactly {n} values. Reply with only a JSON "
+            f"list of {n} values, each 0 or 1, one per example in order."
         )
     else:
         again = "Your answer was not Yes or No. Reply with one word: Yes or No."
@@ -240,10 +243,12 @@ def _absorb(
 
 
 def _read(answer: ChatResult, n: int, config: ScorerConfig) -> list[tuple[int, float | None]]:
-    """(prediction, P(yes) or None) per example in the prompt; raises ParseError."""
+    """(prediction, P(1) or None) per example in the prompt; raises ParseError."""
     text = answer.text or ""
     if config.mode == BATCHED:
-        return [(v, None) for v in parse_binary_list(text, n)]
+        values = parse_binary_list(text, n)
+        probabilities = list_probabilities(text, answer.top_logprobs, n) or [None] * n
+        return list(zip(values, probabilities))
     if answer.top_logprobs:
         p_yes = yes_probability(answer.top_logprobs[0])
         if p_yes is not None:
