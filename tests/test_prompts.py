@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import math
+import re
 
-import numpy as np
 import pytest
 
 from autointerp_dagster.core.prompts import ParseError, render_tokens
@@ -20,13 +20,12 @@ from autointerp_dagster.core.prompts.judge import (
     build_detection_single_messages,
     build_fuzzing_messages,
     build_fuzzing_single_messages,
-    fuzz_highlights,
+    list_probabilities,
     parse_binary_list,
     parse_yes_no,
-    typical_highlight_count,
     yes_probability,
 )
-from autointerp_dagster.core.sampling import ACTIVATING, HARD_NEGATIVE, RANDOM_NEGATIVE, Example
+from autointerp_dagster.core.sampling import ACTIVATING, HARD_NEGATIVE, Example
 
 
 def make_example(tokens, activations, kind=ACTIVATING):
@@ -201,10 +200,10 @@ def test_retry_message_asks_for_the_marker_line():
 # --- judge messages ----------------------------------------------------------
 
 
-def test_detection_messages_show_plain_numbered_examples():
+def test_detection_messages_show_plain_numbered_examples_after_worked_turns():
     messages = build_detection_messages("animals", [CAT, SILENT])
-    assert [m["role"] for m in messages] == ["system", "user"]
-    user = messages[1]["content"]
+    assert [m["role"] for m in messages] == ["system", "user", "assistant", "user", "assistant", "user"]
+    user = messages[-1]["content"]
     assert "Explanation: animals" in user
     assert "Example 1: The cat sat on the mat." in user
     assert "Example 2: A dog ran home" in user
@@ -214,64 +213,47 @@ def test_detection_messages_show_plain_numbered_examples():
         build_detection_messages("animals", [])
 
 
-def test_fuzzing_messages_mark_given_positions():
+def test_worked_turns_answer_their_own_examples_in_the_list_format():
+    for messages in (build_detection_messages("animals", [CAT]),
+                     build_fuzzing_messages("animals", [CAT], [(1,)])):
+        for question, answer in zip(messages[1:-1:2], messages[2:-1:2]):
+            shown = re.findall(r"^Example \d+: ", question["content"], re.MULTILINE)
+            values = parse_binary_list(answer["content"], len(shown))
+            assert 0 < sum(values) < len(values)  # both answers shown in each turn
+            assert f"exactly {len(shown)} values" in question["content"]
+
+
+def test_worked_fuzzing_turns_mark_one_run_in_every_example():
+    """Wrong marks in the worked turns are runs like the right ones, so they teach no shape cue."""
+    messages = build_fuzzing_messages("animals", [CAT], [(1,)])
+    for question in messages[1:-1:2]:
+        for line in re.findall(r"^Example \d+: (.*)$", question["content"], re.MULTILINE):
+            assert line.count("<<") == 1
+
+
+def test_fuzzing_messages_mark_given_positions_and_word_the_task_neutrally():
     messages = build_fuzzing_messages("animals", [CAT, SILENT], [(1,), (0, 3)])
-    user = messages[1]["content"]
+    user = messages[-1]["content"]
     assert "Example 1: The <<cat>> sat on the mat." in user
     assert "Example 2: <<A>> dog ran <<home>>" in user
-    assert "<<like this>>" in messages[0]["content"]
+    system = messages[0]["content"]
+    assert "<<like this>>" in system
+    # nothing tells the judge how wrong marks were placed (an earlier prompt said "at random")
+    assert not re.search(r"random|position|contiguous|single|scattered", system, re.IGNORECASE)
     with pytest.raises(ValueError):
         build_fuzzing_messages("animals", [CAT, SILENT], [(1,)])
 
 
-def test_single_messages_ask_yes_no():
+def test_single_messages_ask_yes_no_after_one_worked_yes_and_one_no():
     det = build_detection_single_messages("animals", CAT)
     fuzz = build_fuzzing_single_messages("animals", CAT, (5,))
     for messages in (det, fuzz):
-        assert [m["role"] for m in messages] == ["system", "user"]
-        assert messages[1]["content"].endswith("Answer Yes or No.")
-        assert "Explanation: animals" in messages[1]["content"]
-    assert "Text: The cat sat on the mat." in det[1]["content"]
-    assert "Text: The cat sat on the <<mat>>." in fuzz[1]["content"]
-
-
-# --- fuzz highlights ---------------------------------------------------------
-
-
-def test_fuzz_highlights_activating_uses_true_positions():
-    rng = np.random.default_rng(0)
-    assert fuzz_highlights(CAT, rng, n_tokens=2) == (1, 2, 4, 5)
-    assert fuzz_highlights(CAT, rng, n_tokens=2, threshold=0.3) == (1, 2, 5)
-
-
-def test_fuzz_highlights_random_for_non_activating():
-    tokens = [f"t{i}" for i in range(20)]
-    neg = make_example(tokens, [0] * 20, kind=RANDOM_NEGATIVE)
-    first = fuzz_highlights(neg, np.random.default_rng(5), n_tokens=3)
-    assert first == fuzz_highlights(neg, np.random.default_rng(5), n_tokens=3)
-    assert len(first) == 3 and len(set(first)) == 3
-    assert all(0 <= p < 20 for p in first)
-    assert list(first) == sorted(first)
-    draws = {fuzz_highlights(neg, np.random.default_rng(s), n_tokens=3) for s in range(10)}
-    assert len(draws) > 1
-    # a hard negative with a weak activation is still marked at random, not at its activation
-    weak = make_example(tokens, [0] * 19 + [0.2], kind=HARD_NEGATIVE)
-    assert len(fuzz_highlights(weak, np.random.default_rng(1), n_tokens=4)) == 4
-
-
-def test_fuzz_highlights_clamps_to_length_and_rejects_zero():
-    assert fuzz_highlights(SILENT, np.random.default_rng(0), n_tokens=10) == (0, 1, 2, 3)
-    with pytest.raises(ValueError):
-        fuzz_highlights(SILENT, np.random.default_rng(0), n_tokens=0)
-
-
-def test_typical_highlight_count_is_median_of_activating():
-    one = make_example(["a", "b", "c"], [1, 0, 0])
-    three = make_example(["a", "b", "c"], [1, 1, 1])
-    assert typical_highlight_count([one, one, three, SILENT]) == 1
-    assert typical_highlight_count([three, three, one]) == 3
-    with pytest.raises(ValueError):
-        typical_highlight_count([SILENT])
+        assert [m["role"] for m in messages] == ["system", "user", "assistant", "user", "assistant", "user"]
+        assert [messages[2]["content"], messages[4]["content"]] == ["Yes", "No"]
+        assert all(m["content"].endswith("Answer Yes or No.") for m in messages[1::2])
+        assert "Explanation: animals" in messages[-1]["content"]
+    assert "Text: The cat sat on the mat." in det[-1]["content"]
+    assert "Text: The cat sat on the <<mat>>." in fuzz[-1]["content"]
 
 
 # --- parse_binary_list -------------------------------------------------------
@@ -312,6 +294,62 @@ def test_parse_binary_list_messy(answer, n, expected):
 def test_parse_binary_list_failures(answer, n):
     with pytest.raises(ParseError):
         parse_binary_list(answer, n)
+
+
+# --- list_probabilities -----------------------------------------------------
+
+
+def tokens_with(text_tokens: list[str], answers: dict[int, dict[str, float]]) -> list[dict[str, float]]:
+    """Per-token alternatives: the chosen token alone (logprob 0) unless `answers` gives probabilities."""
+    return [
+        {t: math.log(p) for t, p in answers[i].items()} if i in answers else {token: 0.0}
+        for i, token in enumerate(text_tokens)
+    ]
+
+
+def test_list_probabilities_read_p1_at_each_value():
+    tokens = ["[", "1", ",", " 0", ",", " 1", "]"]
+    logprobs = tokens_with(tokens, {1: {"1": 0.8, "0": 0.2}, 3: {" 0": 0.7, " 1": 0.3, "0": 0.1},
+                                    5: {" 1": 0.3, " 0": 0.2, " maybe": 0.5}})
+    assert list_probabilities("".join(tokens), logprobs, 3) == pytest.approx([0.8, 0.3 / 1.1, 0.6])  # " 0" and "0" both count for 0
+
+
+def test_list_probabilities_after_reasoning_with_digits_and_a_draft_list():
+    """Text before the list (a model that reasons first) parses, and its own digits and lists are skipped."""
+    tokens = ["Example", " 1", " fits", ";", " draft", " [", "1", ",", " 1", "].", " Final", ":", " [",
+              "0", ",", " 1", "]", "<|eot_id|>"]
+    text = "".join(tokens[:-1])  # the end-of-turn token is not part of the text
+    logprobs = tokens_with(tokens, {13: {"0": 0.9, "1": 0.1}, 15: {" 1": 0.75, " 0": 0.25}})
+    assert parse_binary_list(text, 2) == [0, 1]
+    assert list_probabilities(text, logprobs, 2) == pytest.approx([0.1, 0.75])
+
+
+def test_list_probabilities_with_merged_tokens_and_word_answers():
+    tokens = ["Answer", ":", " [1,", " 0]"]
+    logprobs = tokens_with(tokens, {2: {" [1,": 0.6, " [0,": 0.4}, 3: {" 0]": 0.5, " 1]": 0.5}})
+    assert list_probabilities("".join(tokens), logprobs, 2) == pytest.approx([0.6, 0.5])
+    tokens = ["[", "true", ",", " false", "]"]
+    logprobs = tokens_with(tokens, {1: {"true": 0.9, "false": 0.1}, 3: {" false": 0.8, " true": 0.2}})
+    assert list_probabilities("".join(tokens), logprobs, 2) == pytest.approx([0.9, 0.2])
+
+
+@pytest.mark.parametrize(
+    "tokens, n",
+    [
+        (["[", "1", ",", " 0", "]"], 3),  # wrong length
+        (["[", "1,0", "]"], 2),  # two values in one token
+        (["I", " cannot", " tell"], 1),  # no list
+    ],
+)
+def test_list_probabilities_none_when_unreadable(tokens, n):
+    assert list_probabilities("".join(tokens), tokens_with(tokens, {}), n) is None
+
+
+def test_list_probabilities_none_when_logprobs_do_not_match_the_text():
+    tokens = ["[", "1", ",", " 0", "]"]
+    assert list_probabilities("[1, 1]", tokens_with(tokens, {}), 2) is None
+    assert list_probabilities("[1, 0]", None, 2) is None
+    assert list_probabilities("[1, 0]", [], 2) is None
 
 
 # --- yes/no ------------------------------------------------------------------

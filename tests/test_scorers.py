@@ -11,7 +11,6 @@ import pytest
 from sklearn.metrics import balanced_accuracy_score, roc_auc_score
 
 from autointerp_dagster.core.embedded import kjv_documents
-from autointerp_dagster.core.prompts.judge import typical_highlight_count
 from autointerp_dagster.core.sampling import ACTIVATING, HARD_NEGATIVE, RANDOM_NEGATIVE, Example
 from autointerp_dagster.core.scorers import (
     ScoreItem,
@@ -44,7 +43,7 @@ WATER_TEXTS = [
     "A small stream ran behind the farmhouse.",
     "The flood reached the second step of the church.",
     "He drank the water in one long gulp.",
-    "Fishermen left the harbour for the open sea.",
+    "Fishermen sailed to the open sea at first light.",
     "The river froze solid in January.",
     "Warm rain fell on the tin roof.",
 ]
@@ -113,7 +112,7 @@ def test_oracle_detection_judge_scores_perfectly(store):
     assert (score.latent, score.scorer, score.n_examples, score.n_failed) == (5, "detection", 24, 0)
     assert score.metrics.balanced_accuracy == 1.0 and score.metrics.n == 24
     assert score.ci_low == score.ci_high == 1.0
-    assert score.metrics.auc is None  # batched answers carry no probabilities
+    assert score.metrics.auc == 1.0  # the stub's made-up alternatives hold no other answer: P(1) is 0 or 1
     # every example judged once under its own identity, hard negatives labelled 0
     ids = sorted((j.example_set, j.example_idx, j.label) for j in score.judgments)
     assert ids == sorted(
@@ -134,17 +133,19 @@ def test_always_yes_judge_gets_chance_balanced_accuracy(store):
     assert score.ci_low == score.ci_high == 0.5
 
 
-def test_oracle_fuzzing_judge_scores_perfectly_with_typical_mark_counts(store):
+def test_oracle_fuzzing_judge_scores_perfectly_on_activating_windows_only(store):
     item = water_item()
     with StubLLMServer(reply=oracle(marks_water)) as server:
         [score] = score_latents(stub_client(server, store), "fuzzing", [item])
-    assert score.scorer == "fuzzing" and score.n_failed == 0
+    assert score.scorer == "fuzzing" and score.n_failed == 0 and server.call_count == N_PROMPTS
     assert score.metrics.balanced_accuracy == 1.0
+    # each test window once marked right, once mis-marked; the negatives are not shown
+    assert sorted((j.example_set, j.example_idx, j.label) for j in score.judgments) == sorted(
+        [("test", i, 1) for i in range(12)] + [("test", i, 0) for i in range(12)])
     shown = [t for r in server.requests for t in examples_shown(r.messages)]
-    typical = typical_highlight_count([e.example for e in item.activating], 0.3)
-    for text in shown:
-        if not is_water(text):  # non-activating: random marks, as many as a typical real example
-            assert text.count("<<") == typical
+    assert all(is_water(t) for t in shown)
+    wrong = [t for t in shown if not marks_water(t)]
+    assert len(wrong) == 12 and not any(is_water(m) for t in wrong for m in re.findall(r"<<(.*?)>>", t))
 
 
 def test_scoring_is_deterministic_so_a_rerun_is_served_from_the_cache(store):
@@ -212,9 +213,10 @@ def test_failed_prompts_leave_their_examples_out_of_the_metrics(store):
 
 def test_one_bad_latent_does_not_sink_the_others(store):
     def reply(messages):
-        if "Explanation: BROKEN" in messages[1]["content"]:
+        question = [m["content"] for m in messages if "Explanation:" in m["content"]][-1]  # after the shots
+        if "Explanation: BROKEN" in question:
             return "???"
-        if "Explanation: REFUSED" in messages[1]["content"]:
+        if "Explanation: REFUSED" in question:
             return Fault.http(400, "content policy")
         return oracle(is_water)(messages)
 
@@ -231,7 +233,7 @@ def test_one_bad_latent_does_not_sink_the_others(store):
 
 
 def test_latent_whose_prompts_cannot_be_built_fails_alone(store):
-    with StubLLMServer(reply=oracle(is_water)) as server:
+    with StubLLMServer(reply=oracle(marks_water)) as server:
         bad, good = score_latents(stub_client(server, store), "fuzzing", [water_item(-1), water_item(2)])
     assert server.call_count == N_PROMPTS
     assert bad.metrics is None and bad.n_failed == 24 and "could not build prompts" in bad.judgments[0].error
@@ -239,7 +241,7 @@ def test_latent_whose_prompts_cannot_be_built_fails_alone(store):
 
 
 def test_server_errors_are_retried_by_the_client(store):
-    with StubLLMServer(reply=oracle(is_water)) as server:
+    with StubLLMServer(reply=oracle(marks_water)) as server:
         server.enqueue(Fault.server_error(500))
         [score] = score_latents(stub_client(server, store), "fuzzing", [water_item()])
     assert server.call_count == N_PROMPTS + 1
@@ -255,13 +257,53 @@ def test_one_class_only_has_metrics_but_no_interval(store):
     assert score.ci_low is None and score.ci_high is None
 
 
-# --- per-example mode ---------------------------------------------------------
+# --- batched answers: reasoning first, probabilities from logprobs ---------------
 
 
 def p_yes(text: str) -> float:
     """A noisy judge: water texts usually rank higher, but not always."""
     u = (zlib.crc32(text.encode()) % 1000) / 1000
     return 0.35 + 0.6 * u if is_water(text) else 0.05 + 0.6 * u
+
+
+REASONING = "Let me look at example 1 first, then 2 and 3: a draft would be [1, 1, 0] but I check again."
+
+
+def reasoning_judge(messages):
+    """Reasons for ~100 words (digits and a draft list included), then answers with P(1) = p_yes per value."""
+    probabilities = [p_yes(t) for t in examples_shown(messages)]
+    values = [int(p >= 0.5) for p in probabilities]
+    items = [f"{v}," for v in values[:-1]] + [f"{values[-1]}]"]
+    words = (REASONING + " ") * 5 + "Answer: ["
+    given = [{w if i == 0 else " " + w: 0.0} for i, w in enumerate(words.split(" "))]
+    for item, v, p in zip(items, values, probabilities):
+        given.append({" " + item: math.log(p if v else 1 - p), " " + item.replace(str(v), str(1 - v)):
+                      math.log(1 - p if v else p)})
+    return StubReply(words + " " + " ".join(items), given)
+
+
+def test_batched_judge_may_reason_first_and_its_logprobs_give_the_auc(store):
+    item = water_item()
+    with StubLLMServer(reply=reasoning_judge) as server:
+        [score] = score_latents(stub_client(server, store), "detection", [item])
+    assert server.call_count == N_PROMPTS and score.n_failed == 0  # not cut off, so no retries
+    body = server.requests[0].body
+    assert body["max_tokens"] == 2048 and body["logprobs"] is True and body["top_logprobs"] == 10
+    by_id = {(e.set_name, e.idx): e.example.text for e, _ in item.labelled()}
+    for j in score.judgments:
+        assert j.probability == pytest.approx(p_yes(by_id[j.example_set, j.example_idx]))
+    labels, probabilities = [j.label for j in score.judgments], [j.probability for j in score.judgments]
+    assert 0.5 < roc_auc_score(labels, probabilities) < 1.0
+    assert score.metrics.auc == pytest.approx(roc_auc_score(labels, probabilities))
+
+
+def test_batched_judge_without_logprobs_has_no_auc(store):
+    with StubLLMServer(reply=oracle(is_water), reject_logprobs=True) as server:
+        [score] = score_latents(stub_client(server, store), "detection", [water_item()])
+    assert score.metrics.balanced_accuracy == 1.0 and score.metrics.auc is None
+
+
+# --- per-example mode ---------------------------------------------------------
 
 
 def logprob_judge(messages):
@@ -296,7 +338,7 @@ def test_per_example_probabilities_give_sklearns_auc(store):
 
 def test_per_example_without_logprobs_reads_the_answer_word(store):
     def reply(messages):
-        return "Yes" if is_water(examples_shown(messages)[0]) else "No"
+        return "Yes" if marks_water(examples_shown(messages)[0]) else "No"
 
     with StubLLMServer(reply=reply, reject_logprobs=True) as server:
         [score] = score_latents(
@@ -314,7 +356,7 @@ def test_per_example_unreadable_answer_is_retried_once(store):
         )
     assert server.call_count == 25
     assert score.n_failed == 0
-    retry = next(r for r in server.requests if len(r.messages) > 2)
+    retry = next(r for r in server.requests if r.messages[-2]["content"] == "Perhaps")
     assert retry.messages[-2]["content"] == "Perhaps" and "Yes or No" in retry.messages[-1]["content"]
 
 

@@ -119,7 +119,10 @@ class ExplainerConfig(Section):
 class ScorerConfig(Section):
     """How the judge is asked. `mode`: batched (`batch_size` examples a prompt, a 0/1 list: the paper's form),
     per_example (Yes/No, P(yes) from logprobs), or auto (per_example for an in-process judge, else batched;
-    resolved by `Settings.scorer_config`). `max_tokens` None: 8 + 4 per example batched, 1 per example."""
+    resolved by `Settings.scorer_config`).
+    `top_logprobs` > 0 asks for logprobs (P(1) per list value, P(yes) per example: the AUC).
+    `max_tokens` None: 2048 batched, so a judge that reasons before its list is not cut off (the list is read
+    from the end of the reply; a judge that answers at once stops after it), 1 per example."""
 
     mode: Literal["auto", "batched", "per_example"] = "batched"
     batch_size: int = Field(5, ge=1)
@@ -136,7 +139,7 @@ class ScorerConfig(Section):
     def answer_tokens(self) -> int:
         if self.max_tokens is not None:
             return self.max_tokens
-        return 8 + 4 * self.batch_size if self.mode == "batched" else 1
+        return 2048 if self.mode == "batched" else 1
 
 
 class LLMConfig(Section):
