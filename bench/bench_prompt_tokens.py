@@ -54,7 +54,7 @@ class RecordingClient:
         prompt = request.messages[-1]["content"]
         if request.purpose.startswith("explain"):
             text = "[EXPLANATION]: the word LORD"
-        elif request.logprobs:
+        elif "Answer Yes or No" in prompt or "Yes or No" in request.messages[0]["content"]:
             text = "Yes"
         else:
             text = str([1] * len(re.findall(r"^Example \d+:", prompt, re.MULTILINE)))

@@ -39,11 +39,8 @@ class ScoringExample:
 
 @dataclass(frozen=True)
 class ScoreItem:
-    """One latent to score. `activating` are labelled 1, `negatives` (random and hard) 0.
-
-    Fuzzing marks an example's real active tokens when its `Example.kind` is activating
-    and random tokens otherwise, so negatives must not have the activating kind.
-    """
+    """One latent to score. Detection and embedding: `activating` are labelled 1, `negatives` (random and hard)
+    0. Fuzzing judges the `activating` windows only, each once correctly marked (1) and once mis-marked (0)."""
 
     latent: int
     explanation: str
@@ -58,7 +55,7 @@ class ScoreItem:
 class Judgment:
     """One example's verdict. `prediction` None: it could not be judged (`error` says why).
 
-    `probability` is the judge's P(yes) (per-example mode with logprobs) or the cosine
+    `probability` is the judge's P(yes) or P(1) from logprobs (per-example or batched), or the cosine
     similarity (embedding scorer); None when the judge only gave a hard answer.
     """
 
