@@ -24,11 +24,7 @@ def firing_frequency_histogram(frequencies: np.ndarray, title: str) -> bytes:
     ax.set_ylabel("latents")
     ax.set_title(title, fontsize=10)
     ax.text(0.99, 0.95, f"live {live.size}\ndead {dead}", transform=ax.transAxes, ha="right", va="top", fontsize=9)
-    fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png")
-    plt.close(fig)
-    return buffer.getvalue()
+    return _png(fig)
 
 
 def score_distributions(values_by_scorer: dict[str, list[float]], title: str) -> bytes:
@@ -45,11 +41,7 @@ def score_distributions(values_by_scorer: dict[str, list[float]], title: str) ->
         ax.set_xlabel("per-latent score", fontsize=8)
     axes[0][0].set_ylabel("latents")
     fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png")
-    plt.close(fig)
-    return buffer.getvalue()
+    return _png(fig)
 
 
 def recall_by_quantile(table: dict[str, list[tuple[int, float | None, float | None]]], title: str) -> bytes:
@@ -68,6 +60,10 @@ def recall_by_quantile(table: dict[str, list[tuple[int, float | None, float | No
         ax.legend(fontsize=7)
     axes[0][0].set_ylabel("recall")
     fig.suptitle(title, fontsize=10)
+    return _png(fig)
+
+
+def _png(fig) -> bytes:
     fig.tight_layout()
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png")
