@@ -49,14 +49,18 @@ def test_main_job_on_embedded_gemma(tmp_path, llm_server):
     stats = store.query("SELECT sae, count(*) AS n FROM latent_stats GROUP BY sae ORDER BY sae").to_pylist()
     assert stats == [{"sae": KEYS[0], "n": 1024}, {"sae": KEYS[1], "n": 1024}]
 
-    # One latent per latent range explained (8 per SAE), the scripted failure recorded, the rest scored.
+    # One latent per latent range explained (8 per SAE), the scripted failure recorded, the rest scored,
+    # each beside a shuffled-explanation control.
     explained = store.query("SELECT sae, count(*) AS n, count(explanation) AS ok FROM explanations "
                             "GROUP BY sae ORDER BY sae").to_pylist()
     assert [(e["sae"], e["n"]) for e in explained] == [(KEYS[0], 8), (KEYS[1], 8)]
     assert sum(e["ok"] for e in explained) == 15
-    scored = store.query("SELECT scorer, count(*) AS n FROM scores GROUP BY scorer ORDER BY scorer").to_pylist()
-    assert scored == [{"scorer": s, "n": 15} for s in ("detection", "embedding", "fuzzing")]
+    scored = store.query("SELECT scorer, control, count(*) AS n FROM scores GROUP BY ALL "
+                         "ORDER BY scorer, control").to_pylist()
+    assert scored == [{"scorer": s, "control": c, "n": 15} for s in ("detection", "embedding", "fuzzing")
+                      for c in ("none", "shuffled")]
     assert "detection balanced_accuracy" in done.stdout and "LLM calls:" in done.stdout
+    assert "shuffled (control)" in done.stdout and "own - shuffled" in done.stdout
 
     os.environ["DAGSTER_HOME"] = str(home / "dagster")
     try:

@@ -456,10 +456,33 @@ def test_one_token_judgments_reuse_the_prefix_and_match_generate(tiny_chat_model
     for request, answer in zip(judgments, answers):
         full = fast.generate(ChatRequest(request.messages, max_tokens=2, logprobs=True, top_logprobs=4))
         assert answer.tokens_out == 1 and answer.tokens_in == full.tokens_in
-        assert full.text.startswith(answer.text)
-        assert answer.top_logprobs[0].keys() == full.top_logprobs[0].keys()
-        for token, logprob in answer.top_logprobs[0].items():
-            # int8 quantises activations per call, so splitting off the prefix moves logprobs by ~1e-3
-            assert logprob == pytest.approx(full.top_logprobs[0][token], abs=1e-4 if quantize == "none" else 2e-2)
-    # Consecutive judgments re-used the cached prefix instead of recomputing it.
-    assert 0 < fast._prefix_cache.get_seq_length() == len(fast._prefix_ids)
+        # int8 quantises activations per forward call, so computing the prompt in two chunks moves logprobs
+        # by ~1e-3: on this random tiny model that can reorder near-tied tokens, so only float32 must agree
+        # on the token itself.
+        if quantize == "none":
+            assert full.text.startswith(answer.text)
+            assert answer.top_logprobs[0].keys() == full.top_logprobs[0].keys()
+        shared = answer.top_logprobs[0].keys() & full.top_logprobs[0].keys()
+        assert len(shared) >= 3
+        for token in shared:
+            assert answer.top_logprobs[0][token] == pytest.approx(
+                full.top_logprobs[0][token], abs=1e-4 if quantize == "none" else 2e-2)
+    # Consecutive judgments keep the first chunk (the messages before the last) instead of recomputing it.
+    assert 0 < len(fast._prefix_ids) < answers[-1].tokens_in
+
+
+@pytest.mark.parametrize("quantize", ["none", "int8"])
+def test_one_token_answer_does_not_depend_on_the_request_before(tiny_chat_model_dir, tmp_path, quantize):
+    """Dynamic int8 scales activations per forward call: the chunks a prompt is computed in must depend on the
+    request alone, or the response cache would keep whichever order happened first."""
+    system = {"role": "system", "content": "judge whether the latent is active answer yes or no"}
+    shot = [{"role": "user", "content": "explanation fire text the lamp burned"}, {"role": "assistant", "content": "yes"}]
+    requests = [ChatRequest([system, *shot, {"role": "user", "content": f"explanation water text {t}"}], max_tokens=1,
+                            logprobs=True, top_logprobs=4)
+                for t in ("the river runs to the sea", "the king spoke to the people all day long")]
+    first = LocalBackend(str(tiny_chat_model_dir), tmp_path / "a", quantize=quantize)
+    alone = first.generate(requests[0])
+    second = LocalBackend(str(tiny_chat_model_dir), tmp_path / "b", quantize=quantize)
+    second.generate(requests[1])
+    after_other = second.generate(requests[0])
+    assert after_other.top_logprobs == alone.top_logprobs and first.generate(requests[0]) == alone

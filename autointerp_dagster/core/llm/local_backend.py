@@ -4,11 +4,13 @@ The model (a Hub name, a folder, a .gguf file converted once under `models_dir`,
 `embedded:` model from PyPI) is loaded on first use and serves one request at a time
 (`max_concurrency` 1 and a lock): one forward pass already uses every core or the whole GPU.
 
-Judging one example is a one-token answer read from logprobs, and consecutive judgments of
-a latent share their prompt up to the example (system prompt and explanation). Those
-requests skip `generate`: one forward pass over the tokens after the prefix already in the
-KV cache, computing logits for the last position only. On CPU the linear layers run as
-dynamic int8 (`quantize="auto"`), about 1.6x faster than float32 here with the same answers.
+Judging one example is a one-token answer read from logprobs, and consecutive judgments share
+their prompt up to the last message (system prompt and worked examples). Those requests skip
+`generate`: the prompt is always computed in the same two chunks, the messages before the last
+one and then the rest, and the first chunk's KV cache is kept for the next request with the same
+one. The chunks depend on the request alone, never on what came before: dynamic int8 (the CPU
+default, `quantize="auto"`, ~1.6x faster than float32) scales activations per forward call, so an
+answer computed in other chunks would differ (P(yes) moved by up to 0.16 between orders).
 """
 
 from __future__ import annotations
@@ -92,33 +94,42 @@ class LocalBackend:
             if min(request.max_tokens, self.max_context - n_in) <= 0:
                 raise BackendError(f"prompt of {n_in} tokens fills the {self.max_context}-token context", 1)
             if request.max_tokens == 1 and request.temperature == 0:
-                reply = self._one_token(inputs["input_ids"][0].tolist(), request)
+                ids = inputs["input_ids"][0].tolist()
+                reply = self._one_token(ids, self._prefix_length(request, ids), request)
             else:
                 reply = self._generate(inputs, request)
             return replace(reply, text=_before_stop(reply.text, request.stop))
 
-    def _one_token(self, ids: list[int], request: ChatRequest) -> BackendReply:
-        """Greedy one-token answer, reusing the KV cache of the prompt prefix shared with the last request."""
+    def _prefix_length(self, request: ChatRequest, ids: list[int]) -> int:
+        """Tokens of the messages before the last one, when they are a proper prefix of the prompt's tokens."""
+        if len(request.messages) < 2:
+            return 0
+        head = self._tokenizer.apply_chat_template(request.messages[:-1], tokenize=False)
+        head_ids = self._tokenizer(head, add_special_tokens=False)["input_ids"]
+        return len(head_ids) if len(head_ids) < len(ids) and ids[: len(head_ids)] == head_ids else 0
+
+    def _one_token(self, ids: list[int], split: int, request: ChatRequest) -> BackendReply:
+        """Greedy one-token answer: `ids[:split]` from the kept KV cache when the last request had the same
+        first chunk (else computed alone and kept), then `ids[split:]` in one forward pass."""
         from transformers import DynamicCache
 
-        shared = 0
-        for a, b in zip(ids[:-1], self._prefix_ids):  # keep at least one new token to compute logits from
-            if a != b:
-                break
-            shared += 1
-        if shared and self._prefix_cache is not None:
-            cache = self._prefix_cache
-            surplus = cache.get_seq_length() - shared
-            if surplus:
-                cache.crop(-surplus)  # transformers crops by the number of tokens to drop
-        else:
-            cache, shared = DynamicCache(), 0
+        prefix = ids[:split]
         with torch.inference_mode():
+            if split and self._prefix_cache is not None and self._prefix_ids == prefix:
+                cache = self._prefix_cache
+                surplus = cache.get_seq_length() - split
+                if surplus:
+                    cache.crop(-surplus)  # transformers crops by the number of tokens to drop
+            else:
+                cache = DynamicCache()
+                if split:
+                    self._model(input_ids=torch.tensor([prefix], device=self.device), past_key_values=cache,
+                                use_cache=True, logits_to_keep=1)
             logits = self._model(
-                input_ids=torch.tensor([ids[shared:]], device=self.device), past_key_values=cache,
+                input_ids=torch.tensor([ids[split:]], device=self.device), past_key_values=cache,
                 use_cache=True, logits_to_keep=1,
             ).logits[:, -1]
-        self._prefix_ids, self._prefix_cache = ids, cache
+        self._prefix_ids, self._prefix_cache = (prefix, cache) if split else ([], None)
         chosen = int(logits[0].argmax())
         return BackendReply(
             text=self._tokenizer.decode([chosen], skip_special_tokens=True),
