@@ -341,3 +341,22 @@ def test_token_decoder_decodes_each_id_once(setup):
     assert len(calls) == len(set(calls)) == len(np.unique(ids))
     assert first.shape == ids.shape and second[0, 3] == first[-1, 3]
     assert first[0, 1] == tokenizer.decode([int(ids[0, 1])])
+
+
+def test_a_range_sample_keeps_the_wanted_latents_and_gives_every_other_a_reason(setup):
+    from autointerp_dagster.core.sampling import sample_latent_range
+
+    cache = setup["cache"]
+    counts = cache.latent_stats()["n_activations"].to_numpy()
+    counts = counts.copy()
+    counts[[0, 1]] = [0, 3]  # as if latent 0 were dead and latent 1 rare
+    args = (cache, setup["tokens"], setup["decode"], KEY, 0, counts, CONFIG)
+    two = sample_latent_range(*args, wanted=2)
+    assert len(two.kept) == 2 and all(le.status == "ok" for le in two.kept)
+    assert two == sample_latent_range(*args, wanted=2)  # seeded: the same latents every time
+    rows = {r["latent"]: r for r in two.status_rows}
+    assert rows[0]["reason"] == "dead latent: never fires in the cache"
+    assert rows[1]["reason"].startswith("3 activations in the cache, fewer than min_activating=8")
+    every = sample_latent_range(*args, wanted=None)
+    assert sorted(r["latent"] for r in every.status_rows) == list(range(len(counts)))  # one row each
+    assert {le.latent for le in two.kept} <= {le.latent for le in every.kept}

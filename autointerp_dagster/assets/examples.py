@@ -3,19 +3,12 @@
 import time
 from collections import Counter
 
-import numpy as np
 import pyarrow as pa
 from dagster import AssetDep, AssetExecutionContext, AutomationCondition, MaterializeResult, asset
 
 from ..core.activation_cache import ActivationCache
 from ..core.corpus import load_corpus_info, read_tokens
-from ..core.sampling import (
-    build_examples,
-    examples_to_rows,
-    stable_key_hash,
-    token_decoder,
-    window_pool_embeddings,
-)
+from ..core.sampling import examples_to_rows, sample_latent_range, token_decoder, window_pool_embeddings
 from ..core.store.tables import EXAMPLES, IN_LATENT_RANGE, LATENT_SAMPLING
 from ..partitions import sae_latent_partitions
 from ..resources import SettingsResource, StoreResource, SubjectModelResource
@@ -45,36 +38,13 @@ def examples(context: AssetExecutionContext, settings: SettingsResource, subject
     decode = token_decoder(subject_model.tokenizer())
     counts = db.query(f"SELECT n_activations FROM latent_stats WHERE {IN_LATENT_RANGE} ORDER BY latent",
                       [sae, start, end]).column("n_activations").to_numpy()
-    live = np.flatnonzero(counts >= max(sampling.min_activating, 1)) + start
-    # A seeded order over the range's live latents; explained latents are the first that sample cleanly.
-    order = np.random.default_rng([sampling.seed, stable_key_hash(sae), start]).permutation(live).tolist()
-    wanted = len(order) if config.latents_per_range is None else config.latents_per_range
     pool = None
     if sampling.n_hard_negatives:
         pool = window_pool_embeddings(corpus_info, tokens, decode, sampling.example_ctx_len)
-
     started = time.monotonic()
-    sampled, kept = [], []
-    while order and len(kept) < wanted:
-        batch, order = order[: max(2 * (wanted - len(kept)), 16)], order[max(2 * (wanted - len(kept)), 16):]
-        for latent_examples in build_examples(cache, tokens, decode, batch, sae, sampling, pool):
-            sampled.append(latent_examples)
-            if latent_examples.status == "ok" and len(kept) < wanted:
-                kept.append(latent_examples)
+    sample = sample_latent_range(cache, tokens, decode, sae, start, counts, sampling, config.latents_per_range, pool)
     seconds = time.monotonic() - started
-    skipped = [le for le in sampled if le.status != "ok"]
-    status_rows = [
-        {"sae": sae, "latent": le.latent, "status": le.status, "reason": le.reason,
-         "n_activating_windows": le.n_activating_windows, "max_activation": le.max_activation}
-        for le in kept + skipped
-    ] + [
-        {"sae": sae, "latent": int(latent), "status": "skipped",
-         "reason": f"{int(counts[latent - start])} activations in the cache, fewer than "
-                   f"min_activating={sampling.min_activating}" if counts[latent - start] else
-                   "dead latent: never fires in the cache",
-         "n_activating_windows": 0, "max_activation": 0.0}
-        for latent in range(start, end) if counts[latent - start] < max(sampling.min_activating, 1)
-    ]
+    kept, status_rows = sample.kept, sample.status_rows
     rows = examples_to_rows(sae, kept)
     params = [sae, start, end]
     db.replace_rows("examples", pa.Table.from_pylist(rows, schema=EXAMPLES), IN_LATENT_RANGE, params)
@@ -82,7 +52,7 @@ def examples(context: AssetExecutionContext, settings: SettingsResource, subject
                     params)
     reasons = Counter("dead" if r["reason"].startswith("dead") else "too few activations or windows"
                       for r in status_rows if r["status"] != "ok")
-    context.log.info(f"{sae} {range_key}: sampled {len(kept)} latents ({len(sampled)} tried) in {seconds:.1f} s")
+    context.log.info(f"{sae} {range_key}: sampled {len(kept)} latents ({sample.tried} tried) in {seconds:.1f} s")
     return MaterializeResult(metadata={
         "latents": f"{start}-{end - 1}",
         "latents_with_examples": len(kept),
@@ -90,6 +60,6 @@ def examples(context: AssetExecutionContext, settings: SettingsResource, subject
         "skip_reasons": dict(reasons),
         "examples": len(rows),
         "sampling_seconds": round(seconds, 2),
-        "latents_per_second": round(len(sampled) / max(seconds, 1e-9), 1),
+        "latents_per_second": round(sample.tried / max(seconds, 1e-9), 1),
         "hard_negatives": bool(pool is not None),
     })

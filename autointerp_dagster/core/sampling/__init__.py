@@ -3,11 +3,14 @@
 from .build import ExampleSets, LeakageError, build_examples, stable_key_hash
 from .examples import ACTIVATING, HARD_NEGATIVE, RANDOM_NEGATIVE, Example, evenly_spaced, order_for_explainer
 from .negatives import window_pool_embeddings
+from .selection import RangeSample, sample_latent_range
 from .rows import examples_to_rows, rows_to_latent_examples
 from .tokens import TokenDecoder, token_decoder
 from .windows import activating_windows, split_train_test
 
 __all__ = [
+    "RangeSample",
+    "sample_latent_range",
     "ExampleSets",
     "ACTIVATING",
     "HARD_NEGATIVE",
