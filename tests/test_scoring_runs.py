@@ -110,3 +110,15 @@ def test_compare_two_judges_pairs_the_same_latents(store, tmp_path):
     assert result.difference[0] == pytest.approx(expected) and result.difference[1] > 0
     with pytest.raises(ValueError, match="compare by one of"):
         compare(store, "sae; DROP TABLE scores", "a", "b")
+
+
+def test_two_judges_or_scorer_configs_are_summarised_apart(store):
+    rows = [{**_score_row(i, c, a), "judge": judge, "scorer_config": config}
+            for judge, config, a in (("big", "c", 0.9), ("small", "c", 0.5), ("small", "d", 0.7))
+            for i in range(3) for c in ("none", "shuffled")]
+    store.replace_rows("scores", pa.Table.from_pylist(rows, schema=SCORES), "sae = ?", ["s"])
+    report = sae_report(store, "s", "x", "local:m")
+    summaries = [s for s in report.scorers if s.scorer == "embedding"]
+    assert sorted((s.judge, round(s.own[0], 6), s.n_latents) for s in summaries) == [
+        ("big c", 0.9, 3), ("small c", 0.5, 3), ("small d", 0.7, 3)]
+    assert "[small d]" in format_report(report)

@@ -31,7 +31,7 @@ class ScorerSummary:
 
     scorer: str
     metric: str
-    judge: str
+    judge: str  # the judge and the scorer configuration, "<judge> <scorer_config>"
     n_latents: int
     own: Interval
     shuffled: Interval
@@ -108,8 +108,9 @@ def sae_report(store: ResultsStore, sae: str, explainer: str, explainer_model: s
 def _scorer_summaries(rows, scored: str, params: list) -> list[ScorerSummary]:
     summaries = []
     for scorer, metric in SCORER_METRICS:
-        found = rows(f"SELECT judge, latent, control, {metric}, status FROM scores WHERE {scored} AND scorer = ? "
-                     "ORDER BY judge, latent", [*params, scorer])
+        # One comparison per judge and scorer configuration: scores of different judges never mix in a mean.
+        found = rows(f"SELECT judge || ' ' || scorer_config, latent, control, {metric}, status FROM scores "
+                     f"WHERE {scored} AND scorer = ? ORDER BY 1, latent", [*params, scorer])
         for judge in sorted({r[0] for r in found}):
             own = {r[1]: r[3] for r in found if r[0] == judge and r[2] == "none" and r[3] is not None}
             shuffled = {r[1]: r[3] for r in found if r[0] == judge and r[2] == "shuffled" and r[3] is not None}
@@ -126,16 +127,17 @@ def _recall_by_quantile(rows, sae: str, explainer: str, explainer_model: str) ->
     """Detection and fuzzing recall of activating examples by activation quantile, own vs shuffled: the paper's
     per-decile plot (strong activations should be easier to recognise than weak ones)."""
     found = rows(
-        "SELECT j.scorer, x.quantile, avg(j.prediction) FILTER (WHERE j.control = 'none'), "
-        "avg(j.prediction) FILTER (WHERE j.control = 'shuffled') "
+        "SELECT j.scorer, j.judge || ' ' || j.scorer_config, x.quantile, "
+        "avg(j.prediction) FILTER (WHERE j.control = 'none'), avg(j.prediction) FILTER (WHERE j.control = 'shuffled') "
         "FROM judgments j JOIN examples x ON x.sae = j.sae AND x.latent = j.latent AND x.set = j.example_set "
         "AND x.idx = j.example_idx "
         "WHERE j.sae = ? AND j.label = 1 AND j.prediction IS NOT NULL AND j.scorer IN ('detection', 'fuzzing') "
         "AND j.explanation_id IN (SELECT explanation_id FROM scores WHERE sae = ? AND explainer = ? "
-        "AND explainer_model = ?) GROUP BY ALL ORDER BY 1, 2", [sae, sae, explainer, explainer_model])
+        "AND explainer_model = ?) GROUP BY ALL ORDER BY 1, 2, 3", [sae, sae, explainer, explainer_model])
+    several = len({r[1] for r in found}) > 1  # name the judge only where judges or configs differ
     table: dict[str, list] = {}
-    for scorer, quantile, own, shuffled in found:
-        table.setdefault(scorer, []).append((int(quantile), own, shuffled))
+    for scorer, judge, quantile, own, shuffled in found:
+        table.setdefault(f"{scorer} ({judge})" if several else scorer, []).append((int(quantile), own, shuffled))
     return table
 
 
@@ -157,8 +159,10 @@ def format_report(report: SaeReport) -> str:
         f"{report.latents_skipped} skipped (dead or too few activating windows)",
         f"  {'scorer':9} {'metric':17} {'own explanation':26} {'shuffled (control)':26} {'own - shuffled':26} latents",
     ]
+    several = len({s.judge for s in report.scorers}) > 1  # name the judge only where judges or configs differ
     for s in report.scorers:
         failed = f" ({s.failed} failed)" if s.failed else ""
+        failed += f" [{s.judge}]" if several else ""
         lines.append(f"  {s.scorer:9} {s.metric:17} {_interval(s.own):26} {_interval(s.shuffled):26} "
                      f"{_interval(s.difference):26} {s.n_latents}{failed}")
     for scorer, by_quantile in report.recall_by_quantile.items():
