@@ -24,9 +24,9 @@ def run_pipeline(settings: Settings, force: bool = False) -> int:
     summaries."""
     from dagster import DagsterInstance
 
-    from .core.report import OFFLINE_JUDGE_NOTE, format_report, sae_report
+    from .core.report import OFFLINE_JUDGE_NOTE, format_summary
     from .core.store import ResultsStore
-    from .core.explainers import explainer_id
+    from .core.explainers import explainer_keys
     from .definitions import defs
     from .jobs import cache_job, explain_job, inputs_job, score_job, summary_job
     from .partitions import SAE_DIMENSION, latent_range_partitions, sae_range_key
@@ -72,11 +72,12 @@ def run_pipeline(settings: Settings, force: bool = False) -> int:
 
     print_cache_table(settings, list(plan.coders))
     store = ResultsStore(settings.db_path)
-    explainer = explainer_id(settings.explainer_config())
+    explainers = [(k.explainer, k.label) for k in explainer_keys(settings)]
     print(f"\nInterpretation: per-latent scores averaged over latents, beside the same latents scored with a "
-          f"shuffled explanation, with 95% bootstrap intervals over latents (judge {settings.llm.label})")
+          f"shuffled explanation, with 95% bootstrap intervals over latents (judge {settings.llm.label}); "
+          f"then the LLM's explanations against the top-tokens baseline's")
     for key in plan.coders:
-        print(format_report(sae_report(store, key, explainer, settings.llm.label)))
+        print(format_summary(store, key, explainers)[0])
     if settings.llm.is_local:
         print("\n" + OFFLINE_JUDGE_NOTE)
     print(f"\nDone in {time.monotonic() - started:.0f} s. Open the results in Dagster: autointerp ui "

@@ -94,29 +94,43 @@ def test_main_job_then_sensor(project, instance, llm_server, capsys):
 
     # Interpretation: one sampled latent per (sae, range); the scripted judge's unparseable answer (and its
     # unparseable retry) is a recorded failure, not a fake explanation; the others are scored three ways.
-    explained = store.query("SELECT * FROM explanations ORDER BY sae, latent").to_pylist()
+    explained = store.query("SELECT * FROM explanations WHERE backend != 'none' ORDER BY sae, latent").to_pylist()
     assert 20 <= len(explained) <= 24
+    # The top-tokens baseline explains every sampled latent from its digest, with no LLM call.
+    baseline = store.query("SELECT * FROM explanations WHERE backend = 'none' ORDER BY sae, latent").to_pylist()
+    assert [(b["sae"], b["latent"], b["status"]) for b in baseline] == [
+        (e["sae"], e["latent"], "ok") for e in explained]
+    assert all(b["explanation"].startswith('the words "') and not b["call_ids"] for b in baseline)
+    digest = store.query("SELECT kind, count(DISTINCT (sae, latent)) AS n FROM latent_digest GROUP BY kind "
+                         "ORDER BY kind").to_pylist()
+    assert digest == [{"kind": "promoted", "n": len(explained)}, {"kind": "top_activating", "n": len(explained)}]
     assert {(e["sae"], e["latent"]) for e in explained} == {
         (r["sae"], r["latent"]) for r in store.query("SELECT * FROM latent_sampling WHERE status = 'ok'").to_pylist()}
     failed = [e for e in explained if e["status"] == "failed"]
     assert len(failed) == 1 and failed[0]["explanation"] is None and "unparseable" in failed[0]["error"]
     scored = store.query("SELECT scorer, control, count(*) AS n, count(balanced_accuracy) AS with_value, "
                          "min(balanced_accuracy) AS lo, max(balanced_accuracy) AS hi FROM scores "
-                         "GROUP BY ALL ORDER BY scorer, control").to_pylist()
+                         "WHERE explainer_model != 'none:top-tokens' GROUP BY ALL ORDER BY scorer, control").to_pylist()
+    baseline_scored = store.query("SELECT scorer, control, count(*) AS n FROM scores WHERE explainer_model = "
+                                  "'none:top-tokens' GROUP BY ALL ORDER BY scorer, control").to_pylist()
+    assert baseline_scored == [{"scorer": s, "control": c, "n": len(baseline)}
+                               for s in ("detection", "embedding", "fuzzing") for c in ("none", "shuffled")]
     assert [(r["scorer"], r["control"]) for r in scored] == [
         (s, c) for s in ("detection", "embedding", "fuzzing") for c in ("none", "shuffled")]
     for row in scored:  # every explained latent beside a control borrowed from another latent of its SAE
         assert row["n"] == len(explained) - 1 and row["with_value"] == row["n"] and 0 <= row["lo"] <= row["hi"] <= 1
     borrowed = store.query("SELECT s.sae, s.latent, s.control_latent, e.sae AS source_sae FROM scores s JOIN "
                            "explanations e ON e.sae = s.sae AND e.latent = s.control_latent "
-                           "WHERE s.control = 'shuffled' AND e.status = 'ok'").to_pylist()
+                           "AND e.explainer = s.explainer WHERE s.control = 'shuffled' AND e.status = 'ok' "
+                           "AND e.backend != 'none'").to_pylist()
     assert len(borrowed) == 3 * (len(explained) - 1)
     assert all(r["control_latent"] != r["latent"] and r["source_sae"] == r["sae"] for r in borrowed)
-    judged = store.query("SELECT count(*) AS n FROM judgments WHERE scorer = 'detection' "
-                         "AND control = 'none'").to_pylist()[0]["n"]
+    judged = store.query("SELECT count(*) AS n FROM judgments j JOIN explanations e USING (explanation_id) "
+                         "WHERE scorer = 'detection' AND control = 'none' AND e.backend != 'none'").to_pylist()[0]["n"]
     scored_examples = store.query(
         "SELECT count(*) AS n FROM examples x JOIN explanations e USING (sae, latent) "
-        "WHERE e.status = 'ok' AND x.set IN ('test', 'random', 'hard_negative')").to_pylist()[0]["n"]
+        "WHERE e.status = 'ok' AND e.backend != 'none' AND x.set IN ('test', 'random', 'hard_negative')"
+    ).to_pylist()[0]["n"]
     assert judged == scored_examples > 10 * (len(explained) - 1)  # every held-out example judged once
     assert "Interpretation" in out and "LLM calls:" in out and "shuffled (control)" in out
     summary = instance.fetch_materializations(
@@ -133,8 +147,9 @@ def test_main_job_then_sensor(project, instance, llm_server, capsys):
     assert llm_server.call_count == calls
     assert store.query("SELECT count(*) AS n FROM latent_stats").to_pylist() == [{"n": 304}]
     assert store.query("SELECT count(*) AS n FROM activation_caches").to_pylist() == [{"n": 3}]
-    assert store.query("SELECT count(*) AS n FROM explanations").to_pylist() == [{"n": len(explained)}]
-    assert store.query("SELECT count(*) AS n FROM scores").to_pylist() == [{"n": 2 * 3 * (len(explained) - 1)}]
+    assert store.query("SELECT count(*) AS n FROM explanations").to_pylist() == [{"n": 2 * len(explained)}]
+    assert store.query("SELECT count(*) AS n FROM scores").to_pylist() == [
+        {"n": 2 * 3 * (len(explained) - 1 + len(baseline))}]
 
     sensor = defs.get_sensor_def("sae_discovery_sensor")
     resources = {"settings": build_resources()["settings"]}

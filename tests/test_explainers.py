@@ -87,7 +87,8 @@ def test_double_parse_failure_is_a_failure_without_explanation_text(store):
     assert len(result.call_ids) == 2
 
 
-PREFILL = ExplainerConfig(reasoning=False, prefill=True, few_shot=False, show_activations=False, max_tokens=32)
+PREFILL = ExplainerConfig(reasoning=False, prefill=True, few_shot=False, show_activations=False, max_tokens=32,
+                          digest="none")
 
 
 def test_prefilled_answer_is_completed_up_to_the_newline(store):

@@ -6,10 +6,15 @@ from collections import Counter
 import pyarrow as pa
 from dagster import AssetDep, AssetExecutionContext, AutomationCondition, MaterializeResult, asset
 
+import numpy as np
+
 from ..core.activation_cache import ActivationCache
+from ..core.coders import lookup
+from ..core.coders.decoder import decoder_directions
 from ..core.corpus import load_corpus_info, read_tokens
+from ..core.digest import LatentDigest, digest_rows, promoted_tokens
 from ..core.sampling import examples_to_rows, sample_latent_range, token_decoder, window_pool_embeddings
-from ..core.store.tables import EXAMPLES, IN_LATENT_RANGE, LATENT_SAMPLING
+from ..core.store.tables import EXAMPLES, IN_LATENT_RANGE, LATENT_DIGEST, LATENT_SAMPLING
 from ..partitions import sae_latent_partitions
 from ..resources import SettingsResource, StoreResource, SubjectModelResource
 from .corpus import corpus
@@ -22,7 +27,8 @@ from .slices import CACHE_DEP, partition_latents
     deps=[AssetDep(latent_stats), CACHE_DEP, corpus],
     automation_condition=AutomationCondition.eager(),
     description="Per latent: activating windows stratified into activation quantiles, disjoint explainer (train) "
-    "and scorer (test) sets, random and hard negatives (DuckDB tables examples and latent_sampling).",
+    "and scorer (test) sets, random and hard negatives, and the latent's digest: its most frequent peak tokens "
+    "and the tokens its decoder promotes (DuckDB tables examples, latent_sampling and latent_digest).",
 )
 def examples(context: AssetExecutionContext, settings: SettingsResource, subject_model: SubjectModelResource,
              store: StoreResource) -> MaterializeResult:
@@ -50,6 +56,16 @@ def examples(context: AssetExecutionContext, settings: SettingsResource, subject
     db.replace_rows("examples", pa.Table.from_pylist(rows, schema=EXAMPLES), IN_LATENT_RANGE, params)
     db.replace_rows("latent_sampling", pa.Table.from_pylist(status_rows, schema=LATENT_SAMPLING), IN_LATENT_RANGE,
                     params)
+    promoted = [()] * len(kept)
+    if kept and sampling.promoted_tokens:
+        model = subject_model.load()
+        source = lookup(config, [sae])[sae].source
+        directions = decoder_directions(source, model.body)[[le.latent for le in kept]]
+        counts = np.bincount(tokens.ravel(), minlength=1)
+        promoted = promoted_tokens(model, directions, sampling.promoted_tokens, counts)
+    digests = [LatentDigest(le.latent, tuple(le.top_tokens), tuple(p)) for le, p in zip(kept, promoted)]
+    db.replace_rows("latent_digest", pa.Table.from_pylist(digest_rows(sae, digests), schema=LATENT_DIGEST),
+                    IN_LATENT_RANGE, params)
     reasons = Counter("dead" if r["reason"].startswith("dead") else "too few activations or windows"
                       for r in status_rows if r["status"] != "ok")
     context.log.info(f"{sae} {range_key}: sampled {len(kept)} latents ({sample.tried} tried) in {seconds:.1f} s")

@@ -13,7 +13,15 @@ from dagster import (
     asset,
 )
 
-from ..core.explainers import ExplainItem, explain_latents, explainer_id, explanation_id
+from ..core.explainers import (
+    ExplainerKey,
+    ExplainItem,
+    baseline_explanations,
+    baseline_key,
+    explain_latents,
+    explainer_id,
+    explanation_id,
+)
 from ..core.sampling import evenly_spaced
 from ..core.store.tables import EXPLANATIONS, IN_LATENT_RANGE
 from ..partitions import sae_latent_partitions
@@ -21,7 +29,7 @@ from ..instance import LLM_POOL
 from ..resources import LLMResource, SettingsResource, StoreResource
 from .examples import examples
 from .progress import throttled_log
-from .slices import CACHE_DEP, partition_latents, read_example_sets
+from .slices import CACHE_DEP, partition_latents, read_digests, read_example_sets
 
 @asset(
     group_name="interpretation",
@@ -35,8 +43,9 @@ from .slices import CACHE_DEP, partition_latents, read_example_sets
         AssetCheckSpec("unique_keys", asset="explanations",
                        description="One explanation per (sae, latent, explainer)."),
     ],
-    description="One explanation per sampled latent (DuckDB table explanations, keyed by sae, latent, explainer). "
-    "Unparseable answers are retried once, then recorded as failures, never as fake explanations.",
+    description="One explanation per sampled latent from the LLM, and one from the top-tokens baseline (DuckDB "
+    "table explanations, keyed by sae, latent, explainer, backend, model). Unparseable answers are retried once, "
+    "then recorded as failures, never as fake explanations.",
 )
 def explanations(context: AssetExecutionContext, settings: SettingsResource, store: StoreResource,
                  llm: LLMResource) -> MaterializeResult:
@@ -47,24 +56,19 @@ def explanations(context: AssetExecutionContext, settings: SettingsResource, sto
     db = store.get()
     sae, range_key, start, end = partition_latents(context, db)
     sets = read_example_sets(db, sae, start, end)
+    digests = read_digests(db, sae, start, end)
     client = llm.client(db)
     # A quantile-balanced subset; explain_latents shows it in the configured order (strongest first by default).
-    items = [ExplainItem(latent, evenly_spaced(s.train, shown, key=lambda e: e.quantile), s.hard_negative_train)
-             for latent, s in sorted(sets.items())]
+    items = [ExplainItem(latent, evenly_spaced(s.train, shown, key=lambda e: e.quantile), s.hard_negative_train,
+                         digests.get(latent)) for latent, s in sorted(sets.items())]
     context.log.info(f"explaining {len(items)} latent(s) of {sae} {range_key} with {config.llm.label}")
     results = explain_latents(client, items, explainer, on_progress=throttled_log(context, "explanation requests"))
-    now = time.time()
-    rows = [{
-        "sae": sae, "latent": r.latent, "explainer": explainer_name,
-        "explanation_id": explanation_id(sae, r.latent, explainer_name, config.llm.model, r.explanation),
-        "status": r.status, "explanation": r.explanation, "error": r.error, "raw_answer": r.raw_answer,
-        "backend": config.llm.backend, "model": config.llm.model, "call_ids": r.call_ids,
-        "prompt_tokens": r.prompt_tokens, "completion_tokens": r.completion_tokens,
-        "created_at": pa.scalar(int(now * 1e6), pa.timestamp("us")).as_py(),
-    } for r in results]
-    db.replace_rows("explanations", pa.Table.from_pylist(rows, schema=EXPLANATIONS),
-                    f"{IN_LATENT_RANGE} AND explainer = ? AND backend = ? AND model = ?",
-                    [sae, start, end, explainer_name, config.llm.backend, config.llm.model])
+    made = [(ExplainerKey(explainer_name, config.llm.backend, config.llm.model), results)]
+    if config.baseline_tokens:
+        made.append((baseline_key(config.baseline_tokens),
+                     baseline_explanations(sorted(sets), digests, config.baseline_tokens)))
+    for key, key_results in made:
+        _write(db, sae, start, end, key, key_results)
     orphans = db.delete_orphan_scores(sae, start, end)
 
     failed = [r for r in results if r.status != "ok"]
@@ -90,3 +94,18 @@ def explanations(context: AssetExecutionContext, settings: SettingsResource, sto
             AssetCheckResult(check_name="unique_keys", passed=duplicates == 0, metadata={"duplicates": duplicates}),
         ],
     )
+
+
+def _write(db, sae: str, start: int, end: int, key: ExplainerKey, results) -> None:
+    """Replaces the range's explanations made by `key` (explainer, backend, model) with `results`."""
+    created = pa.scalar(int(time.time() * 1e6), pa.timestamp("us")).as_py()
+    rows = [{
+        "sae": sae, "latent": r.latent, "explainer": key.explainer,
+        "explanation_id": explanation_id(sae, r.latent, key.explainer, key.model, r.explanation),
+        "status": r.status, "explanation": r.explanation, "error": r.error, "raw_answer": r.raw_answer,
+        "backend": key.backend, "model": key.model, "call_ids": r.call_ids,
+        "prompt_tokens": r.prompt_tokens, "completion_tokens": r.completion_tokens, "created_at": created,
+    } for r in results]
+    db.replace_rows("explanations", pa.Table.from_pylist(rows, schema=EXPLANATIONS),
+                    f"{IN_LATENT_RANGE} AND explainer = ? AND backend = ? AND model = ?",
+                    [sae, start, end, key.explainer, key.backend, key.model])

@@ -17,10 +17,13 @@ from dagster import (
     asset,
 )
 
-from ..core.explainers import explainer_id
+from ..core.explainers import ExplainerKey, explainer_keys
 from ..core.scorers import embedding_scores, score_latents
 from ..core.scorers.embedding import EMBEDDING_MODEL
 from ..core.scorers.runs import judged_subset, judgment_rows, score_rows, scorer_config_id, scoring_tasks
+
+LLM_SCORERS = ("detection", "fuzzing")
+OWN_SCORERS = "scorer IN ('detection', 'fuzzing', 'embedding')"  # other scorers' assets own their rows
 from ..core.store.tables import IN_LATENT_RANGE, JUDGMENTS, SCORE_METRICS, SCORES
 from ..instance import LLM_POOL
 from ..partitions import sae_latent_partitions, same_sae_every_range
@@ -50,67 +53,74 @@ def scores(context: AssetExecutionContext, settings: SettingsResource, store: St
            llm: LLMResource) -> MaterializeResult:
     config = settings.get()
     scorer_config = config.scorer_config()
-    explainer_name = explainer_id(config.explainer_config())
     _, judged_per_class = config.example_limits()
     db = store.get()
     sae, range_key, start, end = partition_latents(context, db)
-    by_explainer = "explainer = ? AND backend = ? AND model = ? AND status = 'ok'"
-    explainer_params = [explainer_name, config.llm.backend, config.llm.model]
-    pool = {r["latent"]: r["explanation"] for r in db.query(
-        f"SELECT latent, explanation FROM explanations WHERE sae = ? AND {by_explainer}",
-        [sae, *explainer_params]).to_pylist()}
-    explained = {r["latent"]: r for r in db.query(
-        f"SELECT * FROM explanations WHERE {IN_LATENT_RANGE} AND {by_explainer}",
-        [sae, start, end, *explainer_params]).to_pylist()}
     sets = read_example_sets(db, sae, start, end)
-    tasks = scoring_tasks(sae, explained, sets, pool, config.negatives, scorer_config.seed)
-    judged = judged_subset(tasks, judged_per_class)
-    keys = {"explainer": explainer_name, "explainer_model": config.llm.label, "judge": config.llm.label,
-            "scorer_config": scorer_config_id(scorer_config, judged_per_class, config.negatives),
-            "created_at": pa.scalar(int(time.time() * 1e6), pa.timestamp("us")).as_py()}
-    context.log.info(f"scoring {len(tasks)} explanation(s) (own and shuffled) of {sae} {range_key} "
-                     f"({scorer_config.mode}, {config.llm.label})")
+    explainers = explainer_keys(config)
+    common = {"scorer_config": scorer_config_id(scorer_config, judged_per_class, config.negatives),
+              "created_at": pa.scalar(int(time.time() * 1e6), pa.timestamp("us")).as_py()}
     client = llm.client(db)
-    results = {
-        "detection": (score_latents(client, "detection", judged, scorer_config,
-                                    throttled_log(context, "detection requests")), scorer_config.mode, config.llm.label),
-        "fuzzing": (score_latents(client, "fuzzing", judged, scorer_config,
-                                  throttled_log(context, "fuzzing requests")), scorer_config.mode, config.llm.label),
-        "embedding": (embedding_scores([t.item for t in tasks], seed=scorer_config.seed), "embedding",
-                      EMBEDDING_MODEL),
-    }
-    rows, judgment_table = [], []
-    for latent_scores, mode, judge in results.values():
-        row_keys = {**keys, "mode": mode, "judge": judge}
-        for task, score in zip(tasks, latent_scores):
-            rows.append(score_rows(sae, task, score, row_keys))
-            judgment_table += judgment_rows(sae, task, score, row_keys)
-    # This run owns every row of its range made with this explainer, these judges and this scorer config.
-    where = (f"{IN_LATENT_RANGE} AND explainer = ? AND explainer_model = ? AND judge IN (?, ?) "
-             "AND scorer_config = ?")
-    params = [sae, start, end, explainer_name, config.llm.label, config.llm.label, EMBEDDING_MODEL,
-              keys["scorer_config"]]
-    db.replace_rows("scores", pa.Table.from_pylist(rows, schema=SCORES), where, params)
+    rows, judgment_table, all_tasks = [], [], []
+    for key in explainers:  # the LLM's explanations, then the baseline's: judged alike, each beside its control
+        every_range = _explained(db, key, sae)  # the shuffled control borrows from every range
+        tasks = scoring_tasks(sae, {latent: r for latent, r in every_range.items() if start <= latent < end}, sets,
+                              {latent: r["explanation"] for latent, r in every_range.items()}, config.negatives,
+                              scorer_config.seed)
+        judged = judged_subset(tasks, judged_per_class)
+        context.log.info(f"scoring {len(tasks)} explanation(s) (own and shuffled) of {sae} {range_key} by "
+                         f"{key.explainer} ({scorer_config.mode}, judge {config.llm.label})")
+        results = [
+            (score_latents(client, scorer, judged, scorer_config,
+                           throttled_log(context, f"{scorer} requests ({key.explainer})")),
+             scorer_config.mode, config.llm.label) for scorer in LLM_SCORERS
+        ] + [(embedding_scores([t.item for t in tasks], seed=scorer_config.seed), "embedding", EMBEDDING_MODEL)]
+        for latent_scores, mode, judge in results:
+            row_keys = {**common, "explainer": key.explainer, "explainer_model": key.label, "mode": mode,
+                        "judge": judge}
+            for task, score in zip(tasks, latent_scores):
+                rows.append(score_rows(sae, task, score, row_keys))
+                judgment_table += judgment_rows(sae, task, score, row_keys)
+        all_tasks += tasks
+    # This run owns every row of its range made by these scorers, explainers, judges and scorer config.
+    mine = " OR ".join(["(explainer = ? AND explainer_model = ?)"] * len(explainers))
+    by_explainer = " OR ".join(["(explainer = ? AND backend = ? AND model = ?)"] * len(explainers))
+    judges = [config.llm.label, EMBEDDING_MODEL, common["scorer_config"]]
+    db.replace_rows("scores", pa.Table.from_pylist(rows, schema=SCORES),
+                    f"{IN_LATENT_RANGE} AND {OWN_SCORERS} AND judge IN (?, ?) AND scorer_config = ? AND ({mine})",
+                    [sae, start, end, *judges, *[v for k in explainers for v in (k.explainer, k.label)]])
     db.replace_rows("judgments", pa.Table.from_pylist(judgment_table, schema=JUDGMENTS),
-                    f"{IN_LATENT_RANGE} AND judge IN (?, ?) AND scorer_config = ? AND explanation_id IN "
-                    f"(SELECT explanation_id FROM explanations WHERE sae = ? AND {by_explainer})",
-                    [sae, start, end, config.llm.label, EMBEDDING_MODEL, keys["scorer_config"], sae,
-                     *explainer_params])
-    return MaterializeResult(metadata=_metadata(rows, tasks, config.llm.label, scorer_config.mode),
+                    f"{IN_LATENT_RANGE} AND {OWN_SCORERS} AND judge IN (?, ?) AND scorer_config = ? AND "
+                    f"explanation_id IN (SELECT explanation_id FROM explanations WHERE sae = ? AND ({by_explainer}))",
+                    [sae, start, end, *judges, sae,
+                     *[v for k in explainers for v in (k.explainer, k.backend, k.model)]])
+    return MaterializeResult(metadata=_metadata(rows, all_tasks, explainers, config.llm.label, scorer_config.mode),
                              check_results=_checks(db, rows, judgment_table, sae, start, end,
                                                    config.max_parse_failure_rate))
 
 
-def _metadata(rows: list[dict], tasks, judge: str, mode: str) -> dict:
+def _explained(db, key: ExplainerKey, sae: str) -> dict[int, dict]:
+    """The SAE's explanations by `key` that succeeded, by latent."""
+    rows = db.query("SELECT * FROM explanations WHERE sae = ? AND explainer = ? AND backend = ? AND model = ? "
+                    "AND status = 'ok'", [sae, key.explainer, key.backend, key.model]).to_pylist()
+    return {r["latent"]: r for r in rows}
+
+
+def _metadata(rows: list[dict], tasks, explainers: list[ExplainerKey], judge: str, mode: str) -> dict:
+    """Counts, and each explainer's mean AUC per scorer for own and shuffled explanations (the LLM explainer's
+    unprefixed, the baseline's prefixed `baseline_`)."""
     metadata = {"latents_scored": len({t.item.latent for t in tasks}),
                 "controls_scored": sum(t.control != "none" for t in tasks), "mode": mode, "judge": judge,
-                "statuses": dict(Counter(f"{r['scorer']}/{r['control']}/{r['status']}" for r in rows))}
-    for scorer in ("detection", "fuzzing", "embedding"):
-        for control in ("none", "shuffled"):
-            aucs = [r["auc"] for r in rows if r["scorer"] == scorer and r["control"] == control
-                    and r["auc"] is not None]
-            metadata[f"{scorer}_mean_auc_{'own' if control == 'none' else 'shuffled'}"] = (
-                round(sum(aucs) / len(aucs), 4) if aucs else None)
+                "explainers": ", ".join(k.explainer for k in explainers),
+                "statuses": dict(Counter(f"{r['explainer']}/{r['scorer']}/{r['control']}/{r['status']}"
+                                         for r in rows))}
+    for i, key in enumerate(explainers):
+        for scorer in (*LLM_SCORERS, "embedding"):
+            for control in ("none", "shuffled"):
+                aucs = [r["auc"] for r in rows if r["scorer"] == scorer and r["control"] == control
+                        and r["explainer"] == key.explainer and r["auc"] is not None]
+                name = f"{'baseline_' if i else ''}{scorer}_mean_auc_{'own' if control == 'none' else 'shuffled'}"
+                metadata[name] = round(sum(aucs) / len(aucs), 4) if aucs else None
     return metadata
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dagster import AssetDep, AssetExecutionContext, MultiToSingleDimensionPartitionMapping
 
+from ..core.digest import LatentDigest, digests_from_rows
 from ..core.latent_ranges import latent_range
 from ..core.sampling import rows_to_latent_examples
 from ..core.store import ResultsStore
@@ -29,3 +30,11 @@ def partition_latents(context: AssetExecutionContext, store: ResultsStore) -> tu
 def read_example_sets(store: ResultsStore, sae: str, start: int, end: int) -> dict:
     rows = store.query("SELECT * FROM examples WHERE sae = ? AND latent >= ? AND latent < ?", [sae, start, end])
     return rows_to_latent_examples(rows.to_pylist())
+
+
+def read_digests(store: ResultsStore, sae: str, start: int, end: int) -> dict[int, LatentDigest]:
+    """The range's latent digests (written by `examples`); empty where none were made."""
+    if not store.has_table("latent_digest"):
+        return {}
+    rows = store.query("SELECT * FROM latent_digest WHERE sae = ? AND latent >= ? AND latent < ?", [sae, start, end])
+    return digests_from_rows(rows.to_pylist())

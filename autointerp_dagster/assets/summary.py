@@ -10,9 +10,9 @@ from dagster import (
     asset,
 )
 
-from ..core.explainers import explainer_id
+from ..core.explainers import explainer_keys
 from ..core.plots import markdown_image, recall_by_quantile, score_distributions
-from ..core.report import OFFLINE_JUDGE_NOTE, format_report, sae_report
+from ..core.report import OFFLINE_JUDGE_NOTE, baseline_comparison, format_summary
 from ..partitions import SAE_DIMENSION, sae_partitions
 from ..resources import SettingsResource, StoreResource
 from .scores import scores
@@ -24,13 +24,14 @@ from .scores import scores
     deps=[AssetDep(scores, partition_mapping=MultiToSingleDimensionPartitionMapping(SAE_DIMENSION))],
     automation_condition=AutomationCondition.eager(),
     description="Per SAE: latents explained and skipped; each scorer's mean over latents for the own explanation, "
-    "the shuffled-explanation control and their paired difference, with 95% bootstrap intervals; recall by "
-    "activation quantile; LLM calls and tokens; plots.",
+    "the shuffled-explanation control and their paired difference, with 95% bootstrap intervals, for the LLM "
+    "explainer and the top-tokens baseline, and the LLM minus the baseline, paired; recall by activation "
+    "quantile; LLM calls and tokens; plots.",
 )
 def sae_summary(context: AssetExecutionContext, settings: SettingsResource, store: StoreResource) -> MaterializeResult:
     config = settings.get()
-    report = sae_report(store.get(), context.partition_key, explainer_id(config.explainer_config()), config.llm.label)
-    text = format_report(report)
+    explainers = explainer_keys(config)
+    text, report = format_summary(store.get(), context.partition_key, [(k.explainer, k.label) for k in explainers])
     if config.llm.is_local:
         text += "\n\n" + OFFLINE_JUDGE_NOTE
     histograms = score_distributions(
@@ -48,6 +49,14 @@ def sae_summary(context: AssetExecutionContext, settings: SettingsResource, stor
         "prompt_tokens": report.prompt_tokens,
         "completion_tokens": report.completion_tokens,
     }
+    if len(explainers) > 1:  # the LLM's own scores minus the top-tokens baseline's, paired over latents
+        for c in baseline_comparison(store.get(), context.partition_key, explainers[0].explainer,
+                                     explainers[1].explainer):
+            if c.difference[0] is not None:
+                metadata[f"{c.scorer}_{c.metric}_llm_minus_baseline"] = round(c.difference[0], 4)
+            if c.difference[1] is not None:
+                metadata[f"{c.scorer}_{c.metric}_llm_minus_baseline_95ci"] = (
+                    f"[{c.difference[1]:.4f}, {c.difference[2]:.4f}]")
     for summary in report.scorers:
         for part, (mean, low, high) in (("own", summary.own), ("shuffled", summary.shuffled),
                                         ("own_minus_shuffled", summary.difference)):

@@ -28,10 +28,17 @@ class Comparison:
 
 
 def pairing_sql(column: str, metric: str) -> str:
-    """The query behind a comparison (also shown in the README): one row per latent scored under both values."""
+    """The query behind a comparison (also shown in the README): one row per latent scored under both values.
+
+    Pairs share everything but the compared column: the judge and scorer configuration when explainers are
+    compared, and the very explanation when judges or scorer configurations are."""
+    same = [c for c in ("judge", "scorer_config") if c != column]
+    if column in ("judge", "scorer_config"):
+        same.append("explanation_id")
     return (f"SELECT a.sae, a.latent, a.scorer, a.{metric} AS a, b.{metric} AS b FROM scores a JOIN scores b "
             f"ON a.sae = b.sae AND a.latent = b.latent AND a.scorer = b.scorer "
-            f"WHERE a.control = 'none' AND b.control = 'none' AND a.{column} = ? AND b.{column} = ? "
+            + "".join(f"AND a.{c} = b.{c} " for c in same)
+            + f"WHERE a.control = 'none' AND b.control = 'none' AND a.{column} = ? AND b.{column} = ? "
             f"AND a.{metric} IS NOT NULL AND b.{metric} IS NOT NULL")
 
 

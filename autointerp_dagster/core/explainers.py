@@ -13,15 +13,16 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from autointerp_dagster.core.config import ExplainerConfig
+from autointerp_dagster.core.config import ExplainerConfig, Settings
 from autointerp_dagster.core.llm import ChatRequest, ChatResult, LLMClient
 from autointerp_dagster.core.llm.client import ProgressCallback, offset_progress
 from autointerp_dagster.core.prompts import ParseError
+from autointerp_dagster.core.digest import LatentDigest, top_tokens_explanation
 from autointerp_dagster.core.prompts.explainer import (
-    PREFILLED_ANSWER,
     build_explainer_messages,
     explanation_retry_message,
     parse_explanation,
+    prefilled_answer,
 )
 from autointerp_dagster.core.sampling import Example, order_for_explainer
 
@@ -42,6 +43,45 @@ def explainer_id(config: ExplainerConfig) -> str:
     return f"{kind}{'-cot' if config.reasoning else ''}-{digest}"
 
 
+@dataclass(frozen=True)
+class ExplainerKey:
+    """Who made an explanation: the explainer id, the backend and the model (with sae and latent, the key of the
+    explanations table). The LLM explainer and the top-tokens baseline each have one."""
+
+    explainer: str
+    backend: str
+    model: str
+
+    @property
+    def label(self) -> str:
+        return f"{self.backend}:{self.model}"
+
+
+BASELINE_BACKEND, BASELINE_MODEL = "none", "top-tokens"
+
+
+def baseline_key(n_tokens: int) -> ExplainerKey:
+    """The top-tokens baseline explainer: no LLM, the latent's `n_tokens` most frequent peak tokens."""
+    return ExplainerKey(f"top-tokens-{n_tokens}", BASELINE_BACKEND, BASELINE_MODEL)
+
+
+def explainer_keys(settings: Settings) -> list[ExplainerKey]:
+    """The explainers a run makes explanations with: the configured LLM's, then the baseline (if enabled)."""
+    keys = [ExplainerKey(explainer_id(settings.explainer_config()), settings.llm.backend, settings.llm.model)]
+    return keys + ([baseline_key(settings.baseline_tokens)] if settings.baseline_tokens else [])
+
+
+def baseline_explanations(latents: Sequence[int], digests: dict[int, LatentDigest], n_tokens: int
+                          ) -> list[ExplanationResult]:
+    """The baseline's explanation of each latent, or a failure where the latent has no digest."""
+    results = []
+    for latent in latents:
+        text = top_tokens_explanation(digests[latent], n_tokens) if latent in digests else None
+        results.append(ExplanationResult(latent, OK, text, None, text) if text else
+                       ExplanationResult(latent, FAILED, None, "no top tokens in the latent's digest", None))
+    return results
+
+
 def explanation_id(sae: str, latent: int, explainer: str, model: str, text: str | None) -> str:
     """Stable id of one explanation: scores are keyed by it, so a new explanation never inherits old scores."""
     return hashlib.sha256(f"{sae}\0{latent}\0{explainer}\0{model}\0{text}".encode()).hexdigest()[:16]
@@ -50,11 +90,13 @@ def explanation_id(sae: str, latent: int, explainer: str, model: str, text: str 
 @dataclass(frozen=True)
 class ExplainItem:
     """One latent to explain: its train examples (shown in `ExplainerConfig.order`, whatever order they come
-    in) and, for contrastive prompts, hard negatives (the explainer's share, never judged by a scorer)."""
+    in), for contrastive prompts hard negatives (the explainer's share, never judged by a scorer), and the
+    latent's digest (shown as `ExplainerConfig.digest` says)."""
 
     latent: int
     train: Sequence[Example]
     hard_negatives: Sequence[Example] = ()
+    digest: LatentDigest | None = None
 
 
 @dataclass
@@ -97,13 +139,16 @@ def explain_latents(
                 highlight_threshold=config.highlight_threshold,
                 reasoning=config.reasoning,
                 prefill=config.prefill,
+                digest=config.digest,
+                top_tokens=item.digest.top_activating if item.digest else (),
+                promoted=[token for token, _ in item.digest.promoted] if item.digest else (),
             )
         except ValueError as exc:  # no train examples: nothing to show the model
             results[i].error = str(exc)
             continue
         requests[i] = _request(messages, config, "explain")
 
-    started = PREFILLED_ANSWER if config.prefill else ""
+    started = prefilled_answer(config.digest) if config.prefill else ""
     first = _complete(client, requests, on_progress, offset=0)
     retries: dict[int, ChatRequest] = {}
     for i, answer in first.items():

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .compare import Comparison, compare, format_comparison
 from .metrics import mean_ci
 from .store import ResultsStore
 
@@ -175,3 +176,23 @@ def format_report(report: SaeReport) -> str:
 
 def _fraction(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}"
+
+
+def baseline_comparison(store: ResultsStore, sae: str, explainer: str, baseline: str) -> list[Comparison]:
+    """The LLM explainer's own scores against the top-tokens baseline's, paired over latents both explained (same
+    judge and scorer configuration): does the LLM say more than a frequency count?"""
+    return [c for metric in ("auc", "balanced_accuracy") for c in compare(store, "explainer", explainer, baseline,
+                                                                          metric, sae)]
+
+
+def format_summary(store: ResultsStore, sae: str, explainers: list[tuple[str, str]]) -> tuple[str, SaeReport]:
+    """The text a researcher reads for one SAE: a report per explainer ((explainer id, `backend:model`), the LLM's
+    first), then the LLM against the baseline, paired. Returns the text and the first explainer's report."""
+    reports = [sae_report(store, sae, explainer, label) for explainer, label in explainers]
+    blocks = [format_report(r) for r in reports]
+    if len(explainers) > 1:
+        (llm, _), (baseline, label) = explainers[:2]
+        table = format_comparison("explainer", llm, f"{baseline} ({label}, the no-LLM baseline)",
+                                  baseline_comparison(store, sae, llm, baseline))
+        blocks.append("  " + table.replace("\n", "\n  "))
+    return "\n".join(blocks), reports[0]

@@ -80,6 +80,8 @@ class SamplingConfig(Section):
     n_random_negatives: int = Field(50, ge=0)
     n_hard_negatives: int = Field(20, ge=0, description="in each of two shares: explainer-only, scorer-only")
     hard_negative_queries: int = Field(10, ge=1, description="top windows whose embeddings form the query")
+    digest_tokens: int = Field(10, ge=0, description="digest: most frequent peak tokens kept per latent")
+    promoted_tokens: int = Field(10, ge=0, description="digest: tokens the decoder direction promotes (0: none)")
     seed: int = 0
 
     @model_validator(mode="after")
@@ -105,6 +107,8 @@ class ExplainerConfig(Section):
     reasoning: bool = Field(False, description="chain of thought: step-by-step analysis before the answer line")
     prefill: bool = False
     contrastive: bool = False
+    digest: Literal["none", "input", "input+output"] = Field(
+        "input+output", description="after the examples: top peak tokens (input), decoder-promoted tokens (output)")
     highlight_threshold: float = Field(HIGHLIGHT_THRESHOLD, gt=0, le=1)
     max_tokens: int = Field(256, ge=1)
     temperature: float = Field(0.0, ge=0)
@@ -180,7 +184,7 @@ class ConcurrencyConfig(Section):
     runs: int = Field(4, ge=1, description="Dagster runs in progress at once")
 
 
-LOCAL_EXPLAINER = {"few_shot": False, "show_activations": False, "reasoning": False, "prefill": True, "max_tokens": 32}
+LOCAL_EXPLAINER = {"few_shot": True, "show_activations": False, "reasoning": False, "prefill": True, "max_tokens": 40}
 
 
 class Settings(Section):
@@ -204,6 +208,7 @@ class Settings(Section):
     latents_per_range: int | None = Field(1, ge=0, description="latents explained per (sae, range); null: all")
     sampling: SamplingConfig = SamplingConfig()
     explainer: ExplainerConfig = Field(ExplainerConfig(), description="unset fields follow the judge (see explainer_config)")
+    baseline_tokens: int = Field(3, ge=0, description="top-tokens baseline explainer: N most frequent peak tokens (0: none)")
     scoring: ScorerConfig = ScorerConfig(mode="auto")
     negatives: Literal["random", "random+hard"] = Field("random", description="scorer negatives")
     explainer_examples: int | None = Field(None, ge=1, description="null: 10 for a local judge, else all (40)")

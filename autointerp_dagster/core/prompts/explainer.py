@@ -26,7 +26,7 @@ _SYSTEM = (
     "{activation_note}. Find what the marked tokens and their context have in common. "
     "Give a concise explanation, a short phrase rather than a sentence, specific enough "
     "to predict which tokens the latent fires on. Do not mention the markers or list the "
-    "examples.{contrast_note}\n"
+    "examples.{contrast_note}{digest_note}\n"
     "{answer_note}\n"
     f"{ANSWER_PREFIX} <your explanation>"
 )
@@ -46,9 +46,21 @@ _CONTRAST_STEP = ", and against the examples where the latent is NOT active"
 _PREFILL_SYSTEM = (
     "In each text below, some words are marked with << and >>. Name what the marked words have in common "
     "(for example: names of kings, verbs of speaking, the word \"and\" starting a clause), in a few words."
-    "{contrast_note}"
+    "{contrast_note}{digest_note}"
 )
 _PREFILL_QUESTION = "What do the marked words have in common?"
+_DIGEST_QUESTION = "Which words are marked most often, and what do they have in common?"
+DIGESTS = ("none", "input", "input+output")
+_TOP_LINE = "Marked most often (times it was the strongest token of a text):"
+_PROMOTED_LINE = "Words it makes the model predict next:"
+_DIGEST_NOTES = {
+    "none": "",
+    "input": " After the examples, a line counts the words marked most often over many more texts. Start your "
+             "answer with the two or three most typical of them, quoted, then say what they share.",
+    "input+output": " After the examples, a line counts the words marked most often over many more texts, and "
+                    "another lists the words it makes the model predict next. Start your answer with the two or "
+                    "three most typical marked words, quoted, then say what they share.",
+}
 PREFILLED_ANSWER = f"{ANSWER_PREFIX} The marked words are"
 _ACTIVATION_NOTE = (
     ", and a line after each example lists the marked tokens with the latent's "
@@ -110,7 +122,9 @@ def _example_from_marked(marked: str, strengths: Sequence[int]) -> Example:
 
 
 # Each shot: (active examples with strengths, inactive look-alikes, the three steps of the
-# chain-of-thought answer, sentence added to its last step in the contrastive prompt, explanation).
+# chain-of-thought answer, sentence added to its last step in the contrastive prompt, explanation,
+# the shot's digest (top tokens with counts, promoted tokens), and the explanation a digest prompt answers
+# with: the typical tokens first, then what they share).
 _FEW_SHOT = (
     (
         (
@@ -126,6 +140,8 @@ _FEW_SHOT = (
         ),
         "",
         "units of measurement right after a number",
+        ((("grams", 14), ("miles", 11), ("inch", 9), ("feet", 8), ("kg", 5)), ("of", "per", "long", "wide", "away")),
+        '"grams", "miles", "inch": units of measurement right after a number',
     ),
     (
         (
@@ -141,6 +157,9 @@ _FEW_SHOT = (
         ),
         "",
         "speech verbs attributing a quote (said, asked, replied)",
+        ((("said", 31), ("asked", 12), ("replied", 9), ("cried", 6), ("answered", 5)),
+         ("quietly", "softly", "to", "again", "angrily")),
+        '"said", "asked", "replied": verbs of speaking after a quotation',
     ),
     (
         (
@@ -157,8 +176,20 @@ _FEW_SHOT = (
         " The inactive examples use \"bank\" for a riverside or a pile, so only the "
         "financial sense counts.",
         "\"bank\" as a financial institution",
+        ((("bank", 40), ("banks", 6), ("Bank", 3)), ("account", "loan", "deposit", "teller", "robbery")),
+        '"bank", "banks": a bank as a place that keeps money',
     ),
 )
+
+
+def format_digest(top_tokens: Sequence[tuple[str, int]], promoted: Sequence[str], shown: int = 8) -> str:
+    """The digest lines: the tokens the latent fires on most, with counts, and the tokens it promotes."""
+    lines = []
+    if top_tokens:
+        lines.append(f"{_TOP_LINE} " + ", ".join(f'"{clean_token(t)}" ({n})' for t, n in top_tokens[:shown]))
+    if promoted:
+        lines.append(f"{_PROMOTED_LINE} " + ", ".join(f'"{clean_token(t).strip()}"' for t in promoted[:shown]))
+    return "\n".join(lines)
 
 
 def _examples_message(
@@ -166,6 +197,7 @@ def _examples_message(
     hard_negatives: Sequence[Example],
     show_activations: bool,
     highlight_threshold: float,
+    digest: str = "",
 ) -> str:
     lines = [ACTIVE_HEADER]
     for i, example in enumerate(examples, 1):
@@ -177,27 +209,39 @@ def _examples_message(
         lines += ["", INACTIVE_HEADER]
         for i, example in enumerate(hard_negatives, len(examples) + 1):
             lines.append(f"Example {i}: {render_tokens(example.tokens)}")
+    if digest:
+        lines += ["", digest]
     return "\n".join(lines)
 
 
-def _few_shot_messages(contrastive: bool, show_activations: bool, reasoning: bool) -> list[dict]:
-    """The demonstrations: answers are the explanation line alone, or the steps and then the line."""
+def _few_shot_messages(contrastive: bool, show_activations: bool, reasoning: bool, digest: str,
+                       question: str = "") -> list[dict]:
+    """The demonstrations: answers are the explanation line alone, or the steps and then the line. With a
+    `digest` ("none", "input", "input+output") each shot shows its digest and answers with its typical tokens."""
     messages = []
-    for active, inactive, steps, contrast, explanation in _FEW_SHOT:
+    for active, inactive, steps, contrast, explanation, (top, promoted), token_explanation in _FEW_SHOT:
         shown = [_example_from_marked(text, strengths) for text, strengths in active]
         negatives = (
             [_example_from_marked(text, ()) for text in inactive] if contrastive else []
         )
-        answer = f"{ANSWER_PREFIX} {explanation}"
+        lines = format_digest(top if digest != "none" else (), promoted if digest == "input+output" else ())
+        answer = f"{ANSWER_PREFIX} {token_explanation if lines else explanation}"
         if reasoning:
             *first, last = steps
             analysis = [*first, last + (contrast if negatives else "")]
             answer = "\n".join(f"Step {i}. {step}" for i, step in enumerate(analysis, 1)) + "\n" + answer
+        content = _examples_message(shown, negatives, show_activations, 0.0, lines)
         messages += [
-            {"role": "user", "content": _examples_message(shown, negatives, show_activations, 0.0)},
+            {"role": "user", "content": f"{content}\n\n{question}" if question else content},
             {"role": "assistant", "content": answer},
         ]
     return messages
+
+
+def prefilled_answer(digest: str) -> str:
+    """The start of the answer a prefilled prompt gives the model: with a digest, the bare answer marker (the
+    shots show the form: typical tokens, then what they share); without, a sentence to finish."""
+    return f"{ANSWER_PREFIX}" if digest != "none" else PREFILLED_ANSWER
 
 
 def build_explainer_messages(
@@ -208,6 +252,9 @@ def build_explainer_messages(
     highlight_threshold: float = HIGHLIGHT_THRESHOLD,
     reasoning: bool = False,
     prefill: bool = False,
+    digest: str = "none",
+    top_tokens: Sequence[tuple[str, int]] = (),
+    promoted: Sequence[str] = (),
 ) -> list[dict]:
     """OpenAI-style chat messages asking for one latent's explanation, examples in the order given.
 
@@ -216,27 +263,34 @@ def build_explainer_messages(
     told the explanation must separate the two groups. Without `reasoning` the model is
     asked for the answer line alone (the paper's explainer); with it, for a step-by-step
     analysis ending with that line (chain of thought). With `prefill` (small local models)
-    the messages end with the model's answer started (`PREFILLED_ANSWER`).
+    the messages end with the model's answer started (`prefilled_answer`). `digest` ("input",
+    "input+output") adds the latent's most frequent peak tokens (`top_tokens`) and the tokens its decoder
+    promotes (`promoted`) after the examples, and asks for the typical tokens and what they share.
     """
     if not examples:
         raise ValueError("the explainer needs at least one example")
     if prefill and reasoning:
         raise ValueError("a prefilled answer leaves no room for reasoning")
+    if digest not in DIGESTS:
+        raise ValueError(f"digest must be one of {', '.join(DIGESTS)}, not {digest!r}")
     contrastive = bool(hard_negatives)
-    notes = {"contrast_note": _CONTRAST_NOTE if contrastive else ""}
+    notes = {"contrast_note": _CONTRAST_NOTE if contrastive else "",
+             "digest_note": _DIGEST_NOTES[digest]}
     if prefill:
         system = _PREFILL_SYSTEM.format(**notes)
     else:
         steps = _STEPS_NOTE.format(contrast_step=_CONTRAST_STEP if contrastive else "")
         system = _SYSTEM.format(activation_note=_ACTIVATION_NOTE if show_activations else "",
                                 answer_note=steps if reasoning else _DIRECT_NOTE, **notes)
+    question = _PREFILL_QUESTION if prefill and digest == "none" else _DIGEST_QUESTION if prefill else ""
     messages = [{"role": "system", "content": system}]
     if few_shot:
-        messages += _few_shot_messages(contrastive, show_activations, reasoning)
-    shown = _examples_message(examples, hard_negatives or (), show_activations, highlight_threshold)
+        messages += _few_shot_messages(contrastive, show_activations, reasoning, digest, question)
+    lines = format_digest(top_tokens if digest != "none" else (), promoted if digest == "input+output" else ())
+    shown = _examples_message(examples, hard_negatives or (), show_activations, highlight_threshold, lines)
     if prefill:
-        return messages + [{"role": "user", "content": f"{shown}\n\n{_PREFILL_QUESTION}"},
-                           {"role": "assistant", "content": PREFILLED_ANSWER}]
+        return messages + [{"role": "user", "content": f"{shown}\n\n{question}"},
+                           {"role": "assistant", "content": prefilled_answer(digest)}]
     return messages + [{"role": "user", "content": shown}]
 
 

@@ -84,6 +84,7 @@ class LatentExamples(ExampleSets):
     reason: str | None = None
     n_activating_windows: int = 0
     max_activation: float = 0.0
+    top_tokens: list[tuple[str, int]] = field(default_factory=list)  # see `peak_token_counts`
 
 
 def stable_key_hash(sae_key: str) -> int:
@@ -132,6 +133,10 @@ class _Sampler:
         rng = np.random.default_rng([config.seed, self.key_hash, latent])
         train, test = split_train_test(quantile, config, rng)
         result = LatentExamples(latent, n_activating_windows=n_windows, max_activation=top)
+        unjudged = np.ones(n_windows, dtype=bool)
+        unjudged[test] = False
+        result.top_tokens = peak_token_counts(self.strings[win_row[unjudged], pos[peak[unjudged]]],
+                                              config.digest_tokens)
         # Strongest first within each set; consumers shuffle where order would leak the label.
         for name, chosen in (("train", train), ("test", test)):
             chosen = chosen[np.argsort(-window_max[chosen], kind="stable")]
@@ -185,6 +190,20 @@ class _Sampler:
             result.hard_negative_train = self._negatives(rows[0::2], starts[0::2], HARD_NEGATIVE)
             result.hard_negative_test = self._negatives(rows[1::2], starts[1::2], HARD_NEGATIVE)
         self.pending = []
+
+
+def peak_token_counts(peak_strings: np.ndarray, top: int) -> list[tuple[str, int]]:
+    """The `top` most frequent tokens at the peaks of a latent's activating windows, with their counts.
+
+    Only windows the scorers never judge count (the explainer's share and the windows no set uses), so a digest
+    built from them leaks nothing of the test set. Tokens are compared without their surrounding whitespace
+    (" upon" and "upon" are one word to a reader); a whitespace-only token keeps its escaped form.
+    """
+    counts: dict[str, int] = {}
+    for token in peak_strings.tolist():
+        key = token.strip() or token.encode("unicode_escape").decode()
+        counts[key] = counts.get(key, 0) + 1
+    return sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:top]
 
 
 def _clear_of(rows: np.ndarray, starts: np.ndarray, others: Sequence[Example], width: int) -> np.ndarray:

@@ -53,6 +53,10 @@ class ResultsStore:
         with self.connect() as con:
             return con.sql(sql, params=params or None).to_arrow_table()
 
+    def has_table(self, table: str) -> bool:
+        with self.connect() as con:
+            return _table_exists(con, table)
+
     def duplicate_keys(self, table: str, key: tuple[str, ...], where: str, params: Sequence = ()) -> int:
         """Rows in the `where` slice of `table` beyond one per `key` (0 when keys are unique)."""
         with self.connect() as con:

@@ -75,6 +75,12 @@ LLM_CALLS = pa.schema([
     ("latency_s", pa.float64()), ("attempts", pa.int32()), ("status", pa.string()), ("error", pa.string()),
     ("created_at", _TS_UTC),
 ])
+# A latent's digest (core/digest.py): kind 'top_activating' (value: windows whose peak is the token) or
+# 'promoted' (value: the logit its decoder direction gives the token), rank 0 first.
+LATENT_DIGEST = pa.schema([
+    ("sae", pa.string()), ("latent", pa.int32()), ("kind", pa.string()), ("rank", pa.int32()), ("token", pa.string()),
+    ("value", pa.float64()),
+])
 # The LLM tables are appended to (INSERT OR IGNORE on their keys) rather than replaced by slice.
 LLM_DDL = """
 CREATE TABLE IF NOT EXISTS llm_responses (
@@ -94,6 +100,7 @@ TABLES: dict[str, pa.Schema] = {
     "explanations": EXPLANATIONS,
     "scores": SCORES,
     "judgments": JUDGMENTS,
+    "latent_digest": LATENT_DIGEST,
 }
 
 IN_LATENT_RANGE = "sae = ? AND latent >= ? AND latent < ?"  # the slice a (sae, latent range) partition owns

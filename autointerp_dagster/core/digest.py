@@ -1,0 +1,84 @@
+"""A latent's digest: the tokens it fires on most (input side) and the tokens its decoder direction promotes
+through the unembedding (output side).
+
+The explainer sees it beside the marked examples (Gur-Arieh et al. 2025: input and output descriptions together
+beat either alone), and the top-tokens baseline explainer is made from it alone, so an LLM's explanation is
+always shown against what a frequency count gets. Both sides are computed without the scorers' windows: the
+input side counts only windows no scorer judges, and the output side reads only weights.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+TOP_ACTIVATING = "top_activating"
+PROMOTED = "promoted"
+# Tokens whose unembedding row is promoted must occur this often in the corpus: through a middle layer, the top
+# of a 262k-token vocabulary is mostly fragments of other languages that tell a reader nothing about this text.
+MIN_CORPUS_COUNT = 5
+_NORM_NAMES = ("norm", "final_layernorm", "final_layer_norm", "ln_f")
+
+
+@dataclass(frozen=True)
+class LatentDigest:
+    latent: int
+    top_activating: tuple[tuple[str, int], ...] = ()  # (token, windows whose peak it is)
+    promoted: tuple[tuple[str, float], ...] = ()  # (token, logit of the decoder direction)
+
+
+def promoted_tokens(model, directions: torch.Tensor, top: int, corpus_counts: np.ndarray | None = None,
+                    min_count: int = MIN_CORPUS_COUNT) -> list[list[tuple[str, float]]]:
+    """Per direction ([n, d_model]), the `top` tokens whose logits it raises most: the logit lens, i.e. the model's
+    final norm and output embedding applied to the direction alone. `model` is a loaded `SubjectModel`.
+
+    With `corpus_counts` (occurrences of every vocabulary id in the corpus), only tokens seen `min_count` times
+    are ranked; special tokens never are.
+    """
+    body, lm = model.body, model.model
+    norm = next((getattr(body, name) for name in _NORM_NAMES if hasattr(body, name)), None)
+    unembedding = lm.get_output_embeddings().weight
+    allowed = torch.ones(unembedding.shape[0], dtype=torch.bool)
+    if corpus_counts is not None:
+        counts = torch.from_numpy(np.asarray(corpus_counts))
+        allowed[: len(counts)] = counts[: unembedding.shape[0]] >= min_count
+        allowed[len(counts):] = False
+    special = [i for i in getattr(model.tokenizer, "all_special_ids", []) if i < len(allowed)]
+    allowed[special] = False
+    candidates = allowed.nonzero().squeeze(1).to(unembedding.device)
+    with torch.inference_mode():
+        x = directions.to(device=unembedding.device, dtype=unembedding.dtype)
+        if norm is not None:
+            x = norm(x)
+        logits = x @ unembedding[candidates].T
+        values, index = logits.float().topk(min(top, len(candidates)), dim=-1)
+    ids = candidates[index].cpu().tolist()
+    return [[(model.tokenizer.decode([i]), round(v, 3)) for i, v in zip(row_ids, row_values)]
+            for row_ids, row_values in zip(ids, values.cpu().tolist())]
+
+
+def digest_rows(sae: str, digests: Sequence[LatentDigest]) -> list[dict]:
+    """Rows of the `latent_digest` table: one per (latent, kind, rank)."""
+    return [{"sae": sae, "latent": d.latent, "kind": kind, "rank": rank, "token": token, "value": float(value)}
+            for d in digests for kind, pairs in ((TOP_ACTIVATING, d.top_activating), (PROMOTED, d.promoted))
+            for rank, (token, value) in enumerate(pairs)]
+
+
+def digests_from_rows(rows: Sequence[dict]) -> dict[int, LatentDigest]:
+    """The inverse of `digest_rows` (rows in any order)."""
+    parts: dict[int, dict[str, list]] = {}
+    for r in sorted(rows, key=lambda r: (r["latent"], r["kind"], r["rank"])):
+        parts.setdefault(r["latent"], {TOP_ACTIVATING: [], PROMOTED: []})[r["kind"]].append(
+            (r["token"], int(r["value"]) if r["kind"] == TOP_ACTIVATING else r["value"]))
+    return {latent: LatentDigest(latent, tuple(p[TOP_ACTIVATING]), tuple(p[PROMOTED])) for latent, p in parts.items()}
+
+
+def top_tokens_explanation(digest: LatentDigest, n: int) -> str | None:
+    """The baseline explanation: the latent's `n` most frequent peak tokens, as a reader would write them."""
+    tokens = [token for token, _ in digest.top_activating[:n]]
+    if not tokens:
+        return None
+    return "the words " + ", ".join(f'"{t}"' for t in tokens)

@@ -1,0 +1,128 @@
+"""Latent digests: peak-token counts that leave out the scorers' windows, tokens a decoder direction promotes,
+decoder directions read from coder files, the top-tokens baseline explainer, and the digest explainer prompt."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from autointerp_dagster.core.coders import CoderSource
+from autointerp_dagster.core.coders.decoder import decoder_directions
+from autointerp_dagster.core.digest import (
+    LatentDigest,
+    digest_rows,
+    digests_from_rows,
+    promoted_tokens,
+    top_tokens_explanation,
+)
+from autointerp_dagster.core.explainers import FAILED, OK, baseline_explanations, baseline_key
+from autointerp_dagster.core.prompts.explainer import build_explainer_messages, parse_explanation, prefilled_answer
+from autointerp_dagster.core.sampling.build import peak_token_counts
+from autointerp_dagster.core.subject_model import load_subject_model
+
+from .conftest import write_sparsify_sae
+from .test_sampling import setup  # noqa: F401  (the tiny cache fixture)
+
+
+def test_peak_token_counts_merge_spacing_and_escape_whitespace():
+    peaks = np.array([" upon", "upon", " into", "\n", "\n", "\n", " upon"], dtype=object)
+    assert peak_token_counts(peaks, 2) == [("\\n", 3), ("upon", 3)]  # ties by token
+    assert peak_token_counts(peaks, 10)[-1] == ("into", 1)
+
+
+def test_top_tokens_come_only_from_windows_no_scorer_judges(setup):  # noqa: F811
+    decode, cache, tokens = setup["decode"], setup["cache"], setup["tokens"]
+    for le in [le for le in setup["examples"] if le.status == "ok"][:6]:
+        table = cache.records(le.latent, le.latent + 1)
+        row, pos, act = (table[c].to_numpy() for c in ("row", "pos", "activation"))
+        judged = {(e.row, e.start) for e in le.test}
+        width = len(le.test[0].tokens)
+        # Each window's peak: its strongest record; windows the scorers judge are left out.
+        expected: dict[str, int] = {}
+        from autointerp_dagster.core.sampling import activating_windows
+
+        from .test_sampling import CONFIG
+        win_row, win_start, peak = activating_windows(row, pos.astype(np.int64), act, tokens.shape[1],
+                                                      int(cache.manifest["first_position"]), CONFIG)
+        for r, s, p in zip(win_row.tolist(), win_start.tolist(), peak.tolist()):
+            if (r, s) in judged:
+                continue
+            token = decode.strings(np.array([tokens[r, pos[p]]]))[0]
+            key = token.strip() or token.encode("unicode_escape").decode()
+            expected[key] = expected.get(key, 0) + 1
+            assert s <= pos[p] < s + width
+        top = sorted(expected.items(), key=lambda kv: (-kv[1], kv[0]))[: CONFIG.digest_tokens]
+        assert le.top_tokens == top
+        assert sum(n for _, n in le.top_tokens) <= le.n_activating_windows - len(le.test)
+
+
+def test_promoted_tokens_rank_the_unembedding_a_direction_points_at(tiny_model_dir, tmp_path):
+    model = load_subject_model(str(tiny_model_dir), tmp_path / "models")
+    unembedding = model.model.get_output_embeddings().weight.detach()
+    norm_weight = 1.0 + model.body.norm.weight.detach()  # Gemma's RMSNorm scales by (1 + weight)
+    targets = [40, 41, 200]
+    directions = unembedding[targets] / norm_weight  # after the final norm, exactly that token's row (scaled)
+    found = promoted_tokens(model, directions, top=3)
+    for target, tokens in zip(targets, found):
+        assert tokens[0][0] == model.tokenizer.decode([target])
+        assert tokens[0][1] >= tokens[1][1] >= tokens[2][1]
+    counts = np.zeros(len(unembedding), dtype=np.int64)
+    counts[[41, 7, 8, 9]] = 10  # token 40 never occurs in this corpus
+    seen = promoted_tokens(model, directions[:2], top=2, corpus_counts=counts)
+    assert seen[0][0][0] != model.tokenizer.decode([40])
+    assert {t for t, _ in seen[1]} <= {model.tokenizer.decode([i]) for i in (41, 7, 8, 9)}
+    special = model.tokenizer.bos_token_id
+    assert model.tokenizer.decode([special]) not in {
+        t for ts in promoted_tokens(model, unembedding[[special]] / norm_weight, top=3) for t, _ in ts}
+
+
+def test_decoder_directions_of_a_sparsify_sae_and_of_neurons(tiny_model_dir, tmp_path):
+    from safetensors.torch import load_file
+
+    folder = write_sparsify_sae(tmp_path / "layers.1", 64, 48, 4, seed=2)
+    directions = decoder_directions(CoderSource(str(folder)))
+    assert torch.equal(directions, load_file(folder / "sae.safetensors")["W_dec"].float())
+    model = load_subject_model(str(tiny_model_dir), tmp_path / "models")
+    neurons = decoder_directions(CoderSource("", hookpoint="layers.1.mlp", kind="neurons"), model.body)
+    down = model.body.layers[1].mlp.down_proj.weight
+    assert neurons.shape == (down.shape[1], down.shape[0]) and torch.equal(neurons[5], down[:, 5])
+    with pytest.raises(ValueError, match="base model"):
+        decoder_directions(CoderSource("", hookpoint="layers.1.mlp", kind="neurons"))
+
+
+def test_digest_rows_round_trip():
+    digests = [LatentDigest(3, (("upon", 5), ("into", 2)), (("earth", 1.5),)), LatentDigest(9, (("LORD", 7),))]
+    rows = digest_rows("m/layers.1", digests)
+    assert [(r["latent"], r["kind"], r["rank"]) for r in rows][:3] == [
+        (3, "top_activating", 0), (3, "top_activating", 1), (3, "promoted", 0)]
+    assert digests_from_rows(list(reversed(rows))) == {3: digests[0], 9: digests[1]}
+
+
+def test_baseline_explains_by_top_tokens_and_records_latents_without_a_digest():
+    digests = {1: LatentDigest(1, (("upon", 5), ("into", 2), ("unto", 2), ("over", 1)))}
+    assert top_tokens_explanation(digests[1], 3) == 'the words "upon", "into", "unto"'
+    ok, missing = baseline_explanations([1, 2], digests, 3)
+    assert (ok.status, ok.explanation) == (OK, 'the words "upon", "into", "unto"')
+    assert (missing.status, missing.explanation) == (FAILED, None) and "digest" in missing.error
+    assert baseline_key(3).label == "none:top-tokens" and baseline_key(3).explainer == "top-tokens-3"
+
+
+def test_digest_prompt_shows_both_sides_and_shots_answer_with_tokens_first(setup):  # noqa: F811
+    le = next(le for le in setup["examples"] if le.status == "ok")
+    messages = build_explainer_messages(le.train[:3], few_shot=True, prefill=True, show_activations=False,
+                                        digest="input+output", top_tokens=[("upon", 12), ("into", 3)],
+                                        promoted=["earth", "ground"])
+    last_user = messages[-2]["content"]
+    assert 'Marked most often (times it was the strongest token of a text): "upon" (12), "into" (3)' in last_user
+    assert 'Words it makes the model predict next: "earth", "ground"' in last_user
+    assert messages[-1] == {"role": "assistant", "content": prefilled_answer("input+output")}
+    shots = [m["content"] for m in messages[1:-2] if m["role"] == "assistant"]
+    assert len(shots) == 3 and all(parse_explanation(s).startswith('"') for s in shots)
+    only_input = build_explainer_messages(le.train[:3], digest="input", top_tokens=[("upon", 12)],
+                                          promoted=["earth"])
+    assert "predict next" not in only_input[-1]["content"] and '"upon" (12)' in only_input[-1]["content"]
+    plain = build_explainer_messages(le.train[:3], digest="none", top_tokens=[("upon", 12)])
+    assert "Marked most often" not in "".join(m["content"] for m in plain)
+    with pytest.raises(ValueError, match="digest"):
+        build_explainer_messages(le.train[:3], digest="both")
