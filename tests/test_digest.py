@@ -126,3 +126,11 @@ def test_digest_prompt_shows_both_sides_and_shots_answer_with_tokens_first(setup
     assert "Marked most often" not in "".join(m["content"] for m in plain)
     with pytest.raises(ValueError, match="digest"):
         build_explainer_messages(le.train[:3], digest="both")
+
+
+def test_counts_copied_from_the_digest_are_dropped():
+    from autointerp_dagster.core.prompts.explainer import without_counts
+
+    assert without_counts('"." (125), "ites" (67), "," (36): a group') == '".", "ites", ",": a group'
+    assert without_counts('"or", "!" (both appear 44 times), "nor" (8 times)') == '"or", "!", "nor"'
+    assert without_counts('"bank" (as in money)') == '"bank" (as in money)'

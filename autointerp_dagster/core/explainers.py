@@ -23,6 +23,7 @@ from autointerp_dagster.core.prompts.explainer import (
     explanation_retry_message,
     parse_explanation,
     prefilled_answer,
+    without_counts,
 )
 from autointerp_dagster.core.sampling import Example, order_for_explainer
 
@@ -149,10 +150,11 @@ def explain_latents(
         requests[i] = _request(messages, config, "explain")
 
     started = prefilled_answer(config.digest) if config.prefill else ""
+    tidy = without_counts if config.digest != "none" else None
     first = _complete(client, requests, on_progress, offset=0)
     retries: dict[int, ChatRequest] = {}
     for i, answer in first.items():
-        if _absorb(results[i], answer, started):
+        if _absorb(results[i], answer, started, tidy):
             asked = requests[i].messages[:-1] if config.prefill else requests[i].messages
             messages = asked + [{"role": "assistant", "content": results[i].raw_answer},
                                 explanation_retry_message()]
@@ -160,7 +162,7 @@ def explain_latents(
                 messages.append(requests[i].messages[-1])
             retries[i] = _request(messages, config, "explain_retry")
     for i, answer in _complete(client, retries, on_progress, offset=len(first)).items():
-        if _absorb(results[i], answer, started):
+        if _absorb(results[i], answer, started, tidy):
             results[i].error = f"unparseable after one retry: {results[i].error}"
     return results
 
@@ -183,10 +185,11 @@ def _complete(
     return dict(zip(requests, answers))
 
 
-def _absorb(result: ExplanationResult, answer: ChatResult, started: str = "") -> bool:
+def _absorb(result: ExplanationResult, answer: ChatResult, started: str = "", tidy=None) -> bool:
     """Adds one answer to `result`; True when it arrived but could not be parsed (retry it).
 
-    `started` is the prefilled start of the answer, which the reply does not repeat.
+    `started` is the prefilled start of the answer, which the reply does not repeat; `tidy` cleans the parsed
+    explanation (the raw answer is kept as it came).
     """
     result.call_ids.append(answer.call_id)
     result.prompt_tokens += answer.tokens_in
@@ -199,6 +202,8 @@ def _absorb(result: ExplanationResult, answer: ChatResult, started: str = "") ->
         if started and not (answer.text or "").strip():
             raise ParseError("nothing after the prefilled start of the answer")
         result.explanation = parse_explanation(result.raw_answer)
+        if tidy:
+            result.explanation = tidy(result.explanation)
     except ParseError as exc:
         result.status, result.error = FAILED, str(exc)
         return True

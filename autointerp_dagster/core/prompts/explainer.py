@@ -337,6 +337,14 @@ def parse_explanation(text: str) -> str:
     raise ParseError(f"empty explanation after {ANSWER_PREFIX}")
 
 
+_COUNT = re.compile(r"\s*\((?:\d+|[^()]*\b\d+\s+times?\b[^()]*)\)")
+
+
+def without_counts(explanation: str) -> str:
+    """The explanation without digest counts a model copied into it (`"upon" (12)` -> `"upon"`)."""
+    return re.sub(r"\s+([,:;])", r"\1", _COUNT.sub("", explanation)).strip()
+
+
 def explanation_retry_message() -> dict:
     """The user turn sent after an unparseable answer, asking for the required last line."""
     return {
