@@ -63,7 +63,8 @@ def _dicts(con: duckdb.DuckDBPyConnection, sql: str, params: list) -> list[dict]
 
 
 def _num(value) -> float | None:
-    return None if value is None else round(float(value), 6)
+    """Six significant digits: enough for any score or frequency shown, and a lighter page."""
+    return None if value is None else float(f"{float(value):.6g}")
 
 
 def known_saes(store: ResultsStore) -> list[str]:
