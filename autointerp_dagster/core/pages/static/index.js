@@ -1,4 +1,4 @@
-// The SAE index: one row per explanation (and judge), sortable by every column, searchable by explanation text.
+// The SAE index: one row per explanation (judges are named on the latent's page), sortable by every column, searchable by explanation text.
 // Rows render a page at a time, so 10,000+ latents stay fast. Text goes in with textContent, never as HTML.
 "use strict";
 (function () {
@@ -16,7 +16,6 @@
     {key: "latent", label: "latent", get: r => r.latent, num: true},
     {key: "explanation", label: "explanation", get: r => r.explanation},
     {key: "model", label: "explainer model", get: r => r.model},
-    {key: "judge", label: "judge", get: r => r.judge},
     {key: "frequency", label: "firing freq.", get: r => r.frequency, num: true, digits: 5},
     {key: "max_activation", label: "max act.", get: r => r.max_activation, num: true, digits: 2},
   ];
