@@ -140,7 +140,11 @@ def export_results(settings: Settings, sae: str | None, fmt: str, out: str | Non
     saes = [sae] if sae else known_saes(store)
     target = Path(out) if out else settings.home / "exports" / fmt
     if fmt == "parquet":
-        print(f"dataset of {len(saes)} SAE(s) -> {export_parquet(store, saes, target)}")
+        try:
+            print(f"dataset of {len(saes)} SAE(s) -> {export_parquet(store, saes, target)}")
+        except ValueError as exc:
+            print(f"autointerp: {exc}", file=sys.stderr)
+            return 1
     else:
         for key in saes:
             print(f"{key} -> {export_neuronpedia(store, key, target)}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import threading
 import urllib.request
 
@@ -21,6 +22,7 @@ from autointerp_dagster.core.pages import (
     write_report,
 )
 from autointerp_dagster.core.pages.render import embed_json
+from autointerp_dagster.core.store import ResultsStore
 
 from .pages_data import DETECTION_AUC, EXPLANATION, FAILED, LATENTS, OTHER, SAE, build_store
 
@@ -34,8 +36,6 @@ def home(tmp_path_factory):
 
 @pytest.fixture
 def store(home):
-    from autointerp_dagster.core.store import ResultsStore
-
     return ResultsStore(home / "autointerp.duckdb")
 
 
@@ -104,7 +104,7 @@ def test_parquet_dataset_loads_with_datasets_offline(store, tmp_path, monkeypatc
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
     out = export_parquet(store, [SAE, OTHER], tmp_path / "dataset")
     card = (out / "README.md").read_text()
-    assert card.startswith("---\nconfigs:") and "data_files: data/explanations.parquet" in card
+    assert card.startswith("---\nconfigs:") and re.search(r"data_files: data/explanations-[0-9a-f]{12}\.parquet", card)
     explanations = datasets.load_dataset(str(out), split="train", cache_dir=str(tmp_path / "hf"))
     assert len(explanations) == 5 and set(explanations["sae"]) == {SAE}
     by_latent = {r["latent"]: r for r in explanations}
@@ -113,6 +113,14 @@ def test_parquet_dataset_loads_with_datasets_offline(store, tmp_path, monkeypatc
     assert by_latent[FAILED]["status"] == "failed" and by_latent[FAILED]["detection_auc"] is None
     scores = datasets.load_dataset(str(out), "scores", split="train", cache_dir=str(tmp_path / "hf"))
     assert len(scores) == 4 * 3 * 2 and set(scores["control"]) == {"none", "shuffled"}
+    # A re-export of other rows to the same folder loads the new rows, not the cached old ones.
+    changed = ResultsStore(shutil.copy(store.db_path, tmp_path / "changed.duckdb"))
+    with changed.connect() as con:
+        con.execute("DELETE FROM explanations WHERE latent = 7")
+    export_parquet(changed, [SAE], out)
+    assert len(datasets.load_dataset(str(out), split="train", cache_dir=str(tmp_path / "hf"))) == 4
+    with pytest.raises(ValueError, match="no explanation recorded for tiny/layers.2/run-a"):
+        export_parquet(store, [OTHER], tmp_path / "empty")
 
 
 def test_neuronpedia_layout(store, tmp_path):

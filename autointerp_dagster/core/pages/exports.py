@@ -16,6 +16,7 @@ Neuronpedia mapping (its `Explanation` and `Activation` records, webapp `schema.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -51,16 +52,16 @@ def explanation_rows(store: ResultsStore, saes: list[str]) -> list[dict]:
     return out
 
 
-def _card(saes: list[str], n_explanations: int, n_scores: int) -> str:
+def _card(saes: list[str], files: dict[str, str], n_explanations: int, n_scores: int) -> str:
     metrics = ", ".join(f"`{s}_{m}`" for s, m in SCORER_METRICS)
     listed = "\n".join(f"- `{sae}`" for sae in saes)
     return f"""---
 configs:
 - config_name: explanations
-  data_files: data/explanations.parquet
+  data_files: {files["explanations"]}
   default: true
 - config_name: scores
-  data_files: data/scores.parquet
+  data_files: {files["scores"]}
 tags:
 - interpretability
 - sparse-autoencoder
@@ -93,8 +94,11 @@ scores = load_dataset("path/to/this/folder", "scores", split="train")
 
 
 def export_parquet(store: ResultsStore, saes: list[str], out: Path) -> Path:
-    """Writes `out/` (replaced whole): `data/explanations.parquet`, `data/scores.parquet` and `README.md`."""
+    """Writes `out/` (replaced whole): `data/explanations-<hash>.parquet`, `data/scores-<hash>.parquet` and the
+    `README.md` card whose `configs:` name them."""
     rows = explanation_rows(store, saes)
+    if not rows:  # `datasets` cannot load a Parquet file without rows: say so instead of writing one
+        raise ValueError(f"nothing to export: no explanation recorded for {', '.join(saes) or 'any SAE'}")
     with store.connect() as con:
         has_scores = bool(con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 'scores'")
                           .fetchall()[0][0])
@@ -103,14 +107,24 @@ def export_parquet(store: ResultsStore, saes: list[str], out: Path) -> Path:
                   if has_scores and saes else None)
     if scores is None:
         scores = pa.table({name: pa.array([], pa.string()) for name in SCORE_FIELDS})
-    explanations = pa.Table.from_pylist(rows) if rows else pa.table({"sae": pa.array([], pa.string()),
-                                                                     "latent": pa.array([], pa.int32())})
+    explanations = pa.Table.from_pylist(rows)
     with atomic_path(Path(out)) as tmp:
         (tmp / "data").mkdir(parents=True)
-        pq.write_table(explanations, tmp / "data" / "explanations.parquet")
-        pq.write_table(scores, tmp / "data" / "scores.parquet")
-        (tmp / "README.md").write_text(_card(saes, explanations.num_rows, scores.num_rows))
+        files = {name: _write_named_by_content(table, tmp / "data", name)
+                 for name, table in (("explanations", explanations), ("scores", scores))}
+        (tmp / "README.md").write_text(_card(saes, files, explanations.num_rows, scores.num_rows))
     return Path(out)
+
+
+def _write_named_by_content(table: pa.Table, folder: Path, stem: str) -> str:
+    """Writes `<stem>-<content hash>.parquet`; returns its path in the card. `datasets` caches a local folder
+    under its name and its data files' names, not their contents: a re-export under fixed names loads stale rows
+    from that cache (measured with datasets 5.2), so the names change whenever the data does."""
+    path = folder / f"{stem}.parquet"
+    pq.write_table(table, path)
+    named = path.with_name(f"{stem}-{hashlib.sha256(path.read_bytes()).hexdigest()[:12]}.parquet")
+    path.rename(named)
+    return f"{folder.name}/{named.name}"
 
 
 def neuronpedia_ids(sae: str) -> tuple[str, str]:
