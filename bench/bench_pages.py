@@ -82,7 +82,8 @@ def main(n: int) -> None:
             page.locator("#latents tbody tr").first.wait_for()
             load_s = page.evaluate("performance.getEntriesByType('navigation')[0].loadEventEnd") / 1000
             sort_s = page.evaluate("""() => { const t = performance.now();
-                document.querySelector('th[data-col="detection auc"]').click(); return performance.now() - t; }""") / 1000
+                document.querySelector('th[data-col="detection auc"]').click();
+                return performance.now() - t; }""") / 1000
             search_s = page.evaluate("""() => { const t = performance.now(), box = document.getElementById('search');
                 box.value = 'LORD'; box.dispatchEvent(new Event('input')); return performance.now() - t; }""") / 1000
             shown = page.locator("#count").inner_text()

@@ -23,7 +23,8 @@ LATENTS = [3, 7, 11, 19, 23]
 FAILED = 19
 # Own detection AUC of each ok latent; the sort test checks the index against this order.
 DETECTION_AUC = {3: 0.91, 7: 0.42, 11: 0.77, 23: 0.65}
-EXPLANATION = {3: 'tokens like "<b>" & ampersands', 7: "the word LORD", 11: "numbers and counting", 23: "verbs of motion"}
+EXPLANATION = {3: 'tokens like "<b>" & ampersands', 7: "the word LORD", 11: "numbers and counting",
+               23: "verbs of motion"}
 WORDS = ["In", " the", " beginning", " <b>", " &", ' "quoted"', " LORD", " God", " created", " heaven", "\n", " and"]
 
 

@@ -47,7 +47,8 @@ def test_index_lists_every_explanation_with_scores_beside_controls(store):
     for latent, auc in DETECTION_AUC.items():
         own, shuffled = rows[latent]["scores"]["detection auc"]
         assert own == pytest.approx(auc) and shuffled == pytest.approx(auc - 0.3)
-        assert rows[latent]["explanation"] == EXPLANATION[latent] and rows[latent]["judge"] == "local:tiny-judge per_example-1"
+        assert rows[latent]["explanation"] == EXPLANATION[latent]
+        assert rows[latent]["judge"] == "local:tiny-judge per_example-1"
     assert rows[FAILED]["status"] == "failed" and "unparseable" in rows[FAILED]["error"]
     assert rows[FAILED]["scores"]["detection auc"] == [None, None]
     assert rows[7]["frequency"] == pytest.approx(12 / 4096, rel=1e-5)
@@ -66,7 +67,8 @@ def test_latent_page_data(store):
     assert own["detection"]["auc"] == pytest.approx(0.91) and own["detection"]["auc_ci_low"] == pytest.approx(0.71)
     assert {s["control_latent"] for s in explanation["scores"] if not s["own"]} == {7}
     assert [x["set"] for x in page["examples"]].count("test") == 4 and len(page["examples"]) == 13
-    assert len(page["verdicts"]) == 6 and {v["example_set"] for v in page["verdicts"]} == {"test", "random", "hard_negative"}
+    assert len(page["verdicts"]) == 6
+    assert {v["example_set"] for v in page["verdicts"]} == {"test", "random", "hard_negative"}
     # The histogram counts every non-zero activation of the latent in the cache (5 + latent records).
     assert page["histogram"]["source"].startswith("activation cache") and sum(page["histogram"]["counts"]) == 8
     assert page["histogram"]["max"] == pytest.approx(7.0, abs=0.01)

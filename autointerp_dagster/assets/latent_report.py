@@ -26,7 +26,8 @@ from .summary import sae_summary
     "sortable and searchable; a page per latent with explanations, scores beside controls, examples shaded by "
     "activation, judges' verdicts, activation histogram).",
 )
-def latent_report(context: AssetExecutionContext, settings: SettingsResource, store: StoreResource) -> MaterializeResult:
+def latent_report(context: AssetExecutionContext, settings: SettingsResource,
+                  store: StoreResource) -> MaterializeResult:
     report = write_report(store.get(), context.partition_key, settings.get().reports_dir)
     return MaterializeResult(metadata={
         "index": MetadataValue.path(str(report.index)),

@@ -187,13 +187,14 @@ def _chunk_pages(con, tables: set[str], sae: str, part: list[int], cache_path: s
     digest = rows("latent_digest", f"SELECT latent, kind, token, value FROM latent_digest WHERE {where} "
                                    f"ORDER BY kind, rank")
     matches = _matches(con, tables, sae, part)
-    histograms = _histograms(con, cache_path, part) or _example_histograms(examples)
+    histograms = {**_example_histograms(examples), **_histograms(con, cache_path, part)}  # the cache's if it has them
     for latent in part:
         page_explanations = []
         for e in explanations.get(latent, []):
             mine = [s for s in scores.get(latent, []) if s["explanation_id"] == e["explanation_id"]]
             page_explanations.append({**e, "scores": [_score_cells(s) for s in mine]})
-        page_examples = [{**x, "activations": [_num(a) for a in x["activations"]]} for x in examples.get(latent, [])]
+        page_examples = [{**x, "activations": [round(a, 4) if a else 0.0 for a in x["activations"]]}
+                         for x in examples.get(latent, [])]
         yield LatentPage(sae, latent, {
             "sae": sae, "latent": latent,
             "stats": _clean((stats.get(latent) or [None])[0]),

@@ -1,4 +1,5 @@
-// The SAE index: one row per explanation (judges are named on the latent's page), sortable by every column, searchable by explanation text.
+// The SAE index: one row per explanation (judges are named on the latent's page), sortable by every column,
+// searchable by explanation text.
 // Rows render a page at a time, so 10,000+ latents stay fast. Text goes in with textContent, never as HTML.
 "use strict";
 (function () {
@@ -20,7 +21,8 @@
     {key: "max_activation", label: "max act.", get: r => r.max_activation, num: true, digits: 2},
   ];
   for (const c of data.columns) {
-    columns.push({key: c, label: c.replace("balanced_accuracy", "bal. acc."), get: r => r.scores[c][0], num: true, digits: 3});
+    columns.push({key: c, label: c.replace("balanced_accuracy", "bal. acc."), get: r => r.scores[c][0],
+                  num: true, digits: 3});
     columns.push({key: c + " (shuffled)", label: "control", title: c + " of a shuffled explanation (control)",
                   get: r => r.scores[c][1], num: true, digits: 3, ctrl: true});
   }
@@ -34,7 +36,8 @@
     " Scores: own explanation beside its control (the same latent judged against a shuffled explanation)."));
   if (!data.rows.length) {
     app.appendChild(el("div", {class: "notice", id: "empty"},
-      "No explanations yet for this SAE: materialise `explanations` (or run `autointerp run`) and rebuild the report."));
+      "No explanations yet for this SAE: materialise `explanations` (or run `autointerp run`) " +
+      "and rebuild the report."));
     return;
   }
   if (n.failed) {
@@ -43,13 +46,15 @@
       "they are listed with status failed and their error, and have no scores."));
   }
   const bar = app.appendChild(el("div", {class: "toolbar"}));
-  const search = bar.appendChild(el("input", {id: "search", type: "search", placeholder: "search explanations or a latent number"}));
+  const search = bar.appendChild(el("input", {id: "search", type: "search",
+                                              placeholder: "search explanations or a latent number"}));
   const count = bar.appendChild(el("span", {id: "count", class: "muted"}));
   const table = app.appendChild(el("table", {id: "latents"}));
   const head = table.appendChild(el("thead")).appendChild(el("tr"));
   const body = table.appendChild(el("tbody"));
   const more = app.appendChild(el("button", {id: "more"}, "show more"));
   let sortKey = "latent", sortDir = 1, shown = [], limit = PAGE;
+  for (const r of data.rows) r.text = r.explanation.toLowerCase();  // searched on every keystroke
 
   for (const c of columns) {
     const th = head.appendChild(el("th", {"data-col": c.key, title: c.title || ("sort by " + c.label)}, c.label));
@@ -63,7 +68,8 @@
     const tr = el("tr", {"data-latent": r.latent});
     for (const c of columns) {
       const v = c.get(r);
-      const td = tr.appendChild(el("td", {class: (c.num ? "num" : "") + (c.ctrl ? " ctrl" : "") + (c.key === "explanation" ? " expl" : "")}));
+      const cls = (c.num ? "num" : "") + (c.ctrl ? " ctrl" : "") + (c.key === "explanation" ? " expl" : "");
+      const td = tr.appendChild(el("td", {class: cls}));
       if (c.key === "latent") td.appendChild(el("a", {href: `latents/${r.latent}.html`}, String(r.latent)));
       else if (c.key === "explanation" && r.status !== "ok") {
         td.appendChild(el("span", {class: "failed", title: r.error || ""}, "failed: "));
@@ -75,7 +81,7 @@
   function update() {
     const q = search.value.trim().toLowerCase();
     const col = columns.find(c => c.key === sortKey);
-    shown = data.rows.filter(r => !q || r.explanation.toLowerCase().includes(q) || String(r.latent) === q);
+    shown = data.rows.filter(r => !q || r.text.includes(q) || String(r.latent) === q);
     shown.sort((a, b) => {
       const x = col.get(a), y = col.get(b);
       if (x === null || x === undefined || x === "") return (y === null || y === undefined || y === "") ? 0 : 1;
@@ -93,7 +99,8 @@
     const frag = document.createDocumentFragment();
     for (const r of shown.slice(0, limit)) frag.appendChild(rowNode(r));
     body.replaceChildren(frag);
-    count.textContent = `${shown.length} of ${data.rows.length} rows` + (shown.length > limit ? `, first ${limit} shown` : "");
+    count.textContent = `${shown.length} of ${data.rows.length} rows` +
+      (shown.length > limit ? `, first ${limit} shown` : "");
     more.style.display = shown.length > limit ? "" : "none";
   }
   more.addEventListener("click", () => { limit += PAGE; draw(); });

@@ -21,7 +21,8 @@
   add(app, "h1", {}, `${d.sae} — latent ${d.latent}`);
   const s = d.stats;
   add(app, "p", {class: "muted", id: "stats"}, s
-    ? `fires on ${s.n_activations} tokens (frequency ${fmt(s.frequency, 5)}), max activation ${fmt(s.max_activation, 2)}, ` +
+    ? `fires on ${s.n_activations} tokens (frequency ${fmt(s.frequency, 5)}), ` +
+      `max activation ${fmt(s.max_activation, 2)}, ` +
       `mean ${fmt(s.mean_activation, 2)}` + (d.sampling ? `; examples: ${d.sampling.status}` +
       (d.sampling.reason ? ` (${d.sampling.reason})` : "") : "")
     : "no statistics recorded for this latent");
@@ -34,10 +35,16 @@
     if (e.status === "ok") add(card, "div", {class: "explanation"}, e.explanation);
     else {
       add(card, "div", {class: "failed"}, "Explanation failed: " + (e.error || "unknown error"));
-      if (e.raw_answer) { add(card, "div", {class: "small muted"}, "raw answer:"); add(card, "pre", {class: "example"}, e.raw_answer); }
+      if (e.raw_answer) {
+        add(card, "div", {class: "small muted"}, "raw answer:");
+        add(card, "pre", {class: "example"}, e.raw_answer);
+      }
     }
     add(card, "div", {class: "small muted"}, `${e.model} · explainer ${e.explainer} · ${e.created_at || ""}`);
-    if (!e.scores.length) { add(card, "p", {class: "muted small"}, e.status === "ok" ? "Not scored yet." : "No scores: the explanation failed."); continue; }
+    if (!e.scores.length) {
+      add(card, "p", {class: "muted small"}, e.status === "ok" ? "Not scored yet." : "No scores: the explanation failed.");
+      continue;
+    }
     const byJudge = {};
     for (const r of e.scores) (byJudge[r.judge] = byJudge[r.judge] || []).push(r);
     for (const [judge, rows] of Object.entries(byJudge)) {
@@ -53,14 +60,16 @@
         const ctrl = rows.find(r => r.scorer === scorer && !r.own) || {};
         const tr = add(tb, "tr", {"data-scorer": scorer});
         add(tr, "td", {}, scorer);
-        add(tr, "td", {class: own.status && own.status !== "ok" ? "failed" : "", title: own.error || ""}, own.status || "");
+        add(tr, "td", {class: own.status && own.status !== "ok" ? "failed" : "", title: own.error || ""},
+            own.status || "");
         add(tr, "td", {class: "num own-bacc"}, interval(own.balanced_accuracy, own.ci_low, own.ci_high));
         add(tr, "td", {class: "num own-auc"}, interval(own.auc, own.auc_ci_low, own.auc_ci_high));
         add(tr, "td", {class: "num ctrl"}, interval(ctrl.balanced_accuracy, ctrl.ci_low, ctrl.ci_high));
         add(tr, "td", {class: "num ctrl"}, interval(ctrl.auc, ctrl.auc_ci_low, ctrl.auc_ci_high));
         const cl = add(tr, "td", {class: "num"});
         if (ctrl.control_latent !== null && ctrl.control_latent !== undefined)
-          add(cl, "a", {href: `${ctrl.control_latent}.html`, title: "the latent whose explanation was borrowed"}, String(ctrl.control_latent));
+          add(cl, "a", {href: `${ctrl.control_latent}.html`, title: "the latent whose explanation was borrowed"},
+              String(ctrl.control_latent));
         add(tr, "td", {class: "num"}, own.n_examples ?? "");
         add(tr, "td", {class: "num"}, own.n_failed ?? "");
       }
@@ -79,7 +88,8 @@
     svg.setAttribute("width", W); svg.setAttribute("height", H + 22); svg.setAttribute("id", "histogram");
     const bw = (W - pad) / n;
     h.counts.forEach((c, i) => {
-      const r = document.createElementNS(ns, "rect"), bh = c ? Math.max(1, Math.log1p(c) / Math.log1p(top) * (H - 10)) : 0;
+      const r = document.createElementNS(ns, "rect");
+      const bh = c ? Math.max(1, Math.log1p(c) / Math.log1p(top) * (H - 10)) : 0;
       r.setAttribute("x", pad + i * bw + 1); r.setAttribute("width", bw - 2); r.setAttribute("y", H - bh);
       r.setAttribute("height", bh); r.setAttribute("fill", "#f08c00");
       const tip = document.createElementNS(ns, "title");
@@ -88,11 +98,13 @@
     });
     for (const [x, label, anchor] of [[pad, "0", "start"], [W, fmt(h.max, 2), "end"]]) {
       const t = document.createElementNS(ns, "text");
-      t.setAttribute("x", x); t.setAttribute("y", H + 16); t.setAttribute("font-size", "11"); t.setAttribute("text-anchor", anchor);
+      t.setAttribute("x", x); t.setAttribute("y", H + 16);
+      t.setAttribute("font-size", "11"); t.setAttribute("text-anchor", anchor);
       t.textContent = label; svg.appendChild(t);
     }
     left.appendChild(svg);
-    add(left, "p", {class: "small muted"}, `non-zero activations, ${n} bins from 0 to the maximum, log-scaled counts; source: ${h.source}`);
+    add(left, "p", {class: "small muted"},
+        `non-zero activations, ${n} bins from 0 to the maximum, log-scaled counts; source: ${h.source}`);
   }
   add(right, "h2", {}, "Tokens promoted by the decoder direction");
   const promoted = d.digest && d.digest.promoted;
@@ -117,10 +129,12 @@
       const tr = add(t, "tr");
       add(tr, "td", {}, m.sae);
       const td = add(tr, "td", {class: "num"});
-      if (m.has_page) add(td, "a", {href: `${d.report_prefix}${d.folders[m.sae]}/latents/${m.latent}.html`}, String(m.latent));
+      const href = `${d.report_prefix}${d.folders[m.sae]}/latents/${m.latent}.html`;
+      if (m.has_page) add(td, "a", {href}, String(m.latent));
       else td.textContent = String(m.latent);
       add(tr, "td", {}, m.method);
-      for (const k of ["decoder_cosine", "activation_correlation", "explanation_similarity"]) add(tr, "td", {class: "num"}, fmt(m[k]));
+      for (const k of ["decoder_cosine", "activation_correlation", "explanation_similarity"])
+        add(tr, "td", {class: "num"}, fmt(m[k]));
     }
   }
 
