@@ -21,6 +21,7 @@ def main(report: Path, latent: int) -> None:
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=ARGS)
         page = browser.new_page(viewport={"width": 1400, "height": 820})
+        page.set_default_timeout(120_000)  # a busy machine is slow to paint 1,500 pixels of tokens
         page.goto((report / "index.html").as_uri())
         page.locator('th[data-col="detection auc"]').click()  # best own detection AUC first
         page.evaluate("window.scrollTo(0, 0)")
