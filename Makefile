@@ -14,7 +14,14 @@ $(BIN)/.installed: pyproject.toml
 run: $(BIN)/.installed  ## materialise the main job on the embedded default (or AUTOINTERP_CONFIG)
 	$(BIN)/autointerp run
 
-test: $(BIN)/.installed  ## the whole test suite, the embedded-model end-to-end test included
+# The latent pages' browser test drives the system Chromium (Playwright cannot download browsers offline).
+CHROMIUM := /usr/bin/chromium
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+
+$(CHROMIUM):
+	$(SUDO) apt-get install -y -q chromium || ($(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q chromium)
+
+test: $(BIN)/.installed $(CHROMIUM)  ## the whole test suite, the embedded-model end-to-end test included
 	$(BIN)/pytest -q -rs
 
 ui: $(BIN)/.installed  ## the Dagster UI on http://127.0.0.1:3000

@@ -1,5 +1,7 @@
 """Command line: `autointerp run` runs the pipeline's Dagster jobs, `autointerp ui` opens the Dagster UI,
-`autointerp config` prints the effective settings, `autointerp compare` pairs two explainers or judges.
+`autointerp config` prints the effective settings, `autointerp compare` pairs two explainers or judges,
+`autointerp report` writes (and serves) the latent pages, `autointerp export` writes a Parquet dataset or
+Neuronpedia JSON.
 
 `run` and `ui` use the Dagster instance under `$AUTOINTERP_HOME/dagster`, so the runs that `run` makes
 are the UI's runs (metadata, plots, lineage), and the UI launches the very same jobs.
@@ -81,7 +83,8 @@ def run_pipeline(settings: Settings, force: bool = False) -> int:
     if settings.llm.is_local:
         print("\n" + OFFLINE_JUDGE_NOTE)
     print(f"\nDone in {time.monotonic() - started:.0f} s. Open the results in Dagster: autointerp ui "
-          f"(then http://127.0.0.1:3000), or query {settings.db_path}.")
+          f"(then http://127.0.0.1:3000), browse the latent pages: {settings.reports_dir / 'index.html'} "
+          f"(or autointerp report --serve), or query {settings.db_path}.")
     return 0
 
 
@@ -99,6 +102,54 @@ def print_cache_table(settings: Settings, keys: list[str]) -> None:
         if row["sae"] in keys:
             print(f"{row['sae']:44} {row['encoded_tokens']:>9} {row['nnz']:>11} {row['dead_fraction']:>6.1%} "
                   f"{row['tokens_per_s']:>7.0f} {row['bytes_on_disk'] / 1e6:>6.1f} {row['latents_with_stats']:>6}")
+
+
+def build_reports(settings: Settings, sae: str | None, serve: bool, port: int) -> int:
+    """Writes the latent report of one SAE (or of every SAE the store knows), then optionally serves them."""
+    from .core.pages import known_saes, reports_server, write_report
+    from .core.store import ResultsStore
+
+    store = ResultsStore(settings.db_path)
+    saes = [sae] if sae else known_saes(store)
+    if not saes:
+        print(f"autointerp: no SAE in {settings.db_path}; run the pipeline first", file=sys.stderr)
+        return 1
+    for key in saes:
+        report = write_report(store, key, settings.reports_dir)
+        note = f", {report.failed} failed" if report.failed else ""
+        print(f"{key}: {report.latent_pages} latent pages ({report.explained} explained{note}) -> {report.index}")
+    print(f"all reports: {settings.reports_dir / 'index.html'}")
+    if serve:
+        server = reports_server(settings.reports_dir, port)
+        print(f"serving {settings.reports_dir} on http://127.0.0.1:{server.server_address[1]}/ (Ctrl-C stops)",
+              flush=True)
+        try:
+            server.serve_forever()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            server.server_close()
+    return 0
+
+
+def export_results(settings: Settings, sae: str | None, fmt: str, out: str | None) -> int:
+    """Parquet dataset (with a dataset card) of every chosen SAE, or Neuronpedia JSON per SAE."""
+    from .core.pages import export_neuronpedia, export_parquet, known_saes
+    from .core.store import ResultsStore
+
+    store = ResultsStore(settings.db_path)
+    saes = [sae] if sae else known_saes(store)
+    target = Path(out) if out else settings.home / "exports" / fmt
+    if fmt == "parquet":
+        try:
+            print(f"dataset of {len(saes)} SAE(s) -> {export_parquet(store, saes, target)}")
+        except ValueError as exc:
+            print(f"autointerp: {exc}", file=sys.stderr)
+            return 1
+    else:
+        for key in saes:
+            print(f"{key} -> {export_neuronpedia(store, key, target)}")
+    return 0
 
 
 def print_config(settings: Settings, sources: dict[str, str], variables: bool, markdown: bool) -> None:
@@ -140,6 +191,14 @@ def main(argv: list[str] | None = None) -> int:
     compare.add_argument("b")
     compare.add_argument("--metric", default="auc")
     compare.add_argument("--sae", help="one SAE key (default: all)")
+    report = sub.add_parser("report", help="write the latent pages (HTML) of one or every SAE; --serve to browse them")
+    report.add_argument("--sae", help="one SAE key (default: every SAE in the results)")
+    report.add_argument("--serve", action="store_true", help="then serve the reports on 127.0.0.1")
+    report.add_argument("--port", type=int, default=8765)
+    export = sub.add_parser("export", help="export explanations and scores: a Parquet dataset or Neuronpedia JSON")
+    export.add_argument("--sae", help="one SAE key (default: every SAE in the results)")
+    export.add_argument("--format", choices=["parquet", "neuronpedia"], default="parquet")
+    export.add_argument("--out", help="output folder (default: $AUTOINTERP_HOME/exports/<format>)")
     args = parser.parse_args(argv)
 
     try:
@@ -157,6 +216,10 @@ def main(argv: list[str] | None = None) -> int:
         results = paired(ResultsStore(settings.db_path), args.by, args.a, args.b, args.metric, args.sae)
         print(format_comparison(args.by, args.a, args.b, results))
         return 0
+    if args.command == "report":
+        return build_reports(settings, args.sae, args.serve, args.port)
+    if args.command == "export":
+        return export_results(settings, args.sae, args.format, args.out)
     use_dagster_home(settings)
     if args.command == "run":
         return run_pipeline(settings, force=args.force)

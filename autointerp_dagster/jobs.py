@@ -4,12 +4,13 @@ A job's assets must share one partitions definition, so the pipeline is five job
 inputs (corpus, embedded SAEs), caches (per coder; one run over a stretch of coders makes one
 forward pass), explanations (per coder and latent range: statistics, examples, explanations),
 scores (per coder and latent range, once every range is explained: the shuffled-explanation
-control borrows other ranges' explanations), and summaries (per coder).
+control borrows other ranges' explanations), and summaries with latent reports (per coder).
 """
 
 from dagster import define_asset_job
 
-from .assets import activation_cache, corpus, embedded_saes, examples, explanations, latent_stats, sae_summary, scores
+from .assets import (activation_cache, corpus, embedded_saes, examples, explanations, latent_report, latent_stats,
+                     sae_summary, scores)
 from .partitions import sae_latent_partitions, sae_partitions
 
 inputs_job = define_asset_job("inputs_job", selection=[corpus, embedded_saes],
@@ -22,7 +23,7 @@ explain_job = define_asset_job(
 score_job = define_asset_job(
     "score_job", selection=[scores], partitions_def=sae_latent_partitions,
     description="Scores of one coder's latent range, beside shuffled explanations drawn from all its ranges.")
-summary_job = define_asset_job("summary_job", selection=[sae_summary], partitions_def=sae_partitions,
-                               description="The per-SAE summary.")
+summary_job = define_asset_job("summary_job", selection=[sae_summary, latent_report], partitions_def=sae_partitions,
+                               description="The per-SAE summary and latent report (HTML pages).")
 
 JOBS = [inputs_job, cache_job, explain_job, score_job, summary_job]

@@ -139,6 +139,19 @@ def test_main_job_then_sensor(project, instance, llm_server, capsys):
     assert "detection" in metadata["summary"].value and "recall by activation quantile" in metadata["summary"].value
     for part in ("own", "shuffled", "own_minus_shuffled"):
         assert f"embedding_auc_{part}" in metadata
+    # summary_job also writes each SAE's latent pages, linked from the latent_report metadata; the failed latent
+    # is counted there and has its page.
+    reports = [instance.fetch_materializations(AssetRecordsFilter(asset_key=AssetKey("latent_report"),
+                                                                  asset_partitions=[key]), limit=1).records[0]
+               .asset_materialization.metadata for key in KEYS]
+    assert [m["latent_pages"].value for m in reports] == [
+        len([e for e in explained if e["sae"] == key]) for key in KEYS]
+    assert sum(m["latents_failed"].value for m in reports) == 1
+    for meta in reports:
+        index = meta["index"].value
+        assert index.startswith(str(project.reports_dir)) and os.path.isfile(index)
+    failed_page = project.reports_dir / failed[0]["sae"].replace("/", "__") / "latents" / f"{failed[0]['latent']}.html"
+    assert "unparseable" in failed_page.read_text()
 
     # A second run finds every cache current, re-caches nothing, duplicates no rows, and pays for no LLM call.
     calls = llm_server.call_count

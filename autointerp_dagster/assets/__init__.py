@@ -5,11 +5,13 @@ from .corpus import corpus
 from .embedded_saes import embedded_saes
 from .examples import examples
 from .explanations import explanations
+from .latent_report import latent_report
 from .latent_stats import latent_stats
 from .scores import scores
 from .summary import sae_summary
 
-ASSETS = [corpus, embedded_saes, activation_cache, latent_stats, examples, explanations, scores, sae_summary]
+ASSETS = [corpus, embedded_saes, activation_cache, latent_stats, examples, explanations, scores, sae_summary,
+          latent_report]
 
-__all__ = ["ASSETS", "activation_cache", "corpus", "embedded_saes", "examples", "explanations", "latent_stats",
-           "sae_summary", "scores"]
+__all__ = ["ASSETS", "activation_cache", "corpus", "embedded_saes", "examples", "explanations", "latent_report",
+           "latent_stats", "sae_summary", "scores"]

@@ -280,3 +280,7 @@ class Settings(Section):
     @property
     def dagster_home(self) -> Path:
         return self.home / "dagster"
+
+    @property
+    def reports_dir(self) -> Path:
+        return self.home / "reports"

@@ -1,0 +1,38 @@
+"""The per-SAE latent report: an index of explained latents and a page per latent, opened in a browser."""
+
+from dagster import (
+    AssetDep,
+    AssetExecutionContext,
+    AutomationCondition,
+    MaterializeResult,
+    MetadataValue,
+    MultiToSingleDimensionPartitionMapping,
+    asset,
+)
+
+from ..core.pages import write_report
+from ..partitions import SAE_DIMENSION, sae_partitions
+from ..resources import SettingsResource, StoreResource
+from .scores import scores
+from .summary import sae_summary
+
+
+@asset(
+    group_name="interpretation",
+    partitions_def=sae_partitions,
+    deps=[AssetDep(scores, partition_mapping=MultiToSingleDimensionPartitionMapping(SAE_DIMENSION)), sae_summary],
+    automation_condition=AutomationCondition.eager(),
+    description="Per SAE: a self-contained HTML report under $AUTOINTERP_HOME/reports/ (index of explained latents, "
+    "sortable and searchable; a page per latent with explanations, scores beside controls, examples shaded by "
+    "activation, judges' verdicts, activation histogram).",
+)
+def latent_report(context: AssetExecutionContext, settings: SettingsResource,
+                  store: StoreResource) -> MaterializeResult:
+    report = write_report(store.get(), context.partition_key, settings.get().reports_dir)
+    return MaterializeResult(metadata={
+        "index": MetadataValue.path(str(report.index)),
+        "open": MetadataValue.url(report.index.resolve().as_uri()),
+        "latent_pages": report.latent_pages,
+        "latents_explained": report.explained,
+        "latents_failed": report.failed,
+    })

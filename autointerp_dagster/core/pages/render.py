@@ -1,0 +1,104 @@
+"""Writes an SAE's report: `index.html` (every explained latent, sortable and searchable) and one
+`latents/<latent>.html` per latent, each with its data embedded as JSON and drawn by a small vanilla script.
+
+Self-contained on purpose: no network, no CDN, no fetch() (browsers refuse fetch() of local files under
+file://), so a report opens from disk as well as from `autointerp report --serve`. The folder is built beside
+its target and renamed into place, so a reader never sees half a report.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..atomic import atomic_path
+from ..store import ResultsStore
+from .gather import SCORE_COLUMNS, SaeIndex, gather_index, iter_latent_pages
+
+STATIC = Path(__file__).with_name("static")
+STATIC_FILES = ("pages.css", "index.js", "latent.js")
+
+
+@dataclass(frozen=True)
+class ReportSummary:
+    sae: str
+    folder: Path
+    latent_pages: int
+    explained: int
+    failed: int
+
+    @property
+    def index(self) -> Path:
+        return self.folder / "index.html"
+
+
+def report_folder(reports_dir: Path, sae: str) -> Path:
+    """One flat folder per SAE key, named so that it needs no URL quoting (`a/b` -> `a__b`)."""
+    return Path(reports_dir) / re.sub(r"[^A-Za-z0-9._-]+", "__", sae)
+
+
+def embed_json(value) -> str:
+    """JSON safe inside a <script> element: `<`, `>` and `&` escaped, so no token can close the element."""
+    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+def _page(title: str, data, script: str, prefix: str = "") -> str:
+    return (
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+        f"<title>{html.escape(title)}</title><link rel=\"stylesheet\" href=\"{prefix}pages.css\"></head>\n"
+        f"<body><main id=\"app\"><noscript>This page draws its content with JavaScript.</noscript></main>\n"
+        f"<script id=\"data\" type=\"application/json\">{embed_json(data)}</script>\n"
+        f"<script src=\"{prefix}{script}\"></script></body></html>\n"
+    )
+
+
+def _index_data(index: SaeIndex) -> dict:
+    return {
+        "sae": index.sae, "columns": SCORE_COLUMNS, "rows": index.rows,
+        "counts": {"explained": index.explained, "failed": index.failed, "sampled": index.sampled,
+                   "skipped": index.skipped, "n_latents": index.n_latents, "pages": len(index.latents)},
+    }
+
+
+def write_report(store: ResultsStore, sae: str, reports_dir: Path) -> ReportSummary:
+    """Builds the SAE's report folder under `reports_dir` (replacing the previous one) and the reports home."""
+    index = gather_index(store, sae)
+    target = report_folder(reports_dir, sae)
+    with atomic_path(target) as tmp:
+        (tmp / "latents").mkdir(parents=True)
+        for name in STATIC_FILES:
+            shutil.copyfile(STATIC / name, tmp / name)
+            shutil.copyfile(STATIC / name, tmp / "latents" / name)
+        (tmp / "index.html").write_text(_page(f"{sae}: latents", _index_data(index), "index.js"))
+        n = 0
+        for page in iter_latent_pages(store, sae, index.latents):
+            page.data["report_prefix"] = "../../"  # matched latents' pages: ../../<their folder>/latents/<n>.html
+            page.data["folders"] = {m["sae"]: report_folder(Path("."), m["sae"]).name
+                                    for m in page.data["matches"] or []}
+            (tmp / "latents" / f"{page.latent}.html").write_text(
+                _page(f"{sae} latent {page.latent}", page.data, "latent.js"))
+            n += 1
+    write_reports_home(Path(reports_dir))
+    return ReportSummary(sae, target, n, index.explained, index.failed)
+
+
+def write_reports_home(reports_dir: Path) -> Path:
+    """`reports/index.html`: a link to every SAE report found in the folder."""
+    reports_dir.mkdir(parents=True, exist_ok=True)
+    items = []
+    for folder in sorted(p for p in reports_dir.iterdir() if (p / "index.html").is_file() and p.suffix != ".tmp"):
+        text = (folder / "index.html").read_text()
+        found = re.search(r"<title>(.*?): latents</title>", text)
+        name = html.unescape(found.group(1)) if found else folder.name
+        items.append(f"<li><a href=\"{html.escape(folder.name)}/index.html\">{html.escape(name)}</a></li>")
+    body = "\n".join(items) or "<li>No reports yet: run <code>autointerp report</code>.</li>"
+    home = reports_dir / "index.html"
+    home.write_text("<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>Latent reports</title>"
+                    "<style>body{font:15px system-ui,sans-serif;margin:2em}</style></head><body>"
+                    f"<h1>Latent reports</h1><ul>{body}</ul></body></html>\n")
+    return home
