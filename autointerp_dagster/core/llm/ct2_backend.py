@@ -68,6 +68,7 @@ class CT2Backend:
         self.threads = threads or len(os.sched_getaffinity(0))
         self._prefixes: set[tuple[int, ...]] = set()
         self._lock = threading.Lock()
+        self._folder: Path | None = None
         self._generator = None
         self._tokenizer = None
         self._end_ids: list[int] = []
