@@ -33,3 +33,4 @@ bench: $(BIN)/.installed  ## benchmarks (after `make run`); each prints name=val
 	$(BIN)/python bench/bench_llm.py
 	$(BIN)/python bench/bench_prompt_tokens.py
 	$(BIN)/python bench/bench_embedded_judge.py
+	$(BIN)/python bench/bench_llm_engines.py

@@ -5,7 +5,7 @@ negatives each, one verse a prompt; P(yes) from the first token's logprobs. Prin
 and the mean margin P(yes | match) - P(yes | no match). Kept out of tests/: int8 kernels differ between
 AVX2 and AVX-512 machines, and so do a small model's probabilities.
 
-    .venv/bin/python bench/bench_embedded_judge.py [--models-dir .autointerp/models]
+    .venv/bin/python bench/bench_embedded_judge.py [--models-dir .autointerp/models] [--engine ctranslate2|torch]
 """
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from autointerp_dagster.core.config import load_settings  # noqa: E402
 from autointerp_dagster.core.embedded import kjv_documents  # noqa: E402
-from autointerp_dagster.core.llm import ChatRequest, LocalBackend  # noqa: E402
+from autointerp_dagster.core.llm import ChatRequest, CT2Backend, LocalBackend  # noqa: E402
+from autointerp_dagster.core.llm.factory import local_engine  # noqa: E402
 from autointerp_dagster.core.metrics import roc_auc  # noqa: E402
 from autointerp_dagster.core.prompts.judge import build_detection_single_messages, yes_probability  # noqa: E402
 from autointerp_dagster.core.sampling import ACTIVATING, RANDOM_NEGATIVE, Example  # noqa: E402
@@ -45,10 +46,15 @@ def verses(n: int) -> list[str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--models-dir", default=str(load_settings().models_dir))
+    settings = load_settings()
+    parser.add_argument("--models-dir", default=str(settings.models_dir))
     parser.add_argument("--per-class", type=int, default=10)
+    parser.add_argument("--engine", choices=["torch", "ctranslate2"], default=local_engine(settings.llm),
+                        help="default: the one llm.engine picks")
     args = parser.parse_args()
-    judge = LocalBackend("embedded:qwen2.5-coder-1.5b-instruct", args.models_dir)
+    engine = CT2Backend if args.engine == "ctranslate2" else LocalBackend
+    judge = engine("embedded:qwen2.5-coder-1.5b-instruct", args.models_dir)
+    print(f"engine: {args.engine}")
     pool = verses(4000)
     aucs, margins, started, calls = [], [], time.monotonic(), 0
     for concept, matches in CONCEPTS.items():

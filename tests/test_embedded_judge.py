@@ -1,11 +1,11 @@
 """The offline judge as shipped: Qwen2.5-Coder-1.5B-Instruct assembled from its PyPI parts, converted once,
-run in process with int8 linear layers, judging one example at a time from P(yes)."""
+run in process on either engine (torch dynamic int8, CTranslate2 int8), judging one example at a time from P(yes)."""
 
 from __future__ import annotations
 
 import pytest
 
-from autointerp_dagster.core.llm import ChatRequest, LocalBackend
+from autointerp_dagster.core.llm import ChatRequest, CT2Backend, LocalBackend
 from autointerp_dagster.core.prompts.judge import build_detection_single_messages, yes_probability
 from autointerp_dagster.core.sampling import ACTIVATING, RANDOM_NEGATIVE, Example
 
@@ -23,10 +23,16 @@ def example(text: str, kind: str) -> Example:
     return Example(tokens, (0.0,) * len(tokens), (0,) * len(tokens), kind, 0, 0)
 
 
-def test_embedded_judge_answers_one_token_with_probabilities(tmp_path_factory):
+@pytest.fixture(scope="module")
+def models_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("models")  # one GGUF conversion for both engines
+
+
+@pytest.mark.parametrize("engine", [LocalBackend, CT2Backend], ids=["torch", "ctranslate2"])
+def test_embedded_judge_answers_one_token_with_probabilities(engine, models_dir):
     """Mechanics only: how well the judge ranks is a property of the CPU's int8 kernels as much as of the model
     (AVX2 and AVX-512 machines give different margins), so it is measured in bench/bench_embedded_judge.py."""
-    judge = LocalBackend("embedded:qwen2.5-coder-1.5b-instruct", tmp_path_factory.mktemp("models"))
+    judge = engine("embedded:qwen2.5-coder-1.5b-instruct", models_dir)
     p_yes = {}
     for text, kind in [(t, ACTIVATING) for t in POSITIVE] + [(t, RANDOM_NEGATIVE) for t in NEGATIVE]:
         messages = build_detection_single_messages("the word LORD, referring to God", example(text, kind))

@@ -283,7 +283,7 @@ def test_api_key_never_reaches_store_logs_or_results(store, monkeypatch, caplog,
 def test_llm_settings_build_the_named_backend(tmp_path):
     settings = load_settings(environ={
         "AUTOINTERP_LLM_BACKEND": "local", "AUTOINTERP_LLM_MODEL": "/models/qwen",
-        "AUTOINTERP_LLM_CONCURRENCY": "3", "AUTOINTERP_LLM_TIMEOUT_S": "7.5"})
+        "AUTOINTERP_LLM_CONCURRENCY": "3", "AUTOINTERP_LLM_TIMEOUT_S": "7.5", "AUTOINTERP_LLM_ENGINE": "torch"})
     llm = settings.llm
     assert (llm.backend, llm.model, llm.concurrency, llm.timeout_s, llm.api_key_env) == (
         "local", "/models/qwen", 3, 7.5, "OPENAI_API_KEY")

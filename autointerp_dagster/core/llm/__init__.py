@@ -1,6 +1,7 @@
 """LLM access for explainers and scorers: one client over OpenAI-compatible servers or a local model."""
 
 from autointerp_dagster.core.llm.client import LLMClient
+from autointerp_dagster.core.llm.ct2_backend import CT2Backend
 from autointerp_dagster.core.llm.local_backend import LocalBackend
 from autointerp_dagster.core.llm.openai_backend import OpenAIBackend
 from autointerp_dagster.core.llm.records import cache_key
@@ -13,6 +14,7 @@ __all__ = [
     "BackendReply",
     "ChatRequest",
     "ChatResult",
+    "CT2Backend",
     "LLMClient",
     "LocalBackend",
     "OpenAIBackend",

@@ -5,7 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from autointerp_dagster.core.config import LLMConfig
+from autointerp_dagster.core.hf_models import resolve_device
 from autointerp_dagster.core.llm.client import LLMClient
+from autointerp_dagster.core.llm.ct2_backend import CT2Backend
 from autointerp_dagster.core.llm.local_backend import LocalBackend
 from autointerp_dagster.core.llm.openai_backend import OpenAIBackend
 from autointerp_dagster.core.llm.types import Backend
@@ -17,8 +19,19 @@ def build_backend(config: LLMConfig, models_dir: str | Path) -> Backend:
     if config.backend == "openai":
         return OpenAIBackend(config.base_url, config.model, api_key_env=config.api_key_env,
                              timeout_s=config.timeout_s, max_retries=config.max_retries)
+    if local_engine(config) == "ctranslate2":
+        return CT2Backend(config.model, models_dir, device=config.device, max_context=config.max_context,
+                          quantize=config.quantize, threads=config.threads)
     return LocalBackend(config.model, models_dir, device=config.device, max_context=config.max_context,
                         quantize=config.quantize)
+
+
+def local_engine(config: LLMConfig) -> str:
+    """`auto`: CTranslate2 on CPU, where it reads prompts faster than torch on AVX2 and AVX-512 machines alike
+    (bench/bench_llm_engines.py); torch on CUDA, where the two were not compared."""
+    if config.engine != "auto":
+        return config.engine
+    return "ctranslate2" if resolve_device(config.device).type == "cpu" else "torch"
 
 
 def build_client(config: LLMConfig, backend: Backend, store: ResultsStore | None) -> LLMClient:

@@ -1,0 +1,173 @@
+"""The in-process chat model on CTranslate2: the local backend's interface, a faster engine on CPU.
+
+Prompt-heavy work (one-token judgments over 300-600-token prompts) is bound by how fast the
+engine reads prompts. CTranslate2's int8 kernels read them faster than torch's dynamic int8 on
+both AVX2 and AVX-512 CPUs (bench/bench_llm_engines.py; figures in the README), so `llm.engine:
+auto` picks it on CPU. The model is converted once from its safetensors folder (core/llm/ct2_models.py).
+
+Like the torch engine it serves one request at a time. A one-token greedy answer (a judgment) is
+computed in chunks fixed by the request alone: the messages before the last one (CTranslate2's
+static prompt, whose state it caches for the next request with the same one), then the rest, so an
+answer never depends on the requests before it (see core/llm/local_backend.py for why that matters).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from autointerp_dagster.core.hf_models import load_tokenizer, model_fingerprint, model_source, resolve_device
+from autointerp_dagster.core.llm.chat_tokens import prefix_length, prompt_ids, top_logprobs
+from autointerp_dagster.core.llm.ct2_models import converted_ct2_folder
+from autointerp_dagster.core.llm.local_backend import _before_stop
+from autointerp_dagster.core.llm.types import BackendError, BackendReply, ChatRequest
+
+# Static-prompt states CTranslate2 keeps (it never drops one); a judge has a few (detection, fuzzing),
+# so more means varied prefixes, and the model is reloaded (seconds) to free them.
+MAX_CACHED_PREFIXES = 8
+
+
+def compute_type(device: torch.device, quantize: str) -> str:
+    """int8 on CPU (`quantize` none: float32); on CUDA 16-bit, bf16 where the GPU has it, int8 weights if asked."""
+    import ctranslate2
+
+    if quantize not in ("auto", "int8", "none"):
+        raise ValueError(f"quantize must be auto, int8 or none, not {quantize!r}")
+    if device.type == "cpu":
+        return "float32" if quantize == "none" else "int8"
+    half = "bfloat16" if "bfloat16" in ctranslate2.get_supported_compute_types("cuda", device.index or 0) \
+        else "float16"
+    return f"int8_{half}" if quantize == "int8" else half
+
+
+class CT2Backend:
+    name = "local"
+    max_concurrency = 1
+
+    def __init__(
+        self,
+        model: str,
+        models_dir: str | Path,
+        device: str = "auto",
+        max_context: int = 4096,
+        quantize: str = "auto",
+        threads: int = 0,
+    ):
+        self.spec = model
+        self.model = model.removeprefix("embedded:").rstrip("/").rsplit("/", 1)[-1]
+        self.models_dir = Path(models_dir)
+        self.device = resolve_device(device)
+        self.compute_type = compute_type(self.device, quantize)
+        self.weights = "int8" if self.compute_type.startswith("int8") else self.compute_type
+        self.max_context = max_context
+        self.threads = threads or len(os.sched_getaffinity(0))
+        self._prefixes: set[tuple[int, ...]] = set()
+        self._lock = threading.Lock()
+        self._folder: Path | None = None
+        self._generator = None
+        self._tokenizer = None
+        self._end_ids: list[int] = []
+
+    def __repr__(self) -> str:
+        return f"CT2Backend(model={self.model!r}, device={str(self.device)!r}, compute_type={self.compute_type!r})"
+
+    @cached_property
+    def identity(self) -> dict[str, str]:
+        """The engine and its version, the source model's files (the converted folder is a function of them,
+        the version and the weights' type), and every setting that changes answers. Threads do not."""
+        import ctranslate2
+
+        return {"backend": self.name, "engine": "ctranslate2", "ctranslate2": ctranslate2.__version__,
+                **model_fingerprint(self.spec), "device": str(self.device), "compute_type": self.compute_type,
+                "max_context": str(self.max_context)}
+
+    def generate(self, request: ChatRequest) -> BackendReply:
+        with self._lock:
+            if self._generator is None:
+                self._load()
+            ids = prompt_ids(self._tokenizer, request)
+            budget = min(request.max_tokens, self.max_context - len(ids))
+            if budget <= 0:
+                raise BackendError(f"prompt of {len(ids)} tokens fills the {self.max_context}-token context", 1)
+            one_token = request.max_tokens == 1 and request.temperature == 0
+            split = prefix_length(self._tokenizer, request, ids) if one_token else 0
+            generated, rows = self._run(ids, split, budget, request)
+            text = self._tokenizer.decode(generated, skip_special_tokens=True)
+            return BackendReply(
+                text=_before_stop(text, request.stop),
+                top_logprobs=top_logprobs(self._tokenizer, rows, generated, request.top_logprobs)
+                if request.logprobs else None,
+                tokens_in=len(ids),
+                tokens_out=len(generated),
+            )
+
+    def _load(self) -> None:
+        from transformers import GenerationConfig
+
+        folder = converted_ct2_folder(self.spec, self.models_dir, self.weights)  # first: it may assemble the source
+        self._tokenizer = load_tokenizer(self.spec, self.models_dir)
+        try:
+            end = GenerationConfig.from_pretrained(model_source(self.spec, self.models_dir)).eos_token_id
+        except OSError:  # no generation_config.json
+            end = None
+        end = end if end is not None else self._tokenizer.eos_token_id
+        self._end_ids = [end] if isinstance(end, int) else list(end)
+        self._folder = folder
+        self._generator = self._new_generator()
+
+    def _new_generator(self):
+        import ctranslate2
+
+        return ctranslate2.Generator(str(self._folder), device=self.device.type, device_index=self.device.index or 0,
+                                     compute_type=self.compute_type, intra_threads=self.threads, inter_threads=1)
+
+    def _run(self, ids: list[int], split: int, budget: int,
+             request: ChatRequest) -> tuple[list[int], list[torch.Tensor]]:
+        """Generated ids (an end token included, as transformers counts it) and, when asked, their logprob rows."""
+        tokens = self._tokenizer.convert_ids_to_tokens(ids)
+        options = {"max_length": budget, "include_prompt_in_result": False, "end_token": self._end_ids,
+                   "return_end_token": True, "return_logits_vocab": request.logprobs}
+        if request.temperature > 0:  # the whole distribution, as the torch engine samples it
+            options.update(sampling_topk=0, sampling_topp=1.0, sampling_temperature=request.temperature)
+        if request.stop:
+            options["callback"] = self._stopper(request.stop)
+        if split:
+            self._keep_prefix(tuple(ids[:split]))
+            options["static_prompt"], tokens = tokens[:split], tokens[split:]
+        [result] = self._generator.generate_batch([tokens], **options)
+        generated = result.sequences_ids[0]
+        rows = [torch.log_softmax(torch.from_numpy(_host_array(row)).float().reshape(-1), dim=-1)
+                for row in result.logits[0]] if request.logprobs else []
+        return generated, rows
+
+    def _stopper(self, stops: tuple[str, ...]):
+        """A step callback that ends generation once the text so far holds a stop string."""
+        seen: list[int] = []
+
+        def stop_here(step) -> bool:
+            seen.append(step.token_id)
+            text = self._tokenizer.decode(seen, skip_special_tokens=True)
+            return any(stop in text for stop in stops)
+
+        return stop_here
+
+    def _keep_prefix(self, prefix: tuple[int, ...]) -> None:
+        if prefix in self._prefixes:
+            return
+        if len(self._prefixes) >= MAX_CACHED_PREFIXES:
+            self._generator, self._prefixes = self._new_generator(), set()  # drops CTranslate2's cached states
+        self._prefixes.add(prefix)
+
+
+def _host_array(row) -> np.ndarray:
+    """A CTranslate2 StorageView as a NumPy array in host memory."""
+    import ctranslate2
+
+    if row.device != "cpu":
+        row = row.to_device(ctranslate2.Device.cpu)
+    return np.asarray(row)
