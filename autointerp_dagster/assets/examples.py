@@ -1,4 +1,4 @@
-"""Example samples per (sae, latent range): explainer and scorer sets, random and hard negatives."""
+"""Example samples per (sae, latent range): explainer and scorer sets, random, hard and neighbour negatives."""
 
 import time
 from collections import Counter
@@ -7,6 +7,7 @@ import pyarrow as pa
 from dagster import AssetDep, AssetExecutionContext, AutomationCondition, MaterializeResult, asset
 
 from ..core.activation_cache import ActivationCache
+from ..core.coders import SparseCoderError, decoder_directions, lookup
 from ..core.corpus import load_corpus_info, read_tokens
 from ..core.sampling import examples_to_rows, sample_latent_range, token_decoder, window_pool_embeddings
 from ..core.store.tables import EXAMPLES, IN_LATENT_RANGE, LATENT_SAMPLING
@@ -22,7 +23,7 @@ from .slices import CACHE_DEP, partition_latents
     deps=[AssetDep(latent_stats), CACHE_DEP, corpus],
     automation_condition=AutomationCondition.eager(),
     description="Per latent: activating windows stratified into activation quantiles, disjoint explainer (train) "
-    "and scorer (test) sets, random and hard negatives (DuckDB tables examples and latent_sampling).",
+    "and scorer (test) sets, random, hard and neighbour negatives (DuckDB tables examples and latent_sampling).",
 )
 def examples(context: AssetExecutionContext, settings: SettingsResource, subject_model: SubjectModelResource,
              store: StoreResource) -> MaterializeResult:
@@ -41,8 +42,16 @@ def examples(context: AssetExecutionContext, settings: SettingsResource, subject
     pool = None
     if sampling.n_hard_negatives:
         pool = window_pool_embeddings(corpus_info, tokens, decode, sampling.example_ctx_len)
+    decoder, no_neighbours = None, None
+    if sampling.n_neighbour_negatives and "neighbour" in config.negatives.split("+"):
+        try:
+            decoder = decoder_directions(lookup(config, [sae])[sae].source)
+        except SparseCoderError as exc:  # e.g. MLP neurons: no decoder file; the other negatives still come
+            no_neighbours = str(exc)
+            context.log.warning(f"{sae}: no neighbour negatives: {exc}")
     started = time.monotonic()
-    sample = sample_latent_range(cache, tokens, decode, sae, start, counts, sampling, config.latents_per_range, pool)
+    sample = sample_latent_range(cache, tokens, decode, sae, start, counts, sampling, config.latents_per_range, pool,
+                                 decoder)
     seconds = time.monotonic() - started
     kept, status_rows = sample.kept, sample.status_rows
     rows = examples_to_rows(sae, kept)
@@ -62,4 +71,5 @@ def examples(context: AssetExecutionContext, settings: SettingsResource, subject
         "sampling_seconds": round(seconds, 2),
         "latents_per_second": round(sample.tried / max(seconds, 1e-9), 1),
         "hard_negatives": bool(pool is not None),
+        "neighbour_negatives": bool(decoder is not None) if no_neighbours is None else no_neighbours,
     })

@@ -55,8 +55,11 @@ def scoring_tasks(sae: str, explained: Mapping[int, Mapping], sets: Mapping[int,
             continue
         activating = [ScoringExample(e, "test", i) for i, e in enumerate(latent_sets.test)]
         negative = [ScoringExample(e, "random", i) for i, e in enumerate(latent_sets.random_negatives)]
-        if negatives == "random+hard":
+        sources = negatives.split("+")
+        if "hard" in sources:
             negative += [ScoringExample(e, "hard_negative", i) for i, e in enumerate(latent_sets.hard_negative_test)]
+        if "neighbour" in sources:
+            negative += [ScoringExample(e, "neighbour", i) for i, e in enumerate(latent_sets.neighbour_test)]
         tasks.append(ScoringTask(ScoreItem(latent, row["explanation"], activating, negative), row["explanation_id"]))
         others = sorted(other for other in explanation_pool if other != latent)
         if others:
