@@ -15,6 +15,7 @@ from transformers import AutoTokenizer
 from autointerp_dagster.core.llm import LLMClient, LocalBackend
 from autointerp_dagster.core.llm.types import PromptScoreRequest
 from autointerp_dagster.core.prompts.simulation import simulation_prompt
+from autointerp_dagster.core.report import format_report, sae_report
 from autointerp_dagster.core.sampling import ACTIVATING, RANDOM_NEGATIVE, Example, ExampleSets
 from autointerp_dagster.core.scorers.runs import score_rows, scoring_tasks
 from autointerp_dagster.core.scorers.simulation import SIMULATION, expected_value, simulation_scores
@@ -53,8 +54,8 @@ def test_expected_value_renormalises_over_the_digits():
 
 def _planted_rule(prompt: str, offset: int) -> dict[str, float]:
     """A judge that follows the explanation: 'the word "W"' predicts 9 on the line of token W, else 0."""
-    planted = re.findall(r'behavior: the word "(.*)"\n', prompt[:offset])
-    if prompt[offset - 1] != "\t" or not planted:  # not an activation slot of the planted neuron
+    planted = prompt[offset - 1] == "\t" and re.findall(r'behavior: the word "(.*)"\n', prompt[:offset])
+    if not planted:  # not an activation slot of the planted neuron
         return {"x": -0.1}
     word = planted[-1]
     line = prompt[:offset].rsplit("\n", 1)[-1].rstrip("\t")
@@ -105,6 +106,11 @@ def test_planted_explanation_correlates_and_its_shuffled_control_does_not(store)
                          "WHERE scorer = 'simulation' ORDER BY latent, control").to_pylist()
     assert [(r["latent"], r["control"]) for r in stored] == [(1, "none"), (1, "shuffled"), (2, "none"), (2, "shuffled")]
     assert stored[0]["correlation"] == pytest.approx(by_control[1, "none"].correlation) and stored[0]["auc"] is None
+    # The per-SAE summary shows it beside its control, with the paired difference.
+    [summary] = sae_report(store, "sae", "x", "m").scorers
+    assert (summary.scorer, summary.metric, summary.n_latents) == ("simulation", "correlation", 2)
+    assert summary.own[0] > 0.8 and abs(summary.shuffled[0]) < 0.2
+    assert "simulation correlation" in " ".join(format_report(sae_report(store, "sae", "x", "m")).split())
 
 
 def test_a_chat_only_server_fails_every_latent_with_the_reason(store):
