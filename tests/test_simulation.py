@@ -123,3 +123,53 @@ def test_a_chat_only_server_fails_every_latent_with_the_reason(store):
     assert score.status == "failed" and score.correlation is None
     assert "HTTP 404" in score.error and "one-at-a-time" in score.error
     assert score.n_failed == score.n_examples == 12
+
+
+def test_simulation_scores_asset_writes_rows_metadata_and_check(store, tmp_path, monkeypatch):
+    """The Dagster asset on a seeded store (cache width, explanations, examples) against the planted judge."""
+    from dagster import DagsterInstance, materialize
+
+    from autointerp_dagster.assets import simulation_scores
+    from autointerp_dagster.core.sampling import examples_to_rows
+    from autointerp_dagster.core.store.tables import ACTIVATION_CACHES, EXAMPLES, EXPLANATIONS
+    from autointerp_dagster.definitions import build_resources
+    from autointerp_dagster.partitions import SAE_DIMENSION, sae_range_key
+
+    rng = np.random.default_rng(2)
+    sae = "tiny/layers.1"
+    sets = {0: _sets(0, "fox", rng), 1: _sets(1, "owl", rng)}  # range 00-of-08 of 16 latents: 0 and 1
+    with StubLLMServer(prompt_logprobs=_planted_rule) as server:
+        for name, value in {"HOME": str(tmp_path), "LLM_BACKEND": "openai", "LLM_BASE_URL": server.base_url,
+                            "LLM_MODEL": "planted", "SIMULATION_ENABLED": "true", "LATENT_RANGES": "8"}.items():
+            monkeypatch.setenv(f"AUTOINTERP_{name}", value)
+        from autointerp_dagster.core.config import load_settings
+        from autointerp_dagster.core.explainers import explainer_id
+        from autointerp_dagster.core.store import ResultsStore
+
+        config = load_settings()
+        db = ResultsStore(config.db_path)
+        db.replace_rows("activation_caches", pa.Table.from_pylist([{"sae": sae, "n_latents": 16}],
+                                                                   schema=ACTIVATION_CACHES), "sae = ?", [sae])
+        db.replace_rows("examples", pa.Table.from_pylist(examples_to_rows(sae, sets.values()), schema=EXAMPLES),
+                        "sae = ?", [sae])
+        db.replace_rows("explanations", pa.Table.from_pylist([
+            {"sae": sae, "latent": latent, "explainer": explainer_id(config.explainer_config()),
+             "explanation_id": f"e{latent}", "status": "ok", "explanation": f'the word "{word}"',
+             "backend": "openai", "model": "planted"} for latent, word in ((0, "fox"), (1, "owl"))],
+            schema=EXPLANATIONS), "sae = ?", [sae])
+        instance = DagsterInstance.ephemeral()
+        instance.add_dynamic_partitions(SAE_DIMENSION, [sae])
+        result = materialize([simulation_scores], partition_key=sae_range_key(sae, "00-of-08"),
+                             resources=build_resources(), instance=instance)
+    assert result.success
+    [materialization] = result.asset_materializations_for_node("simulation_scores")
+    metadata = {k: v.value for k, v in materialization.metadata.items()}
+    assert metadata["enabled"] and metadata["latents_scored"] == 2 and metadata["llm_requests"] == 48
+    assert metadata["mean_correlation_own"] > 0.8 and abs(metadata["mean_correlation_shuffled"]) < 0.2
+    [check] = result.get_asset_check_evaluations()
+    assert check.passed
+    rows = db.query("SELECT latent, control, status, correlation FROM scores WHERE scorer = 'simulation' "
+                    "ORDER BY latent, control").to_pylist()
+    assert [(r["latent"], r["control"], r["status"]) for r in rows] == [
+        (0, "none", "ok"), (0, "shuffled", "ok"), (1, "none", "ok"), (1, "shuffled", "ok")]
+    assert db.query("SELECT count(*) AS n FROM judgments WHERE scorer = 'simulation'").column("n")[0].as_py() == 48

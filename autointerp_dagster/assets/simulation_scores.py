@@ -18,7 +18,7 @@ from ..partitions import sae_latent_partitions, same_sae_every_range
 from ..resources import LLMResource, SettingsResource, StoreResource
 from .explanations import explanations
 from .progress import throttled_log
-from .slices import CACHE_DEP, partition_latents, read_example_sets, read_explained
+from .slices import CACHE_DEP, EXPLAINED_BY, partition_latents, read_example_sets, read_explained
 
 
 @asset(
@@ -57,11 +57,14 @@ def simulation_scores(context: AssetExecutionContext, settings: SettingsResource
                       throttled_log(context, "simulation requests"))
     rows = [score_rows(sae, task, score, keys) for task, score in zip(tasks, scores)]
     judged = [j for task, score in zip(tasks, scores) for j in judgment_rows(sae, task, score, keys)]
+    # This run owns the simulation rows of its range made with this explainer, judge and simulation config.
     mine = f"{IN_LATENT_RANGE} AND scorer = '{SIMULATION}' AND judge = ? AND scorer_config = ?"
     params = [sae, start, end, config.llm.label, keys["scorer_config"]]
-    db.replace_rows("scores", pa.Table.from_pylist(rows, schema=SCORES), f"{mine} AND explainer = ?",
-                    [*params, explainer_name])
-    db.replace_rows("judgments", pa.Table.from_pylist(judged, schema=JUDGMENTS), mine, params)
+    db.replace_rows("scores", pa.Table.from_pylist(rows, schema=SCORES),
+                    f"{mine} AND explainer = ? AND explainer_model = ?", [*params, explainer_name, config.llm.label])
+    db.replace_rows("judgments", pa.Table.from_pylist(judged, schema=JUDGMENTS),
+                    f"{mine} AND explanation_id IN (SELECT explanation_id FROM explanations WHERE sae = ? "
+                    f"AND {EXPLAINED_BY})", [*params, sae, explainer_name, config.llm.backend, config.llm.model])
     bad = [(r["latent"], r["control"]) for r in rows
            for m in ("correlation", "correlation_ci_low", "correlation_ci_high")
            if r[m] is not None and not -1.0 <= r[m] <= 1.0]
