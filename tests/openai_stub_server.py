@@ -18,12 +18,18 @@ that do not support them; otherwise each word of the reply is one token with mad
 top alternatives unless the `StubReply` gives its own. Replies end before the first of the
 request's `stop` strings and are cut to `max_tokens` words. `latency_s` delays every answer,
 for concurrency measurements.
+
+The legacy `/completions` route answers `echo` + `logprobs` requests (prompt logprobs, as vLLM serves
+them) when `prompt_logprobs(prompt, offset)` is given: the prompt is cut into words, single spaces and
+single punctuation marks, and each token's top alternatives are what that function returns for the text
+before `offset`. Without it the route is a 404, like a chat-only API.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import re
 import threading
 import time
 from collections import deque
@@ -96,6 +102,7 @@ class StubLLMServer:
     reply: Callable[[list[dict]], Answer] | str = "stub reply"
     latency_s: float = 0.0
     reject_logprobs: bool = False
+    prompt_logprobs: Callable[[str, int], dict[str, float]] | None = None
     requests: list[RecordedRequest] = field(default_factory=list)
 
     def __post_init__(self):
@@ -164,8 +171,14 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self):
         length = int(self.headers.get("Content-Length", 0))
         body = json.loads(self.rfile.read(length) or b"{}")
-        if not self.path.rstrip("/").endswith("/chat/completions"):
+        chat = self.path.rstrip("/").endswith("/chat/completions")
+        legacy = not chat and self.path.rstrip("/").endswith("/completions") and self.stub.prompt_logprobs
+        if not (chat or legacy):
             self._send(404, {"error": {"message": f"no route {self.path}"}})
+            return
+        if legacy:
+            self.stub.requests.append(RecordedRequest(body, self.headers.get("Authorization")))
+            self._send(200, _echo_completion(body, self.stub.prompt_logprobs))
             return
         answer = self.stub._answer_for(body, self.headers.get("Authorization"))
         if self.stub.latency_s:
@@ -223,6 +236,19 @@ def _completion(body: dict, reply: StubReply) -> dict:
             "total_tokens": prompt_tokens + len(tokens),
         },
     }
+
+
+def _echo_completion(body: dict, prompt_logprobs: Callable[[str, int], dict[str, float]]) -> dict:
+    """A legacy completion echoing the prompt with each prompt token's top logprobs, plus one generated token."""
+    prompt = body["prompt"]
+    spans = [(m.start(), m.group()) for m in re.finditer(r"\w+|\s|[^\w\s]", prompt)] + [(len(prompt), " x")]
+    top = [None] + [dict(sorted(prompt_logprobs(prompt, offset).items(), key=lambda kv: -kv[1])[: body["logprobs"]])
+                    for offset, _ in spans[1:]]
+    logprobs = {"tokens": [t for _, t in spans], "token_logprobs": [None] + [-1.0] * (len(spans) - 1),
+                "top_logprobs": top, "text_offset": [offset for offset, _ in spans]}
+    return {"id": "cmpl-stub", "object": "text_completion", "model": body.get("model", "stub"),
+            "choices": [{"index": 0, "text": prompt + " x", "logprobs": logprobs, "finish_reason": "length"}],
+            "usage": {"prompt_tokens": len(spans) - 1, "completion_tokens": 1, "total_tokens": len(spans)}}
 
 
 def _logprobs(tokens: list[str], given: list[dict[str, float]] | None, top_n: int) -> list[dict]:

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from autointerp_dagster.core.coders import CoderSource
-from autointerp_dagster.core.coders.decoder import decoder_directions
+from autointerp_dagster.core.coders.decoders import decoder_directions, unit_decoder_directions
 from autointerp_dagster.core.digest import (
     LatentDigest,
     digest_rows,
@@ -83,11 +83,14 @@ def test_decoder_directions_of_a_sparsify_sae_and_of_neurons(tiny_model_dir, tmp
     folder = write_sparsify_sae(tmp_path / "layers.1", 64, 48, 4, seed=2)
     directions = decoder_directions(CoderSource(str(folder)))
     assert torch.equal(directions, load_file(folder / "sae.safetensors")["W_dec"].float())
+    unit = unit_decoder_directions(CoderSource(str(folder)))
+    assert np.allclose(np.linalg.norm(unit, axis=1), 1.0, atol=1e-5)
+    assert np.allclose(unit * np.linalg.norm(directions.numpy(), axis=1, keepdims=True), directions.numpy(), atol=1e-5)
     model = load_subject_model(str(tiny_model_dir), tmp_path / "models")
     neurons = decoder_directions(CoderSource("", hookpoint="layers.1.mlp", kind="neurons"), model.body)
     down = model.body.layers[1].mlp.down_proj.weight
     assert neurons.shape == (down.shape[1], down.shape[0]) and torch.equal(neurons[5], down[:, 5])
-    with pytest.raises(ValueError, match="base model"):
+    with pytest.raises(ValueError, match="base\nmodel|base model"):
         decoder_directions(CoderSource("", hookpoint="layers.1.mlp", kind="neurons"))
 
 

@@ -21,6 +21,7 @@ from autointerp_dagster.core.prompts.explainer import format_example_for_explain
 from autointerp_dagster.core.sampling import (
     ACTIVATING,
     HARD_NEGATIVE,
+    NEIGHBOUR_NEGATIVE,
     RANDOM_NEGATIVE,
     Example,
     LeakageError,
@@ -35,6 +36,7 @@ from autointerp_dagster.core.sampling import (
     window_pool_embeddings,
 )
 from autointerp_dagster.core.sampling.build import EXPLAINER, SCORER, ExampleSets
+from autointerp_dagster.core.sampling.neighbours import nearest_latents
 from autointerp_dagster.core.subject_model import load_subject_model
 
 from .conftest import write_sparsify_sae
@@ -260,11 +262,13 @@ def window(row: int, start: int, kind: str = ACTIVATING) -> Example:
 def test_every_example_source_declares_who_sees_it():
     roles = {f.name: f.metadata.get("role") for f in dataclasses.fields(ExampleSets) if f.name != "latent"}
     assert roles == {"train": EXPLAINER, "test": SCORER, "random_negatives": SCORER,
-                     "hard_negative_train": EXPLAINER, "hard_negative_test": SCORER}
+                     "hard_negative_train": EXPLAINER, "hard_negative_test": SCORER,
+                     "neighbour_train": EXPLAINER, "neighbour_test": SCORER}
 
 
 @pytest.mark.parametrize("shown, judged", [
     ("train", "test"), ("hard_negative_train", "hard_negative_test"), ("hard_negative_train", "random_negatives"),
+    ("neighbour_train", "neighbour_test"), ("neighbour_train", "hard_negative_test"), ("train", "neighbour_test"),
 ])
 def test_a_window_both_shown_and_judged_is_refused(shown, judged):
     sets = ExampleSets(7, **{shown: [window(3, 40), window(1, 8)], judged: [window(1, 8)]})
@@ -360,3 +364,42 @@ def test_a_range_sample_keeps_the_wanted_latents_and_gives_every_other_a_reason(
     every = sample_latent_range(*args, wanted=None)
     assert sorted(r["latent"] for r in every.status_rows) == list(range(len(counts)))  # one row each
     assert {le.latent for le in two.kept} <= {le.latent for le in every.kept}
+
+
+def test_neighbour_negatives_are_a_decoder_neighbours_windows_where_the_latent_is_silent(setup):
+    """Planted decoder: latent b's direction is a's plus a little noise, every other direction random. a's
+    neighbour negatives are b's windows, a silent throughout; the explainer's and the scorers' shares never
+    share a token with each other or with a random or hard negative, and they survive storage."""
+    dense, width = setup["dense"], CONFIG.example_ctx_len
+    ok = ok_latents(setup)
+    counts = dense.astype(bool).sum(axis=(0, 1))
+    a = ok[0].latent
+    b = max((le.latent for le in ok[1:]), key=lambda latent: counts[latent])
+    rng = np.random.default_rng(0)
+    decoder = rng.normal(size=(dense.shape[2], 32))
+    decoder[b] = decoder[a] + 0.01 * rng.normal(size=32)
+    decoder /= np.linalg.norm(decoder, axis=1, keepdims=True)
+    assert nearest_latents(decoder, [a], 1) == {a: [b]}
+    config = CONFIG.model_copy(update={"n_neighbour_negatives": 4, "neighbour_latents": 1})
+    [le] = build_examples(setup["cache"], setup["tokens"], setup["decode"], [a], KEY, config,
+                          pool_embeddings=setup["pool"], decoder=decoder)
+    shares = le.neighbour_train + le.neighbour_test
+    assert len(le.neighbour_train) == len(le.neighbour_test) == 4
+    for e in shares:
+        assert e.kind == NEIGHBOUR_NEGATIVE and e.normalized == (0,) * width
+        assert not dense[e.row, e.start:e.start + width, a].any()  # a is silent in the whole window
+        assert dense[e.row, e.start:e.start + width, b].any()  # b fires in it
+        assert e.tokens == tuple(setup["decode"].strings(setup["tokens"][e.row, e.start:e.start + width]).tolist())
+    others = shares + le.random_negatives + le.hard_negative_train + le.hard_negative_test
+    for e in shares:
+        assert all(o is e or o.row != e.row or abs(o.start - e.start) >= width for o in others)
+    # b's strongest window where a is silent comes first, in the explainer's share
+    records = setup["cache"].records(b, b + 1)
+    b_windows = activating_windows(*(records[c].to_numpy() for c in ("row", "pos", "activation")),
+                                   setup["corpus"].ctx_len, setup["corpus"].first_position, config)
+    silent = [(r, s) for r, s in zip(b_windows[0].tolist(), b_windows[1].tolist())
+              if not dense[r, s:s + width, a].any()]
+    assert (le.neighbour_train[0].row, le.neighbour_train[0].start) == silent[0]
+    le.check_disjoint()
+    back = rows_to_latent_examples(examples_to_rows(KEY, [le]))[a]
+    assert back.neighbour_train == le.neighbour_train and back.neighbour_test == le.neighbour_test

@@ -8,10 +8,11 @@ from .explanations import explanations
 from .latent_report import latent_report
 from .latent_stats import latent_stats
 from .scores import scores
+from .simulation_scores import simulation_scores
 from .summary import sae_summary
 
-ASSETS = [corpus, embedded_saes, activation_cache, latent_stats, examples, explanations, scores, sae_summary,
-          latent_report]
+ASSETS = [corpus, embedded_saes, activation_cache, latent_stats, examples, explanations, scores, simulation_scores,
+          sae_summary, latent_report]
 
 __all__ = ["ASSETS", "activation_cache", "corpus", "embedded_saes", "examples", "explanations", "latent_report",
-           "latent_stats", "sae_summary", "scores"]
+           "latent_stats", "sae_summary", "scores", "simulation_scores"]

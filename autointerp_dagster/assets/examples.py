@@ -1,4 +1,4 @@
-"""Example samples per (sae, latent range): explainer and scorer sets, random and hard negatives."""
+"""Example samples per (sae, latent range): explainer and scorer sets, random, hard and neighbour negatives."""
 
 import time
 from collections import Counter
@@ -9,8 +9,7 @@ from dagster import AssetDep, AssetExecutionContext, AutomationCondition, Materi
 import numpy as np
 
 from ..core.activation_cache import ActivationCache
-from ..core.coders import lookup
-from ..core.coders.decoder import decoder_directions
+from ..core.coders import SparseCoderError, decoder_directions, lookup, unit_decoder_directions
 from ..core.corpus import load_corpus_info, read_tokens
 from ..core.digest import LatentDigest, digest_rows, promoted_tokens
 from ..core.sampling import examples_to_rows, sample_latent_range, token_decoder, window_pool_embeddings
@@ -27,8 +26,8 @@ from .slices import CACHE_DEP, partition_latents
     deps=[AssetDep(latent_stats), CACHE_DEP, corpus],
     automation_condition=AutomationCondition.eager(),
     description="Per latent: activating windows stratified into activation quantiles, disjoint explainer (train) "
-    "and scorer (test) sets, random and hard negatives, and the latent's digest: its most frequent peak tokens "
-    "and the tokens its decoder promotes (DuckDB tables examples, latent_sampling and latent_digest).",
+    "and scorer (test) sets, random, hard and neighbour negatives, and the latent's digest: its most frequent peak "
+    "tokens and the tokens its decoder promotes (DuckDB tables examples, latent_sampling and latent_digest).",
 )
 def examples(context: AssetExecutionContext, settings: SettingsResource, subject_model: SubjectModelResource,
              store: StoreResource) -> MaterializeResult:
@@ -47,8 +46,16 @@ def examples(context: AssetExecutionContext, settings: SettingsResource, subject
     pool = None
     if sampling.n_hard_negatives:
         pool = window_pool_embeddings(corpus_info, tokens, decode, sampling.example_ctx_len)
+    decoder, no_neighbours = None, None
+    if sampling.n_neighbour_negatives and "neighbour" in config.negatives.split("+"):
+        try:
+            decoder = unit_decoder_directions(lookup(config, [sae])[sae].source)
+        except SparseCoderError as exc:  # e.g. MLP neurons: no decoder file; the other negatives still come
+            no_neighbours = str(exc)
+            context.log.warning(f"{sae}: no neighbour negatives: {exc}")
     started = time.monotonic()
-    sample = sample_latent_range(cache, tokens, decode, sae, start, counts, sampling, config.latents_per_range, pool)
+    sample = sample_latent_range(cache, tokens, decode, sae, start, counts, sampling, config.latents_per_range, pool,
+                                 decoder)
     seconds = time.monotonic() - started
     kept, status_rows = sample.kept, sample.status_rows
     rows = examples_to_rows(sae, kept)
@@ -78,4 +85,5 @@ def examples(context: AssetExecutionContext, settings: SettingsResource, subject
         "sampling_seconds": round(seconds, 2),
         "latents_per_second": round(sample.tried / max(seconds, 1e-9), 1),
         "hard_negatives": bool(pool is not None),
+        "neighbour_negatives": bool(decoder is not None) if no_neighbours is None else no_neighbours,
     })

@@ -59,8 +59,10 @@ def explanations(context: AssetExecutionContext, settings: SettingsResource, sto
     digests = read_digests(db, sae, start, end)
     client = llm.client(db)
     # A quantile-balanced subset; explain_latents shows it in the configured order (strongest first by default).
-    items = [ExplainItem(latent, evenly_spaced(s.train, shown, key=lambda e: e.quantile), s.hard_negative_train,
-                         digests.get(latent)) for latent, s in sorted(sets.items())]
+    neighbours = "neighbour" in config.negatives.split("+")  # a contrastive explainer also sees its neighbour share
+    items = [ExplainItem(latent, evenly_spaced(s.train, shown, key=lambda e: e.quantile),
+                         s.hard_negative_train + (s.neighbour_train if neighbours else []), digests.get(latent))
+             for latent, s in sorted(sets.items())]
     context.log.info(f"explaining {len(items)} latent(s) of {sae} {range_key} with {config.llm.label}")
     results = explain_latents(client, items, explainer, on_progress=throttled_log(context, "explanation requests"))
     made = [(ExplainerKey(explainer_name, config.llm.backend, config.llm.model), results)]

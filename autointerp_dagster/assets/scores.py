@@ -30,7 +30,7 @@ from ..partitions import sae_latent_partitions, same_sae_every_range
 from ..resources import LLMResource, SettingsResource, StoreResource
 from .explanations import explanations
 from .progress import throttled_log
-from .slices import CACHE_DEP, partition_latents, read_example_sets
+from .slices import CACHE_DEP, partition_latents, read_example_sets, read_explained
 
 
 @asset(
@@ -63,10 +63,8 @@ def scores(context: AssetExecutionContext, settings: SettingsResource, store: St
     client = llm.client(db)
     rows, judgment_table, all_tasks = [], [], []
     for key in explainers:  # the LLM's explanations, then the baseline's: judged alike, each beside its control
-        every_range = _explained(db, key, sae)  # the shuffled control borrows from every range
-        tasks = scoring_tasks(sae, {latent: r for latent, r in every_range.items() if start <= latent < end}, sets,
-                              {latent: r["explanation"] for latent, r in every_range.items()}, config.negatives,
-                              scorer_config.seed)
+        explained, pool = read_explained(db, sae, start, end, key.explainer, key.label)  # pool: every range's
+        tasks = scoring_tasks(sae, explained, sets, pool, config.negatives, scorer_config.seed)
         judged = judged_subset(tasks, judged_per_class)
         context.log.info(f"scoring {len(tasks)} explanation(s) (own and shuffled) of {sae} {range_key} by "
                          f"{key.explainer} ({scorer_config.mode}, judge {config.llm.label})")
@@ -97,13 +95,6 @@ def scores(context: AssetExecutionContext, settings: SettingsResource, store: St
     return MaterializeResult(metadata=_metadata(rows, all_tasks, explainers, config.llm.label, scorer_config.mode),
                              check_results=_checks(db, rows, judgment_table, sae, start, end,
                                                    config.max_parse_failure_rate))
-
-
-def _explained(db, key: ExplainerKey, sae: str) -> dict[int, dict]:
-    """The SAE's explanations by `key` that succeeded, by latent."""
-    rows = db.query("SELECT * FROM explanations WHERE sae = ? AND explainer = ? AND backend = ? AND model = ? "
-                    "AND status = 'ok'", [sae, key.explainer, key.backend, key.model]).to_pylist()
-    return {r["latent"]: r for r in rows}
 
 
 def _metadata(rows: list[dict], tasks, explainers: list[ExplainerKey], judge: str, mode: str) -> dict:

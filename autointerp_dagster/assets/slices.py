@@ -10,6 +10,7 @@ from ..core.digest import LatentDigest, digests_from_rows
 from ..core.latent_ranges import latent_range
 from ..core.sampling import rows_to_latent_examples
 from ..core.store import ResultsStore
+from ..core.store.tables import IN_LATENT_RANGE
 from ..partitions import RANGE_DIMENSION, SAE_DIMENSION
 from .activation_cache import activation_cache
 
@@ -38,3 +39,20 @@ def read_digests(store: ResultsStore, sae: str, start: int, end: int) -> dict[in
         return {}
     rows = store.query("SELECT * FROM latent_digest WHERE sae = ? AND latent >= ? AND latent < ?", [sae, start, end])
     return digests_from_rows(rows.to_pylist())
+
+
+EXPLAINED_BY = "explainer = ? AND backend = ? AND model = ? AND status = 'ok'"  # explanations a scorer reads
+
+
+def read_explained(store: ResultsStore, sae: str, start: int, end: int, explainer: str,
+                   llm_label: str) -> tuple[dict[int, dict], dict[int, str]]:
+    """(this range's explained latents -> explanation row, every explained latent of the SAE -> explanation) made
+    by `explainer` with the model `llm_label` ("backend:model"); the second is the shuffled control's pool."""
+    backend, _, model = llm_label.partition(":")
+    params = [explainer, backend, model]
+    pool = {r["latent"]: r["explanation"] for r in store.query(
+        f"SELECT latent, explanation FROM explanations WHERE sae = ? AND {EXPLAINED_BY}", [sae, *params]).to_pylist()}
+    explained = {r["latent"]: r for r in store.query(
+        f"SELECT * FROM explanations WHERE {IN_LATENT_RANGE} AND {EXPLAINED_BY}",
+        [sae, start, end, *params]).to_pylist()}
+    return explained, pool

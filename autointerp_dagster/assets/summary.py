@@ -16,12 +16,14 @@ from ..core.report import OFFLINE_JUDGE_NOTE, baseline_comparison, format_summar
 from ..partitions import SAE_DIMENSION, sae_partitions
 from ..resources import SettingsResource, StoreResource
 from .scores import scores
+from .simulation_scores import simulation_scores
 
 
 @asset(
     group_name="interpretation",
     partitions_def=sae_partitions,
-    deps=[AssetDep(scores, partition_mapping=MultiToSingleDimensionPartitionMapping(SAE_DIMENSION))],
+    deps=[AssetDep(a, partition_mapping=MultiToSingleDimensionPartitionMapping(SAE_DIMENSION))
+          for a in (scores, simulation_scores)],
     automation_condition=AutomationCondition.eager(),
     description="Per SAE: latents explained and skipped; each scorer's mean over latents for the own explanation, "
     "the shuffled-explanation control and their paired difference, with 95% bootstrap intervals, for the LLM "
@@ -36,7 +38,7 @@ def sae_summary(context: AssetExecutionContext, settings: SettingsResource, stor
         text += "\n\n" + OFFLINE_JUDGE_NOTE
     histograms = score_distributions(
         {f"{s.scorer} {s.metric.replace('balanced_accuracy', 'bal. acc.')}": s.own_values
-         for s in report.scorers if s.metric == "balanced_accuracy" or s.scorer == "embedding"},
+         for s in report.scorers if s.metric == "balanced_accuracy" or s.scorer in ("embedding", "simulation")},
         f"{context.partition_key}: own explanations",
     )
     recall = recall_by_quantile(report.recall_by_quantile, f"{context.partition_key}: recall by quantile")

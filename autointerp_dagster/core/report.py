@@ -17,7 +17,8 @@ from .metrics import mean_ci
 from .store import ResultsStore
 
 SCORER_METRICS = (("detection", "balanced_accuracy"), ("fuzzing", "balanced_accuracy"),
-                  ("detection", "auc"), ("fuzzing", "auc"), ("embedding", "auc"))
+                  ("detection", "auc"), ("fuzzing", "auc"), ("embedding", "auc"),
+                  ("simulation", "correlation"))
 OFFLINE_JUDGE_NOTE = (
     "The offline judge is a small model (Qwen2.5-Coder 1.5B, 4-bit GGUF): its explanations and judgments are a "
     "demonstration of the pipeline, and its scores are not comparable with those of a 70B judge such as the "

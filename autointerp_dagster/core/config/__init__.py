@@ -28,12 +28,13 @@ from .sections import (
     SamplingConfig,
     ScorerConfig,
     Section,
+    SimulationConfig,
     Settings,
 )
 
 __all__ = [
     "CONFIG_ENV", "ENV_PREFIX", "EMBEDDED_CORPUS", "EMBEDDED_JUDGE", "EMBEDDED_MODEL", "HIGHLIGHT_THRESHOLD",
     "LOCAL_EXPLAINER", "CoderSource", "ConcurrencyConfig", "ConfigError", "CorpusSpec", "EmbeddedSaeSpec",
-    "ExplainerConfig", "LLMConfig", "SamplingConfig", "ScorerConfig", "Section", "Settings", "describe",
+    "ExplainerConfig", "LLMConfig", "SamplingConfig", "ScorerConfig", "Section", "Settings", "SimulationConfig", "describe",
     "env_names", "load_settings", "load_settings_with_sources", "reference_rows",
 ]

@@ -82,6 +82,9 @@ class SamplingConfig(Section):
     hard_negative_queries: int = Field(10, ge=1, description="top windows whose embeddings form the query")
     digest_tokens: int = Field(10, ge=0, description="digest: most frequent peak tokens kept per latent")
     promoted_tokens: int = Field(10, ge=0, description="digest: tokens the decoder direction promotes (0: none)")
+    n_neighbour_negatives: int = Field(
+        20, ge=0, description="in each of two shares: windows where decoder neighbours fire and the latent is silent")
+    neighbour_latents: int = Field(5, ge=1, description="nearest latents by decoder cosine")
     seed: int = 0
 
     @model_validator(mode="after")
@@ -144,6 +147,15 @@ class ScorerConfig(Section):
         if self.max_tokens is not None:
             return self.max_tokens
         return 2048 if self.mode == "batched" else 1
+
+
+class SimulationConfig(Section):
+    """OpenAI-style simulation scoring (core/scorers/simulation.py): the judge predicts every token's activation
+    from the explanation; score = correlation with the true activations. Off by default: it costs one prompt of
+    ~300 tokens per judged window (about 33k prompt tokens a latent with 50 + 50 windows, own and control)."""
+
+    enabled: bool = Field(False, description="run the simulation_scores asset (a prompt per judged window)")
+    max_level: int = Field(9, ge=1, le=10, description="activation scale 0..max_level in the prompt (one digit: 9)")
 
 
 class LLMConfig(Section):
@@ -213,7 +225,9 @@ class Settings(Section):
     explainer: ExplainerConfig = Field(ExplainerConfig(), description="unset fields follow the judge (see explainer_config)")
     baseline_tokens: int = Field(3, ge=0, description="top-tokens baseline explainer: N most frequent peak tokens (0: none)")
     scoring: ScorerConfig = ScorerConfig(mode="auto")
-    negatives: Literal["random", "random+hard"] = Field("random", description="scorer negatives")
+    negatives: Literal["random", "random+hard", "random+neighbour", "random+hard+neighbour"] = Field(
+        "random", description="scorer negatives (and what a contrastive explainer sees)")
+    simulation: SimulationConfig = SimulationConfig()
     explainer_examples: int | None = Field(None, ge=1, description="null: 10 for a local judge, else all (40)")
     judge_examples: int | None = Field(None, ge=1, description="null: 5 for a local judge, else all (50)")
     max_parse_failure_rate: float = Field(0.25, ge=0, le=1, description="asset checks fail above this share")

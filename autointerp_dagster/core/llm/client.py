@@ -16,9 +16,9 @@ import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
-from autointerp_dagster.core.llm.records import CallRecord, LLMRecords, cache_key
+from autointerp_dagster.core.llm.records import CallRecord, LLMRecords, cache_key, prompt_score_key
 from autointerp_dagster.core.llm.types import (
     CACHED,
     ERROR,
@@ -28,6 +28,10 @@ from autointerp_dagster.core.llm.types import (
     BackendReply,
     ChatRequest,
     ChatResult,
+    PromptScoreReply,
+    PromptScoreRequest,
+    PromptScoreResult,
+    supports_prompt_logprobs,
 )
 from autointerp_dagster.core.store import ResultsStore
 
@@ -66,29 +70,48 @@ class LLMClient:
     ) -> list[ChatResult]:
         """Answers in the order of `requests`; failures come back as status "error"."""
         identity = self.backend.identity
+        return self._run(requests, lambda r: cache_key(identity, r), self.backend.generate, _CHAT, on_progress)
+
+    def score_prompts(
+        self, requests: list[PromptScoreRequest], on_progress: ProgressCallback | None = None
+    ) -> list[PromptScoreResult]:
+        """Candidate logprobs inside prompts (see PromptScoreRequest), cached and logged like chat answers.
+
+        Raises ValueError for a backend that cannot read logprobs inside a prompt (a chat-only API)."""
+        if not supports_prompt_logprobs(self.backend):
+            raise ValueError(f"{self.backend.name} backend {self.backend.model!r} cannot return logprobs inside a "
+                             "prompt (it needs an in-process model or a completions endpoint with echo)")
+        identity = self.backend.identity
+        return self._run(requests, lambda r: prompt_score_key(identity, r), self.backend.prompt_logprobs,
+                         _PROMPT_SCORE, on_progress)
+
+    def _run(self, requests: list, key_of: Callable, call: Callable, kind: _Kind,
+             on_progress: ProgressCallback | None) -> list:
         positions: dict[str, list[int]] = {}  # cache key -> where its requests are, in request order
         for i, request in enumerate(requests):
-            positions.setdefault(cache_key(identity, request), []).append(i)
-        results: list[ChatResult | None] = [None] * len(requests)
+            positions.setdefault(key_of(request), []).append(i)
+        results: list = [None] * len(requests)
         done = 0
         batch = _PendingRows(self.records)
         try:
             hits = self.records.lookup(list(positions)) if self.use_cache else {}
             for key, where in positions.items():
                 if key in hits:
-                    done += _fill(results, where, self._from_cache(requests[where[0]], key, hits[key], batch))
+                    result = self._from_cache(requests[where[0]], key, kind.reply(**hits[key]), kind, batch)
+                    done += _fill(results, where, result)
             if done and on_progress:
                 on_progress(done, len(requests))
             todo = [key for key in positions if key not in hits]
             with _Pool(min(self.concurrency, max(len(todo), 1))) as pool:
-                running = {pool.submit(self._call, requests[positions[key][0]]): key for key in todo}
+                running = {pool.submit(self._call, call, requests[positions[key][0]]): key for key in todo}
                 last_flush = time.monotonic()
                 while running:
                     finished, _ = wait(running, timeout=self.flush_interval_s, return_when=FIRST_COMPLETED)
                     for future in finished:
                         key = running.pop(future)
                         where = positions[key]
-                        done += _fill(results, where, self._record(requests[where[0]], key, *future.result(), batch))
+                        result = self._record(requests[where[0]], key, *future.result(), kind, batch)
+                        done += _fill(results, where, result)
                         if on_progress:
                             on_progress(done, len(requests))
                     if len(batch) >= self.flush_every or time.monotonic() - last_flush >= self.flush_interval_s:
@@ -96,61 +119,36 @@ class LLMClient:
                         last_flush = time.monotonic()
         finally:
             batch.flush()
-        return results  # type: ignore[return-value]  # every slot is filled above
+        return results
 
-    def _call(self, request: ChatRequest) -> tuple[BackendReply | None, str | None, int, float]:
+    def _call(self, call: Callable, request) -> tuple[object | None, str | None, int, float]:
         """Runs in a worker: (reply, error, attempts, seconds); never raises."""
         start = time.perf_counter()
         try:
-            reply = self.backend.generate(request)
+            reply = call(request)
             return reply, None, reply.attempts, time.perf_counter() - start
         except BackendError as exc:
             return None, exc.message, exc.attempts, time.perf_counter() - start
         except Exception as exc:  # a backend bug must fail one request, not the batch
             return None, f"{type(exc).__name__}: {exc}", 1, time.perf_counter() - start
 
-    def _record(
-        self, request: ChatRequest, key: str, reply: BackendReply | None, error: str | None,
-        attempts: int, latency_s: float, batch: _PendingRows,
-    ) -> ChatResult:
-        call_id = uuid.uuid4().hex
+    def _record(self, request, key: str, reply, error: str | None, attempts: int, latency_s: float,
+                kind: _Kind, batch: _PendingRows):
         if reply is None:
             log.warning("LLM request failed (%s) after %d attempts: %s", request.purpose or "-", attempts, error)
-        result = ChatResult(
-            text=reply.text if reply else None,
-            status=OK if reply else ERROR,
-            error=error,
-            top_logprobs=reply.top_logprobs if reply else None,
-            tokens_in=reply.tokens_in if reply else 0,
-            tokens_out=reply.tokens_out if reply else 0,
-            latency_s=latency_s,
-            cached=False,
-            call_id=call_id,
-        )
+        result = kind.result(reply, error, latency_s, False)
         if reply is not None and self.use_cache:
-            response = {"text": reply.text, "top_logprobs": reply.top_logprobs,
-                        "tokens_in": reply.tokens_in, "tokens_out": reply.tokens_out}
+            response = {k: v for k, v in vars(reply).items() if k != "attempts"}
             batch.responses.append((key, self.backend.model, response))
         batch.calls.append(self._log_row(result, request, key, attempts))
         return result
 
-    def _from_cache(self, request: ChatRequest, key: str, response: dict, batch: _PendingRows) -> ChatResult:
-        result = ChatResult(
-            text=response["text"],
-            status=OK,
-            error=None,
-            top_logprobs=response["top_logprobs"],
-            tokens_in=response["tokens_in"],
-            tokens_out=response["tokens_out"],
-            latency_s=0.0,
-            cached=True,
-            call_id=uuid.uuid4().hex,
-        )
+    def _from_cache(self, request, key: str, reply, kind: _Kind, batch: _PendingRows):
+        result = kind.result(reply, None, 0.0, True)
         batch.calls.append(self._log_row(result, request, key, attempts=0, status=CACHED))
         return result
 
-    def _log_row(self, result: ChatResult, request: ChatRequest, key: str, attempts: int,
-                 status: str | None = None) -> CallRecord:
+    def _log_row(self, result, request, key: str, attempts: int, status: str | None = None) -> CallRecord:
         return CallRecord.now(
             call_id=result.call_id,
             backend=self.backend.name,
@@ -158,7 +156,7 @@ class LLMClient:
             purpose=request.purpose,
             prompt_hash=key,
             tokens_in=result.tokens_in,
-            tokens_out=result.tokens_out,
+            tokens_out=getattr(result, "tokens_out", 0),
             latency_s=result.latency_s,
             attempts=attempts,
             status=status or result.status,
@@ -166,7 +164,34 @@ class LLMClient:
         )
 
 
-def _fill(results: list[ChatResult | None], where: list[int], result: ChatResult) -> int:
+@dataclass(frozen=True)
+class _Kind:
+    """What differs between chat answers and prompt logprobs: the reply type (also read back from the cache)
+    and how a reply, or its absence, becomes a result."""
+
+    reply: type
+    result: Callable
+
+
+def _chat_result(reply: BackendReply | None, error: str | None, latency_s: float, cached: bool) -> ChatResult:
+    return ChatResult(
+        text=reply.text if reply else None, status=OK if reply else ERROR, error=error,
+        top_logprobs=reply.top_logprobs if reply else None, tokens_in=reply.tokens_in if reply else 0,
+        tokens_out=reply.tokens_out if reply else 0, latency_s=latency_s, cached=cached, call_id=uuid.uuid4().hex)
+
+
+def _prompt_score_result(reply: PromptScoreReply | None, error: str | None, latency_s: float,
+                         cached: bool) -> PromptScoreResult:
+    return PromptScoreResult(
+        logprobs=reply.logprobs if reply else None, status=OK if reply else ERROR, error=error,
+        tokens_in=reply.tokens_in if reply else 0, latency_s=latency_s, cached=cached, call_id=uuid.uuid4().hex)
+
+
+_CHAT = _Kind(BackendReply, _chat_result)
+_PROMPT_SCORE = _Kind(PromptScoreReply, _prompt_score_result)
+
+
+def _fill(results: list, where: list[int], result) -> int:
     """Puts `result` at the first of `where` and a copy at each other position; returns how many."""
     results[where[0]] = result
     for i in where[1:]:

@@ -29,7 +29,13 @@ from autointerp_dagster.core.hf_models import (
     resolve_device,
     resolve_dtype,
 )
-from autointerp_dagster.core.llm.types import BackendError, BackendReply, ChatRequest
+from autointerp_dagster.core.llm.types import (
+    BackendError,
+    BackendReply,
+    ChatRequest,
+    PromptScoreReply,
+    PromptScoreRequest,
+)
 
 
 class LocalBackend:
@@ -99,6 +105,36 @@ class LocalBackend:
             else:
                 reply = self._generate(inputs, request)
             return replace(reply, text=_before_stop(reply.text, request.stop))
+
+    def prompt_logprobs(self, request: PromptScoreRequest) -> PromptScoreReply:
+        """One forward pass over the plain prompt (no chat template); at each offset that starts a token, the
+        candidates' logprobs from the logits one position before it. A candidate that is not one token is left
+        out, an offset inside a token gives None."""
+        with self._lock:
+            if self._model is None:  # the same load as generate's
+                self._tokenizer = load_tokenizer(self.spec, self.models_dir)
+                model = load_causal_lm(self.spec, self.models_dir, self.device, self.dtype)
+                if self.quantize:
+                    model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8,
+                                                                   inplace=True)
+                self._model = model
+            encoded = self._tokenizer(request.prompt, add_special_tokens=False, return_offsets_mapping=True)
+            ids, spans = encoded["input_ids"], encoded["offset_mapping"]
+            if len(ids) > self.max_context:
+                raise BackendError(f"prompt of {len(ids)} tokens exceeds the {self.max_context}-token context", 1)
+            token_at = {start: i for i, (start, end) in enumerate(spans) if end > start and i > 0}
+            candidates = {c: found[0] for c in request.candidates
+                          if len(found := self._tokenizer.encode(c, add_special_tokens=False)) == 1}
+            wanted = [token_at.get(offset) for offset in request.offsets]
+            rows = sorted({i - 1 for i in wanted if i is not None})
+            logprobs = []
+            if rows:  # logits at the kept rows only: the whole prompt's would be prompt x vocabulary floats
+                with torch.inference_mode():
+                    logits = self._model(input_ids=torch.tensor([ids], device=self.device),
+                                         logits_to_keep=torch.tensor(rows, device=self.device)).logits[0]
+                logprobs = torch.log_softmax(logits.float(), dim=-1)[:, list(candidates.values())].tolist()
+            by_row = {row: dict(zip(candidates, values)) for row, values in zip(rows, logprobs)}
+            return PromptScoreReply([None if i is None else by_row[i - 1] for i in wanted], tokens_in=len(ids))
 
     def _prefix_length(self, request: ChatRequest, ids: list[int]) -> int:
         """Tokens of the messages before the last one, when they are a proper prefix of the prompt's tokens."""

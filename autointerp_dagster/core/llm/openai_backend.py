@@ -20,12 +20,19 @@ from urllib.parse import urlsplit, urlunsplit
 import openai
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_random_exponential
 
-from autointerp_dagster.core.llm.types import BackendError, BackendReply, ChatRequest
+from autointerp_dagster.core.llm.types import (
+    BackendError,
+    BackendReply,
+    ChatRequest,
+    PromptScoreReply,
+    PromptScoreRequest,
+)
 
 log = logging.getLogger(__name__)
 
 _RETRYABLE_STATUS = {408, 429}  # plus every 5xx
-MAX_RETRY_AFTER_S = 300.0  # beyond this a Retry-After is treated as "give up soon", not obeyed
+MAX_RETRY_AFTER_S = 300.0
+PROMPT_TOP_LOGPROBS = 20  # alternatives per prompt token; vLLM's default cap (max_logprobs)  # beyond this a Retry-After is treated as "give up soon", not obeyed
 
 
 class _MalformedResponse(Exception):
@@ -84,6 +91,37 @@ class OpenAIBackend:
                 self._logprobs_supported = False
             return send()
 
+        return self._retried(send, lambda: attempts)
+
+    def prompt_logprobs(self, request: PromptScoreRequest) -> PromptScoreReply:
+        """The legacy completions endpoint with `echo` and `logprobs` (vLLM turns these into prompt logprobs):
+        the top PROMPT_TOP_LOGPROBS alternatives of every prompt token, each token's `text_offset`, and one
+        generated token, which is ignored. Candidates outside the top alternatives are absent (probability ~0,
+        as in OpenAI's simulator); a chat-only API answers 404 and the request fails with that error."""
+        attempts = 0
+
+        def send() -> PromptScoreReply:
+            nonlocal attempts
+            attempts += 1
+            payload = {"model": self.model, "prompt": request.prompt, "max_tokens": 1, "temperature": 0.0,
+                       "echo": True, "logprobs": PROMPT_TOP_LOGPROBS}
+            body = json.loads(self._client.post("/completions", body=payload, cast_to=str))
+            try:
+                logprobs = body["choices"][0]["logprobs"]
+                offsets, tops = logprobs["text_offset"], logprobs["top_logprobs"]
+            except (KeyError, IndexError, TypeError) as exc:
+                raise _MalformedResponse(f"no choices[0].logprobs with text_offset and top_logprobs ({exc!r})") from None
+            at = {int(offset): i for i, offset in enumerate(offsets) if i > 0 and offset < len(request.prompt)}
+            wanted = set(request.candidates)
+            found = [None if (i := at.get(offset)) is None or tops[i] is None
+                     else {t: float(lp) for t, lp in tops[i].items() if t in wanted} for offset in request.offsets]
+            usage = body.get("usage") or {}
+            return PromptScoreReply(found, tokens_in=int(usage.get("prompt_tokens") or len(offsets)), attempts=attempts)
+
+        return self._retried(send, lambda: attempts)
+
+    def _retried(self, send, attempts):
+        """`send()` with retries on retryable errors; anything that escapes is a scrubbed BackendError."""
         retrying = Retrying(
             retry=retry_if_exception(_is_retryable),
             stop=stop_after_attempt(self.max_retries + 1),
@@ -94,7 +132,7 @@ class OpenAIBackend:
         try:
             return retrying(send)
         except Exception as exc:  # nothing escapes unscrubbed
-            raise BackendError(self._redact(self._describe(exc)), attempts) from None
+            raise BackendError(self._redact(self._describe(exc)), attempts()) from None
 
     def _wait(self, state: RetryCallState) -> float:
         """The server's Retry-After when given (it knows when capacity returns), else back-off."""

@@ -16,7 +16,7 @@ from datetime import datetime, timezone
 
 import pyarrow as pa
 
-from autointerp_dagster.core.llm.types import ChatRequest
+from autointerp_dagster.core.llm.types import ChatRequest, PromptScoreRequest
 from autointerp_dagster.core.store import ResultsStore, transaction
 from autointerp_dagster.core.store.tables import LLM_CALLS, LLM_DDL, LLM_RESPONSES
 
@@ -37,6 +37,14 @@ def cache_key(backend_identity: dict[str, str], request: ChatRequest) -> str:
     }
     if request.stop:
         identity["stop"] = list(request.stop)
+    encoded = json.dumps(identity, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(encoded.encode()).hexdigest()
+
+
+def prompt_score_key(backend_identity: dict[str, str], request: PromptScoreRequest) -> str:
+    """Hash of what decides a PromptScoreRequest's answer; its "kind" keeps it apart from every chat key."""
+    identity = {"backend": backend_identity, "kind": "prompt_logprobs", "prompt": request.prompt,
+                "offsets": list(request.offsets), "candidates": list(request.candidates)}
     encoded = json.dumps(identity, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
     return hashlib.sha256(encoded.encode()).hexdigest()
 

@@ -64,6 +64,48 @@ class BackendReply:
     attempts: int = 1
 
 
+@dataclass(frozen=True)
+class PromptScoreRequest:
+    """Next-token logprobs of `candidates` at chosen places of a plain prompt, from one forward pass.
+
+    `offsets` are character offsets into `prompt`: at each, the distribution of the token that starts
+    there, given everything before it (so the text at an offset never influences its own answer). Used
+    by the simulation scorer ("all at once": every activation slot of a window in one call).
+    """
+
+    prompt: str
+    offsets: tuple[int, ...]
+    candidates: tuple[str, ...]
+    purpose: str = ""
+
+
+@dataclass(frozen=True)
+class PromptScoreReply:
+    """Per offset, candidate -> logprob; a candidate outside what the backend returned (not one token, or
+    not among a server's top logprobs) is absent, and an offset that is not a token boundary is None."""
+
+    logprobs: list[dict[str, float] | None]
+    tokens_in: int
+    attempts: int = 1
+
+
+@dataclass(frozen=True)
+class PromptScoreResult:
+    """The client's answer to one PromptScoreRequest; failures are results (status "error")."""
+
+    logprobs: list[dict[str, float] | None] | None
+    status: str
+    error: str | None
+    tokens_in: int
+    latency_s: float
+    cached: bool
+    call_id: str
+
+    @property
+    def ok(self) -> bool:
+        return self.status == OK
+
+
 class BackendError(Exception):
     """A request the backend gave up on; the message is safe to store (no secrets)."""
 
@@ -86,3 +128,11 @@ class Backend(Protocol):
     def generate(self, request: ChatRequest) -> BackendReply:
         """Returns the reply or raises BackendError."""
         ...
+
+    # Optional: `prompt_logprobs(request: PromptScoreRequest) -> PromptScoreReply` (raises BackendError), for
+    # backends that can read logprobs inside a prompt (in process; vLLM's completions with echo). Callers
+    # check `supports_prompt_logprobs`; chat-only APIs lack it.
+
+
+def supports_prompt_logprobs(backend: Backend) -> bool:
+    return callable(getattr(backend, "prompt_logprobs", None))

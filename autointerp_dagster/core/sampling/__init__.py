@@ -1,7 +1,8 @@
 """Choosing the examples each latent is explained and scored on (see build.py), and the Example they are made of."""
 
 from .build import ExampleSets, LeakageError, build_examples, stable_key_hash
-from .examples import ACTIVATING, HARD_NEGATIVE, RANDOM_NEGATIVE, Example, evenly_spaced, order_for_explainer
+from .examples import (ACTIVATING, HARD_NEGATIVE, NEIGHBOUR_NEGATIVE, RANDOM_NEGATIVE, Example, evenly_spaced,
+                       order_for_explainer)
 from .negatives import window_pool_embeddings
 from .selection import RangeSample, sample_latent_range
 from .rows import examples_to_rows, rows_to_latent_examples
@@ -14,6 +15,7 @@ __all__ = [
     "ExampleSets",
     "ACTIVATING",
     "HARD_NEGATIVE",
+    "NEIGHBOUR_NEGATIVE",
     "RANDOM_NEGATIVE",
     "Example",
     "LeakageError",

@@ -2,9 +2,11 @@
 
 For each latent: its activating windows ranked into quantiles of window maximum; a
 quantile-balanced train set for the explainer and a disjoint test set for the scorers; random
-windows where the latent is silent; and hard negatives, silent windows whose sentence embedding
-is nearest its top windows, split into a share shown to a contrastive explainer and a share the
-scorers judge. No window shown to the explainer is ever judged (`ExampleSets.check_disjoint`).
+windows where the latent is silent; hard negatives, silent windows whose sentence embedding
+is nearest its top windows; and neighbour negatives, silent windows where its nearest latents by
+decoder direction fire (neighbours.py). Hard and neighbour negatives are each split into a share shown
+to a contrastive explainer and a share the scorers judge. No window shown to the explainer is ever
+judged (`ExampleSets.check_disjoint`).
 
 Everything per latent is vectorised numpy on that latent's slice of the cache records, so a
 whole SAE takes seconds. Draws use a generator seeded from (seed, the SAE key, the latent):
@@ -21,8 +23,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..config import SamplingConfig
-from .examples import ACTIVATING, HARD_NEGATIVE, RANDOM_NEGATIVE, Example
+from .examples import ACTIVATING, HARD_NEGATIVE, NEIGHBOUR_NEGATIVE, RANDOM_NEGATIVE, Example
 from .negatives import WindowPool, random_negative_windows
+from .neighbours import NeighbourWindows, nearest_latents
 from .tokens import TokenDecoder
 from .windows import activating_windows, quantile_ranks, split_train_test, window_records
 
@@ -49,8 +52,9 @@ def _examples(role: str):
 
 @dataclass
 class ExampleSets:
-    """A latent's examples by who sees them: train and hard_negative_train are shown to the explainer
-    (the latter only to a contrastive one); test, random_negatives and hard_negative_test are judged.
+    """A latent's examples by who sees them: train, hard_negative_train and neighbour_train are shown to the
+    explainer (the negatives only to a contrastive one); test, random_negatives, hard_negative_test and
+    neighbour_test are judged.
 
     Every list declares its role, so a new example source is covered by `check_disjoint` too.
     """
@@ -61,6 +65,8 @@ class ExampleSets:
     random_negatives: list[Example] = _examples(SCORER)
     hard_negative_train: list[Example] = _examples(EXPLAINER)
     hard_negative_test: list[Example] = _examples(SCORER)
+    neighbour_train: list[Example] = _examples(EXPLAINER)
+    neighbour_test: list[Example] = _examples(SCORER)
 
     def check_disjoint(self) -> None:
         """Raises LeakageError if a window (row, start) is in an explainer set and a scorer set:
@@ -96,7 +102,7 @@ class _Sampler:
     """What every latent of one build shares: the corpus as strings, the window geometry, the pool."""
 
     def __init__(self, cache: ActivationCache, tokens: np.ndarray, decode: TokenDecoder, sae_key: str,
-                 config: SamplingConfig, pool_embeddings: np.ndarray | None):
+                 config: SamplingConfig, pool_embeddings: np.ndarray | None, decoder: np.ndarray | None = None):
         self.ctx_len = int(cache.manifest["ctx_len"])
         self.first_position = int(cache.manifest["first_position"])
         self.width = config.example_ctx_len
@@ -116,6 +122,9 @@ class _Sampler:
         self.pool = None if pool_embeddings is None else WindowPool(
             pool_embeddings, self.n_rows, self.ctx_len, self.first_position, self.width)
         self.pending: list[tuple[LatentExamples, np.ndarray, np.ndarray]] = []  # awaiting hard negatives
+        self.neighbours = None if decoder is None or not config.n_neighbour_negatives else NeighbourWindows(
+            cache, decoder, config, self.ctx_len, self.first_position)
+        self.pending_neighbours: list[tuple[LatentExamples, np.ndarray, np.ndarray]] = []
 
     def sample(self, latent: int, row: np.ndarray, pos: np.ndarray, activation: np.ndarray) -> LatentExamples:
         config = self.config
@@ -147,6 +156,8 @@ class _Sampler:
         result.random_negatives = self._negatives(rows, starts, RANDOM_NEGATIVE)
         if self.pool is not None and config.n_hard_negatives:
             self.pending.append((result, *self.pool.query(row, pos, peak, config.hard_negative_queries)))
+        if self.neighbours is not None:
+            self.pending_neighbours.append((result, row, pos))
         return result
 
     def _activating(self, chosen, win_row, win_start, quantile, lo, hi, pos, activation, top) -> list[Example]:
@@ -185,11 +196,37 @@ class _Sampler:
                                     2 * n + 2 * self.config.n_random_negatives)
         for (result, _, _), index in zip(self.pending, nearest):
             rows, starts = self.pool.rows[index], self.pool.starts[index]
-            clear = _clear_of(rows, starts, result.random_negatives, self.width)
+            clear = _clear_of(rows, starts, [e.row for e in result.random_negatives],
+                              [e.start for e in result.random_negatives], self.width)
             rows, starts = rows[clear][: 2 * n], starts[clear][: 2 * n]
             result.hard_negative_train = self._negatives(rows[0::2], starts[0::2], HARD_NEGATIVE)
             result.hard_negative_test = self._negatives(rows[1::2], starts[1::2], HARD_NEGATIVE)
         self.pending = []
+
+    def attach_neighbour_negatives(self) -> None:
+        """Gives every pending latent windows where its decoder neighbours fire and it is silent (after hard
+        negatives, so none shares a token with a random or hard negative or with another neighbour window),
+        dealt alternately, strongest first, to the explainer's share and the scorers' share."""
+        if not self.pending_neighbours:
+            return
+        n = self.config.n_neighbour_negatives
+        nearest = nearest_latents(self.neighbours.decoder, [r.latent for r, _, _ in self.pending_neighbours],
+                                  self.config.neighbour_latents)
+        for result, row, pos in self.pending_neighbours:
+            rows, starts = self.neighbours.windows(nearest[result.latent], row, pos)
+            taken = [*result.random_negatives, *result.hard_negative_train, *result.hard_negative_test]
+            kept_rows, kept_starts = [e.row for e in taken], [e.start for e in taken]
+            for r, s in zip(rows.tolist(), starts.tolist()):
+                if len(kept_rows) - len(taken) == 2 * n:
+                    break
+                if _clear_of(np.array([r]), np.array([s]), kept_rows, kept_starts, self.width)[0]:
+                    kept_rows.append(r)
+                    kept_starts.append(s)
+            rows = np.array(kept_rows[len(taken):], dtype=np.int64)
+            starts = np.array(kept_starts[len(taken):], dtype=np.int64)
+            result.neighbour_train = self._negatives(rows[0::2], starts[0::2], NEIGHBOUR_NEGATIVE)
+            result.neighbour_test = self._negatives(rows[1::2], starts[1::2], NEIGHBOUR_NEGATIVE)
+        self.pending_neighbours = []
 
 
 def peak_token_counts(peak_strings: np.ndarray, top: int) -> list[tuple[str, int]]:
@@ -206,10 +243,11 @@ def peak_token_counts(peak_strings: np.ndarray, top: int) -> list[tuple[str, int
     return sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:top]
 
 
-def _clear_of(rows: np.ndarray, starts: np.ndarray, others: Sequence[Example], width: int) -> np.ndarray:
-    """Whether each window (rows[i], starts[i]) shares no token with any of `others`."""
-    other_rows = np.array([e.row for e in others], dtype=np.int64)
-    other_starts = np.array([e.start for e in others], dtype=np.int64)
+def _clear_of(rows: np.ndarray, starts: np.ndarray, other_rows: Sequence[int], other_starts: Sequence[int],
+              width: int) -> np.ndarray:
+    """Whether each window (rows[i], starts[i]) shares no token with any window (other_rows[j], other_starts[j])."""
+    other_rows = np.asarray(other_rows, dtype=np.int64)
+    other_starts = np.asarray(other_starts, dtype=np.int64)
     overlap = (rows[:, None] == other_rows) & (np.abs(starts[:, None] - other_starts) < width)
     return ~overlap.any(axis=1)
 
@@ -235,8 +273,10 @@ def build_examples(
     sae_key: str,
     config: SamplingConfig,
     pool_embeddings: np.ndarray | None = None,
+    decoder: np.ndarray | None = None,
 ) -> list[LatentExamples]:
-    """Examples of each latent (in the order given), hard negatives only when `pool_embeddings` is given.
+    """Examples of each latent (in the order given), hard negatives only when `pool_embeddings` is given,
+    neighbour negatives only when `decoder` (unit decoder rows, core/coders `decoder_directions`) is.
 
     `tokens` is the cache's corpus ([n_rows, ctx_len], from `read_tokens`); `pool_embeddings`
     comes from `window_pool_embeddings` with `config.example_ctx_len`. Records are fetched one
@@ -246,7 +286,7 @@ def build_examples(
     for latent in latents:
         if not 0 <= latent < cache.n_latents:
             raise ValueError(f"latent {latent} is out of range for a coder of {cache.n_latents} latents")
-    sampler = _Sampler(cache, tokens, decode, sae_key, config, pool_embeddings)
+    sampler = _Sampler(cache, tokens, decode, sae_key, config, pool_embeddings, decoder)
     results: dict[int, LatentExamples] = {}
     for chunk in _record_chunks(cache, sorted(latents)):
         table = cache.records(chunk[0], chunk[-1] + 1)
@@ -258,6 +298,7 @@ def build_examples(
         for latent, lo, hi in zip(chunk, bounds[0].tolist(), bounds[1].tolist()):
             results[latent] = sampler.sample(latent, row[lo:hi], pos[lo:hi], activation[lo:hi])
         sampler.attach_hard_negatives()
+        sampler.attach_neighbour_negatives()
     for sets in results.values():
         sets.check_disjoint()
     return [results[latent] for latent in latents]

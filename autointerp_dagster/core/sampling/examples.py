@@ -14,6 +14,7 @@ T = TypeVar("T")
 ACTIVATING = "activating"
 RANDOM_NEGATIVE = "random"
 HARD_NEGATIVE = "hard_negative"
+NEIGHBOUR_NEGATIVE = "neighbour"
 
 
 @dataclass(frozen=True)

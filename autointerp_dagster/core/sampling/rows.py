@@ -6,16 +6,19 @@ from collections.abc import Iterable
 
 
 from .build import ExampleSets
-from .examples import ACTIVATING, HARD_NEGATIVE, RANDOM_NEGATIVE, Example
+from .examples import ACTIVATING, HARD_NEGATIVE, NEIGHBOUR_NEGATIVE, RANDOM_NEGATIVE, Example
 
 # Row `set` value -> (ExampleSets attribute, Example.kind). "hard_negative" is the scorers' share, the
 # name judgments.example_set records; "hard_negative_train" is only ever shown to a contrastive explainer.
+# Likewise "neighbour" (judged) and "neighbour_train" (explainer only).
 SETS = {
     "train": ("train", ACTIVATING),
     "test": ("test", ACTIVATING),
     "random": ("random_negatives", RANDOM_NEGATIVE),
     "hard_negative_train": ("hard_negative_train", HARD_NEGATIVE),
     "hard_negative": ("hard_negative_test", HARD_NEGATIVE),
+    "neighbour_train": ("neighbour_train", NEIGHBOUR_NEGATIVE),
+    "neighbour": ("neighbour_test", NEIGHBOUR_NEGATIVE),
 }
 
 

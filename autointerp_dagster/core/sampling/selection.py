@@ -21,7 +21,7 @@ class RangeSample:
 
 
 def sample_latent_range(cache, tokens, decode, sae: str, start: int, counts: np.ndarray, config: SamplingConfig,
-                        wanted: int | None, pool=None) -> RangeSample:
+                        wanted: int | None, pool=None, decoder=None) -> RangeSample:
     """Examples for up to `wanted` latents of the range starting at `start` (None: every live latent);
     `counts`: each latent's activations in the cache, in latent order."""
     enough = max(config.min_activating, 1)
@@ -32,7 +32,7 @@ def sample_latent_range(cache, tokens, decode, sae: str, start: int, counts: np.
     while order and len(result.kept) < wanted:
         size = max(2 * (wanted - len(result.kept)), 16)
         batch, order = order[:size], order[size:]
-        for latent_examples in build_examples(cache, tokens, decode, batch, sae, config, pool):
+        for latent_examples in build_examples(cache, tokens, decode, batch, sae, config, pool, decoder):
             result.tried += 1
             if latent_examples.status != "ok":
                 skipped.append(latent_examples)

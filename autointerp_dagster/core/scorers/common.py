@@ -91,6 +91,9 @@ class LatentScore:
     completion_tokens: int = 0
     auc_ci_low: float | None = None
     auc_ci_high: float | None = None
+    correlation: float | None = None  # simulation: Pearson r of simulated and true activations, with its interval
+    correlation_ci_low: float | None = None
+    correlation_ci_high: float | None = None
     status: str = OK
     error: str | None = None
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from autointerp_dagster.core.config import ScorerConfig
+from autointerp_dagster.core.config import ScorerConfig, SimulationConfig
 from autointerp_dagster.core.sampling import ExampleSets, evenly_spaced, stable_key_hash
 from autointerp_dagster.core.scorers.common import LatentScore, ScoreItem, ScoringExample
 from autointerp_dagster.core.store.tables import SCORE_METRICS
@@ -35,11 +35,13 @@ class ScoringTask:
     control_latent: int | None = None
 
 
-def scorer_config_id(config: ScorerConfig, judged_per_class: int | None, negatives: str) -> str:
-    """A stable name for everything that changes how examples are judged, so results of other settings coexist."""
+def scorer_config_id(config: ScorerConfig | SimulationConfig, judged_per_class: int | None, negatives: str,
+                     name: str | None = None) -> str:
+    """A stable name for everything that changes how examples are judged, so results of other settings coexist;
+    `name` (default: the judge's mode) prefixes the hash."""
     encoded = json.dumps({**config.model_dump(), "judged_per_class": judged_per_class, "negatives": negatives},
                          sort_keys=True)
-    return f"{config.mode}-{hashlib.sha256(encoded.encode()).hexdigest()[:8]}"
+    return f"{name or config.mode}-{hashlib.sha256(encoded.encode()).hexdigest()[:8]}"
 
 
 def scoring_tasks(sae: str, explained: Mapping[int, Mapping], sets: Mapping[int, ExampleSets],
@@ -53,8 +55,11 @@ def scoring_tasks(sae: str, explained: Mapping[int, Mapping], sets: Mapping[int,
             continue
         activating = [ScoringExample(e, "test", i) for i, e in enumerate(latent_sets.test)]
         negative = [ScoringExample(e, "random", i) for i, e in enumerate(latent_sets.random_negatives)]
-        if negatives == "random+hard":
+        sources = negatives.split("+")
+        if "hard" in sources:
             negative += [ScoringExample(e, "hard_negative", i) for i, e in enumerate(latent_sets.hard_negative_test)]
+        if "neighbour" in sources:
+            negative += [ScoringExample(e, "neighbour", i) for i, e in enumerate(latent_sets.neighbour_test)]
         tasks.append(ScoringTask(ScoreItem(latent, row["explanation"], activating, negative), row["explanation_id"]))
         others = sorted(other for other in explanation_pool if other != latent)
         if others:
@@ -82,7 +87,9 @@ def score_rows(sae: str, task: ScoringTask, score: LatentScore, keys: Mapping) -
         "error": score.error, **keys,
         **{m: getattr(metrics, m) if metrics else None for m in SCORE_METRICS + COUNTS},
         "ci_low": score.ci_low, "ci_high": score.ci_high, "auc_ci_low": score.auc_ci_low,
-        "auc_ci_high": score.auc_ci_high, "n_examples": score.n_examples, "n_failed": score.n_failed,
+        "auc_ci_high": score.auc_ci_high, "correlation": score.correlation,
+        "correlation_ci_low": score.correlation_ci_low, "correlation_ci_high": score.correlation_ci_high,
+        "n_examples": score.n_examples, "n_failed": score.n_failed,
         "call_ids": score.call_ids, "prompt_tokens": score.prompt_tokens, "completion_tokens": score.completion_tokens,
     }
 

@@ -54,8 +54,10 @@ SCORES = pa.schema(
      ("scorer_config", pa.string()), ("control", pa.string()), ("control_latent", pa.int32()),
      ("status", pa.string()), ("error", pa.string())]
     + [(m, pa.float64()) for m in SCORE_METRICS]
+    + [("correlation", pa.float64())]  # simulation's metric, in [-1, 1]; its interval in correlation_ci_*
     + [("ci_low", pa.float64()), ("ci_high", pa.float64()), ("auc_ci_low", pa.float64()),
-       ("auc_ci_high", pa.float64()), ("n_examples", pa.int32()), ("n_failed", pa.int32()),
+       ("auc_ci_high", pa.float64()), ("correlation_ci_low", pa.float64()), ("correlation_ci_high", pa.float64()),
+       ("n_examples", pa.int32()), ("n_failed", pa.int32()),
        ("true_positive", pa.int32()), ("false_positive", pa.int32()), ("true_negative", pa.int32()),
        ("false_negative", pa.int32()), ("call_ids", pa.list_(pa.string())), ("prompt_tokens", pa.int64()),
        ("completion_tokens", pa.int64()), ("created_at", _TS)]

@@ -1,0 +1,80 @@
+"""Simulation scores per (sae, latent range): OpenAI-style simulation of each explanation (and its shuffled
+control) on the held-out windows, rows with scorer 'simulation' in the scores and judgments tables. Off unless
+`simulation.enabled` (it costs a prompt per judged window); then the materialisation records that it skipped."""
+
+import time
+from collections import Counter
+
+import pyarrow as pa
+from dagster import AssetCheckResult, AssetCheckSpec, AssetDep, AssetExecutionContext, AutomationCondition, \
+    MaterializeResult, asset
+
+from ..core.explainers import explainer_id
+from ..core.scorers.runs import judged_subset, judgment_rows, score_rows, scorer_config_id, scoring_tasks
+from ..core.scorers.simulation import SIMULATION, simulation_scores as simulate
+from ..core.store.tables import IN_LATENT_RANGE, JUDGMENTS, SCORES
+from ..instance import LLM_POOL
+from ..partitions import sae_latent_partitions, same_sae_every_range
+from ..resources import LLMResource, SettingsResource, StoreResource
+from .explanations import explanations
+from .progress import throttled_log
+from .slices import CACHE_DEP, EXPLAINED_BY, partition_latents, read_example_sets, read_explained
+
+
+@asset(
+    group_name="interpretation",
+    partitions_def=sae_latent_partitions,
+    pool=LLM_POOL,
+    deps=[AssetDep(explanations, partition_mapping=same_sae_every_range()), CACHE_DEP],
+    automation_condition=AutomationCondition.eager(),
+    check_specs=[AssetCheckSpec("correlation_in_range", asset="simulation_scores",
+                                description="Every correlation and its interval lie in [-1, 1].")],
+    description="Simulation scoring (OpenAI style, off unless simulation.enabled): the judge predicts each token's "
+    "activation from the explanation; Pearson correlation with the true activations over the held-out windows, "
+    "beside a shuffled explanation (DuckDB tables scores and judgments, scorer 'simulation').",
+)
+def simulation_scores(context: AssetExecutionContext, settings: SettingsResource, store: StoreResource,
+                      llm: LLMResource) -> MaterializeResult:
+    config = settings.get()
+    if not config.simulation.enabled:
+        context.log.info("simulation.enabled is false: nothing simulated")
+        return MaterializeResult(metadata={"enabled": False},
+                                 check_results=[AssetCheckResult(check_name="correlation_in_range", passed=True)])
+    explainer_name = explainer_id(config.explainer_config())
+    _, judged_per_class = config.example_limits()
+    db = store.get()
+    sae, range_key, start, end = partition_latents(context, db)
+    explained, pool = read_explained(db, sae, start, end, explainer_name, config.llm.label)
+    seed = config.scoring.seed
+    tasks = scoring_tasks(sae, explained, read_example_sets(db, sae, start, end), pool, config.negatives, seed)
+    keys = {"explainer": explainer_name, "explainer_model": config.llm.label, "judge": config.llm.label,
+            "mode": SIMULATION, "created_at": pa.scalar(int(time.time() * 1e6), pa.timestamp("us")).as_py(),
+            "scorer_config": scorer_config_id(config.simulation, judged_per_class, config.negatives, SIMULATION)}
+    context.log.info(f"simulating {len(tasks)} explanation(s) (own and shuffled) of {sae} {range_key} "
+                     f"with {config.llm.label}")
+    started = time.monotonic()
+    scores = simulate(llm.client(db), judged_subset(tasks, judged_per_class), config.simulation.max_level, seed,
+                      throttled_log(context, "simulation requests"))
+    rows = [score_rows(sae, task, score, keys) for task, score in zip(tasks, scores)]
+    judged = [j for task, score in zip(tasks, scores) for j in judgment_rows(sae, task, score, keys)]
+    # This run owns the simulation rows of its range made with this explainer, judge and simulation config.
+    mine = f"{IN_LATENT_RANGE} AND scorer = '{SIMULATION}' AND judge = ? AND scorer_config = ?"
+    params = [sae, start, end, config.llm.label, keys["scorer_config"]]
+    db.replace_rows("scores", pa.Table.from_pylist(rows, schema=SCORES),
+                    f"{mine} AND explainer = ? AND explainer_model = ?", [*params, explainer_name, config.llm.label])
+    db.replace_rows("judgments", pa.Table.from_pylist(judged, schema=JUDGMENTS),
+                    f"{mine} AND explanation_id IN (SELECT explanation_id FROM explanations WHERE sae = ? "
+                    f"AND {EXPLAINED_BY})", [*params, sae, explainer_name, config.llm.backend, config.llm.model])
+    bad = [(r["latent"], r["control"]) for r in rows
+           for m in ("correlation", "correlation_ci_low", "correlation_ci_high")
+           if r[m] is not None and not -1.0 <= r[m] <= 1.0]
+    metadata = {"enabled": True, "latents_scored": len({t.item.latent for t in tasks}), "judge": config.llm.label,
+                "statuses": dict(Counter(f"{r['control']}/{r['status']}" for r in rows)),
+                "prompt_tokens": sum(r["prompt_tokens"] for r in rows),
+                "llm_requests": sum(len(r["call_ids"]) for r in rows),
+                "seconds": round(time.monotonic() - started, 1)}
+    for control, name in (("none", "own"), ("shuffled", "shuffled")):
+        values = [r["correlation"] for r in rows if r["control"] == control and r["correlation"] is not None]
+        metadata[f"mean_correlation_{name}"] = round(sum(values) / len(values), 4) if values else None
+    return MaterializeResult(metadata=metadata, check_results=[AssetCheckResult(
+        check_name="correlation_in_range", passed=not bad, metadata={"out_of_range": str(bad[:20])})])
