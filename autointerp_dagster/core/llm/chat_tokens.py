@@ -42,3 +42,10 @@ def top_logprobs(tokenizer, logprob_rows: list[torch.Tensor], generated: list[in
         top.setdefault(tokenizer.decode([chosen]), float(logprobs[chosen]))
         positions.append(top)
     return positions
+
+
+def before_stop(text: str, stops: tuple[str, ...]) -> str:
+    """The reply up to the first stop string, which it leaves out (as OpenAI-compatible servers do)."""
+    for stop in stops:
+        text = text.split(stop, 1)[0]
+    return text

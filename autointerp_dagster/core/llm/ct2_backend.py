@@ -22,9 +22,8 @@ import numpy as np
 import torch
 
 from autointerp_dagster.core.hf_models import load_tokenizer, model_fingerprint, model_source, resolve_device
-from autointerp_dagster.core.llm.chat_tokens import prefix_length, prompt_ids, top_logprobs
+from autointerp_dagster.core.llm.chat_tokens import before_stop, prefix_length, prompt_ids, top_logprobs
 from autointerp_dagster.core.llm.ct2_models import converted_ct2_folder
-from autointerp_dagster.core.llm.local_backend import _before_stop
 from autointerp_dagster.core.llm.types import BackendError, BackendReply, ChatRequest
 
 # Static-prompt states CTranslate2 keeps (it never drops one); a judge has a few (detection, fuzzing),
@@ -99,7 +98,7 @@ class CT2Backend:
             generated, rows = self._run(ids, split, budget, request)
             text = self._tokenizer.decode(generated, skip_special_tokens=True)
             return BackendReply(
-                text=_before_stop(text, request.stop),
+                text=before_stop(text, request.stop),
                 top_logprobs=top_logprobs(self._tokenizer, rows, generated, request.top_logprobs)
                 if request.logprobs else None,
                 tokens_in=len(ids),

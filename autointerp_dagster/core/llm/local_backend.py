@@ -29,6 +29,7 @@ from autointerp_dagster.core.hf_models import (
     resolve_device,
     resolve_dtype,
 )
+from autointerp_dagster.core.llm.chat_tokens import before_stop, prefix_length, prompt_ids, top_logprobs
 from autointerp_dagster.core.llm.types import (
     BackendError,
     BackendReply,
@@ -82,42 +83,34 @@ class LocalBackend:
                 "dtype": str(self.dtype).removeprefix("torch."), "quantize": "int8" if self.quantize else "none",
                 "max_context": str(self.max_context)}
 
+    def _load(self) -> None:
+        if self._model is None:
+            self._tokenizer = load_tokenizer(self.spec, self.models_dir)
+            model = load_causal_lm(self.spec, self.models_dir, self.device, self.dtype)
+            if self.quantize:
+                model = torch.ao.quantization.quantize_dynamic(  # in place: no second fp32 copy
+                    model, {torch.nn.Linear}, dtype=torch.qint8, inplace=True)
+            self._model = model
+
     def generate(self, request: ChatRequest) -> BackendReply:
         with self._lock:
-            if self._model is None:
-                self._tokenizer = load_tokenizer(self.spec, self.models_dir)
-                model = load_causal_lm(self.spec, self.models_dir, self.device, self.dtype)
-                if self.quantize:
-                    model = torch.ao.quantization.quantize_dynamic(  # in place: no second fp32 copy
-                        model, {torch.nn.Linear}, dtype=torch.qint8, inplace=True)
-                self._model = model
-            tokenizer = self._tokenizer
-            prefill = request.messages[-1]["role"] == "assistant"  # continue the model's started answer
-            prompt = tokenizer.apply_chat_template(request.messages, tokenize=False, add_generation_prompt=not prefill,
-                                                   continue_final_message=prefill)
-            inputs = tokenizer(prompt, return_tensors="pt", add_special_tokens=False).to(self.device)
-            n_in = inputs["input_ids"].shape[1]
+            self._load()
+            ids = prompt_ids(self._tokenizer, request)  # a last assistant message is continued (a prefill)
+            n_in = len(ids)
             if min(request.max_tokens, self.max_context - n_in) <= 0:
                 raise BackendError(f"prompt of {n_in} tokens fills the {self.max_context}-token context", 1)
             if request.max_tokens == 1 and request.temperature == 0:
-                ids = inputs["input_ids"][0].tolist()
-                reply = self._one_token(ids, self._prefix_length(request, ids), request)
+                reply = self._one_token(ids, prefix_length(self._tokenizer, request, ids), request)
             else:
-                reply = self._generate(inputs, request)
-            return replace(reply, text=_before_stop(reply.text, request.stop))
+                reply = self._generate(torch.tensor([ids], device=self.device), request)
+            return replace(reply, text=before_stop(reply.text, request.stop))
 
     def prompt_logprobs(self, request: PromptScoreRequest) -> PromptScoreReply:
         """One forward pass over the plain prompt (no chat template); at each offset that starts a token, the
         candidates' logprobs from the logits one position before it. A candidate that is not one token is left
         out, an offset inside a token gives None."""
         with self._lock:
-            if self._model is None:  # the same load as generate's
-                self._tokenizer = load_tokenizer(self.spec, self.models_dir)
-                model = load_causal_lm(self.spec, self.models_dir, self.device, self.dtype)
-                if self.quantize:
-                    model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8,
-                                                                   inplace=True)
-                self._model = model
+            self._load()
             encoded = self._tokenizer(request.prompt, add_special_tokens=False, return_offsets_mapping=True)
             ids, spans = encoded["input_ids"], encoded["offset_mapping"]
             if len(ids) > self.max_context:
@@ -135,14 +128,6 @@ class LocalBackend:
                 logprobs = torch.log_softmax(logits.float(), dim=-1)[:, list(candidates.values())].tolist()
             by_row = {row: dict(zip(candidates, values)) for row, values in zip(rows, logprobs)}
             return PromptScoreReply([None if i is None else by_row[i - 1] for i in wanted], tokens_in=len(ids))
-
-    def _prefix_length(self, request: ChatRequest, ids: list[int]) -> int:
-        """Tokens of the messages before the last one, when they are a proper prefix of the prompt's tokens."""
-        if len(request.messages) < 2:
-            return 0
-        head = self._tokenizer.apply_chat_template(request.messages[:-1], tokenize=False)
-        head_ids = self._tokenizer(head, add_special_tokens=False)["input_ids"]
-        return len(head_ids) if len(head_ids) < len(ids) and ids[: len(head_ids)] == head_ids else 0
 
     def _one_token(self, ids: list[int], split: int, request: ChatRequest) -> BackendReply:
         """Greedy one-token answer: `ids[:split]` from the kept KV cache when the last request had the same
@@ -169,16 +154,17 @@ class LocalBackend:
         chosen = int(logits[0].argmax())
         return BackendReply(
             text=self._tokenizer.decode([chosen], skip_special_tokens=True),
-            top_logprobs=self._top_logprobs([logits], [chosen], request.top_logprobs) if request.logprobs else None,
+            top_logprobs=top_logprobs(self._tokenizer, [torch.log_softmax(logits[0].float(), dim=-1)], [chosen],
+                                      request.top_logprobs) if request.logprobs else None,
             tokens_in=len(ids),
             tokens_out=1,
         )
 
-    def _generate(self, inputs, request: ChatRequest) -> BackendReply:
+    def _generate(self, input_ids: torch.Tensor, request: ChatRequest) -> BackendReply:
         from transformers import GenerationConfig
 
         tokenizer, model = self._tokenizer, self._model
-        n_in = inputs["input_ids"].shape[1]
+        n_in = input_ids.shape[1]
         budget = min(request.max_tokens, self.max_context - n_in)
         # explicit values, so the model's own sampling defaults do not apply
         sampling = {"do_sample": True, "temperature": request.temperature, "top_p": 1.0, "top_k": 0} \
@@ -194,32 +180,14 @@ class LocalBackend:
             **sampling,
         )
         with torch.inference_mode():
-            out = model.generate(**inputs, generation_config=config, tokenizer=tokenizer)
+            out = model.generate(input_ids=input_ids, attention_mask=torch.ones_like(input_ids),
+                                 generation_config=config, tokenizer=tokenizer)
         generated = out.sequences[0, n_in:].tolist()
         return BackendReply(
             text=tokenizer.decode(generated, skip_special_tokens=True),
-            top_logprobs=self._top_logprobs(out.logits, generated, request.top_logprobs)
-            if request.logprobs else None,
+            top_logprobs=top_logprobs(tokenizer, [torch.log_softmax(step[0].float(), dim=-1) for step in out.logits],
+                                      generated, request.top_logprobs) if request.logprobs else None,
             tokens_in=n_in,
             tokens_out=len(generated),
         )
 
-    def _top_logprobs(self, logits, generated: list[int], top_n: int) -> list[dict[str, float]]:
-        """Per position: the top `top_n` tokens' logprobs, plus the chosen token's."""
-        positions = []
-        for step, chosen in zip(logits, generated):
-            logprobs = torch.log_softmax(step[0].float(), dim=-1)
-            values, ids = logprobs.topk(top_n) if top_n else (logprobs[[chosen]], torch.tensor([chosen]))
-            top: dict[str, float] = {}
-            for token_id, value in zip(ids.tolist(), values.tolist()):
-                top.setdefault(self._tokenizer.decode([token_id]), value)  # keep the likelier of look-alikes
-            top.setdefault(self._tokenizer.decode([chosen]), float(logprobs[chosen]))
-            positions.append(top)
-        return positions
-
-
-def _before_stop(text: str, stops: tuple[str, ...]) -> str:
-    """The reply up to the first stop string, which it leaves out (as OpenAI-compatible servers do)."""
-    for stop in stops:
-        text = text.split(stop, 1)[0]
-    return text
