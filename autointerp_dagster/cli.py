@@ -25,10 +25,11 @@ def run_pipeline(settings: Settings, force: bool = False) -> int:
     from dagster import DagsterInstance
 
     from .core.report import OFFLINE_JUDGE_NOTE, format_report, sae_report
+    from .core.similarity import format_similarity
     from .core.store import ResultsStore
     from .core.explainers import explainer_id
     from .definitions import defs
-    from .jobs import cache_job, explain_job, inputs_job, score_job, summary_job
+    from .jobs import cache_job, explain_job, inputs_job, score_job, similarity_job, summary_job
     from .partitions import SAE_DIMENSION, latent_range_partitions, sae_range_key
     from .planning import cache_run_requests, plan_caches
 
@@ -69,6 +70,10 @@ def run_pipeline(settings: Settings, force: bool = False) -> int:
     step(f"{summary_job.name}: per-SAE summaries")
     for key in plan.coders:
         execute(summary_job, partition_key=key)
+    if len(plan.coders) > 1:
+        step(f"{similarity_job.name}: each coder's latents matched with the other coders'")
+        for key in plan.coders:
+            execute(similarity_job, partition_key=key)
 
     print_cache_table(settings, list(plan.coders))
     store = ResultsStore(settings.db_path)
@@ -79,6 +84,10 @@ def run_pipeline(settings: Settings, force: bool = False) -> int:
         print(format_report(sae_report(store, key, explainer, settings.llm.label)))
     if settings.llm.is_local:
         print("\n" + OFFLINE_JUDGE_NOTE)
+    if len(plan.coders) > 1:
+        print("\nCross-coder similarity: latents matched one-to-one by decoder cosine, mean over matched pairs "
+              "[95% bootstrap interval]; controls: self-copy, random decoder, random pairing")
+        print(format_similarity(store, list(plan.coders)))
     print(f"\nDone in {time.monotonic() - started:.0f} s. Open the results in Dagster: autointerp ui "
           f"(then http://127.0.0.1:3000), or query {settings.db_path}.")
     return 0

@@ -7,9 +7,11 @@ from .examples import examples
 from .explanations import explanations
 from .latent_stats import latent_stats
 from .scores import scores
+from .similarity import sae_similarity
 from .summary import sae_summary
 
-ASSETS = [corpus, embedded_saes, activation_cache, latent_stats, examples, explanations, scores, sae_summary]
+ASSETS = [corpus, embedded_saes, activation_cache, latent_stats, examples, explanations, scores, sae_summary,
+          sae_similarity]
 
 __all__ = ["ASSETS", "activation_cache", "corpus", "embedded_saes", "examples", "explanations", "latent_stats",
-           "sae_summary", "scores"]
+           "sae_similarity", "sae_summary", "scores"]

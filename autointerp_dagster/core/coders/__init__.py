@@ -7,6 +7,7 @@ keys every coder of a deployment.
 """
 
 from .base import CoderSource, SparseCoder, SparseCoderError
+from .decoders import decoder_directions
 from .discovery import discover_coders
 from .identity import coder_identity, coder_key, source_fingerprint
 from .load import KINDS, load_coder
@@ -24,6 +25,7 @@ __all__ = [
     "cache_path",
     "coder_identity",
     "coder_key",
+    "decoder_directions",
     "detect_format",
     "discover_coders",
     "load_coder",
