@@ -1,5 +1,6 @@
 """Command line: `autointerp run` runs the pipeline's Dagster jobs, `autointerp ui` opens the Dagster UI,
-`autointerp config` prints the effective settings, `autointerp compare` pairs two explainers or judges.
+`autointerp config` prints the effective settings, `autointerp compare` pairs two explainers or judges,
+`autointerp compare-coders` sets coders (SAEs, MLP neurons) side by side.
 
 `run` and `ui` use the Dagster instance under `$AUTOINTERP_HOME/dagster`, so the runs that `run` makes
 are the UI's runs (metadata, plots, lineage), and the UI launches the very same jobs.
@@ -29,7 +30,7 @@ def run_pipeline(settings: Settings, force: bool = False) -> int:
     from .core.store import ResultsStore
     from .core.explainers import explainer_id
     from .definitions import defs
-    from .jobs import cache_job, explain_job, inputs_job, score_job, similarity_job, summary_job
+    from .jobs import cache_job, compare_job, explain_job, inputs_job, score_job, similarity_job, summary_job
     from .partitions import SAE_DIMENSION, latent_range_partitions, sae_range_key
     from .planning import cache_run_requests, plan_caches
 
@@ -74,6 +75,8 @@ def run_pipeline(settings: Settings, force: bool = False) -> int:
         step(f"{similarity_job.name}: each coder's latents matched with the other coders'")
         for key in plan.coders:
             execute(similarity_job, partition_key=key)
+        step(f"{compare_job.name}: the coders side by side")
+        execute(compare_job)
 
     print_cache_table(settings, list(plan.coders))
     store = ResultsStore(settings.db_path)
@@ -91,6 +94,19 @@ def run_pipeline(settings: Settings, force: bool = False) -> int:
     print(f"\nDone in {time.monotonic() - started:.0f} s. Open the results in Dagster: autointerp ui "
           f"(then http://127.0.0.1:3000), or query {settings.db_path}.")
     return 0
+
+
+def coders_comparison_text(settings: Settings, keys: list[str]) -> str:
+    from .core.coder_comparison import coder_reports, format_coder_comparison
+    from .core.explainers import explainer_id
+    from .core.similarity import model_coders
+    from .core.store import ResultsStore
+
+    reports = coder_reports(ResultsStore(settings.db_path), keys or model_coders(settings),
+                            explainer_id(settings.explainer_config()), settings.llm.label)
+    return (f"Coders side by side (explainer and judge {settings.llm.label}): mean over each coder's latents, "
+            f"95% bootstrap intervals; the control is the same latents scored with a shuffled explanation\n"
+            + format_coder_comparison(reports))
 
 
 def print_cache_table(settings: Settings, keys: list[str]) -> None:
@@ -148,6 +164,9 @@ def main(argv: list[str] | None = None) -> int:
     compare.add_argument("b")
     compare.add_argument("--metric", default="auc")
     compare.add_argument("--sae", help="one SAE key (default: all)")
+    coders = sub.add_parser("compare-coders", help="coders side by side (e.g. SAEs against MLP neurons): each "
+                            "scorer's own score, shuffled control and difference, with intervals")
+    coders.add_argument("saes", nargs="*", help="coder keys (default: every coder of the model)")
     args = parser.parse_args(argv)
 
     try:
@@ -164,6 +183,9 @@ def main(argv: list[str] | None = None) -> int:
 
         results = paired(ResultsStore(settings.db_path), args.by, args.a, args.b, args.metric, args.sae)
         print(format_comparison(args.by, args.a, args.b, results))
+        return 0
+    if args.command == "compare-coders":
+        print(coders_comparison_text(settings, args.saes))
         return 0
     use_dagster_home(settings)
     if args.command == "run":

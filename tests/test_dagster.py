@@ -39,7 +39,8 @@ def test_definitions_load():
     assert graph.get(AssetKey("activation_cache")).pools == {"model"}
     assert graph.get(AssetKey("explanations")).pools == graph.get(AssetKey("scores")).pools == {"llm"}
     assert {job.name for job in defs.resolve_all_job_defs()} >= {"inputs_job", "cache_job", "explain_job",
-                                                                 "score_job", "summary_job", "similarity_job"}
+                                                                 "score_job", "summary_job", "similarity_job",
+                                                                 "compare_job"}
 
 
 def test_core_does_not_import_dagster():
@@ -65,7 +66,8 @@ def test_main_job_then_sensor(project, instance, llm_server, capsys):
         assert key in out
     # Every run `autointerp run` made is a run of one of the jobs the UI launches.
     jobs = {run.job_name for run in instance.get_runs()}
-    assert jobs == {"inputs_job", "cache_job", "explain_job", "score_job", "summary_job", "similarity_job"}
+    assert jobs == {"inputs_job", "cache_job", "explain_job", "score_job", "summary_job", "similarity_job",
+                    "compare_job"}
     # The pools that bound model work hold the configured limits.
     assert instance.event_log_storage.get_concurrency_info("llm").slot_count == project.concurrency.llm_steps
     assert instance.event_log_storage.get_concurrency_info("model").slot_count == project.concurrency.model_steps

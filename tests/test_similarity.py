@@ -146,3 +146,30 @@ def test_asset_writes_each_pair_once_and_a_rerun_replaces(project, monkeypatch, 
         matched = store.query("SELECT * FROM latent_matches").to_pylist()
         assert {m["method"] for m in matched} == {"hungarian"}
         assert all(m["explanation_similarity"] is None for m in matched)  # nothing explained in this test
+
+
+def test_coders_side_by_side_show_each_coders_own_score_control_and_difference(store):
+    from autointerp_dagster.core.coder_comparison import coder_reports, format_coder_comparison
+    from autointerp_dagster.core.store.tables import SCORES
+
+    rng = np.random.default_rng(0)
+    own = {"m/layers.6/sae": rng.uniform(0.7, 0.9, 6), "m/layers.6.mlp/neurons-top32": rng.uniform(0.5, 0.6, 6)}
+    rows = []
+    for sae, values in own.items():
+        for latent, value in enumerate(values):
+            for control, auc in (("none", value), ("shuffled", value - 0.2)):
+                rows.append({name: None for name in SCORES.names} | {
+                    "sae": sae, "latent": latent, "scorer": "detection", "explanation_id": f"{sae}{latent}",
+                    "explainer": "ex", "explainer_model": "local:judge", "judge": "local:judge",
+                    "scorer_config": "c", "control": control, "status": "ok", "auc": float(auc)})
+    store.replace_rows("scores", pa.Table.from_pylist(rows, schema=SCORES), "true")
+    reports = coder_reports(store, [*own, "m/layers.7/unscored"], "ex", "local:judge")
+    text = format_coder_comparison(reports)
+    lines = text.splitlines()
+    auc_block = lines[lines.index("detection auc [local:judge c]") + 1:]
+    for sae, values in own.items():
+        line = next(line for line in auc_block if line.strip().startswith(sae))
+        # own mean, shuffled mean and their difference (0.2 for every latent, so its interval is a point)
+        assert f"{values.mean():.3f} [" in line and f"{values.mean() - 0.2:.3f} [" in line
+        assert "0.200 [0.200, 0.200]" in line and line.endswith(" 6")
+    assert "not scored yet: m/layers.7/unscored" in text

@@ -1,6 +1,7 @@
 """Software-defined assets, in pipeline order."""
 
 from .activation_cache import activation_cache
+from .coder_comparison import coder_comparison
 from .corpus import corpus
 from .embedded_saes import embedded_saes
 from .examples import examples
@@ -11,7 +12,7 @@ from .similarity import sae_similarity
 from .summary import sae_summary
 
 ASSETS = [corpus, embedded_saes, activation_cache, latent_stats, examples, explanations, scores, sae_summary,
-          sae_similarity]
+          coder_comparison, sae_similarity]
 
-__all__ = ["ASSETS", "activation_cache", "corpus", "embedded_saes", "examples", "explanations", "latent_stats",
+__all__ = ["ASSETS", "activation_cache", "coder_comparison", "corpus", "embedded_saes", "examples", "explanations", "latent_stats",
            "sae_similarity", "sae_summary", "scores"]
