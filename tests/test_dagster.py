@@ -127,6 +127,10 @@ def test_main_job_then_sensor(project, instance, llm_server, capsys):
     assert "detection" in metadata["summary"].value and "recall by activation quantile" in metadata["summary"].value
     for part in ("own", "shuffled", "own_minus_shuffled"):
         assert f"embedding_auc_{part}" in metadata
+    # Every pair of coders matched once (96, 80 and 80 latents: every latent of the smaller coder), controls shown.
+    assert "Cross-coder similarity" in out and "random_pairs" in out
+    matched = "SELECT sae_a, sae_b, count(*) AS n FROM latent_matches GROUP BY ALL ORDER BY ALL"
+    assert [r["n"] for r in store.query(matched).to_pylist()] == [96, 80, 80]
 
     # A second run finds every cache current, re-caches nothing, duplicates no rows, and pays for no LLM call.
     calls = llm_server.call_count
@@ -137,6 +141,7 @@ def test_main_job_then_sensor(project, instance, llm_server, capsys):
     assert store.query("SELECT count(*) AS n FROM activation_caches").to_pylist() == [{"n": 3}]
     assert store.query("SELECT count(*) AS n FROM explanations").to_pylist() == [{"n": len(explained)}]
     assert store.query("SELECT count(*) AS n FROM scores").to_pylist() == [{"n": 2 * 3 * (len(explained) - 1)}]
+    assert [r["n"] for r in store.query(matched).to_pylist()] == [96, 80, 80]
 
     sensor = defs.get_sensor_def("sae_discovery_sensor")
     resources = {"settings": build_resources()["settings"]}

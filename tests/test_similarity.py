@@ -105,7 +105,10 @@ def test_unmatchable_coder_is_skipped_with_its_reason():
     assert found.controls is not None
 
 
-def test_asset_writes_each_pair_once_and_a_rerun_replaces(project, monkeypatch, tmp_path):
+def test_assets_write_each_pair_once_and_set_neurons_beside_saes(project, monkeypatch, tmp_path):
+    """The similarity asset on real caches of the tiny model: each pair once, re-runs replace; MLP neurons (raw and
+    top-k) go through the same cache, are skipped by the decoder matching with the reason, and stand beside the
+    SAEs in the coder comparison."""
     from dagster import DagsterInstance
 
     from autointerp_dagster.core.store import ResultsStore
@@ -113,29 +116,35 @@ def test_asset_writes_each_pair_once_and_a_rerun_replaces(project, monkeypatch, 
     from autointerp_dagster.partitions import SAE_DIMENSION
     from autointerp_dagster.planning import cache_run_requests
 
+    monkeypatch.setenv("AUTOINTERP_SAES", '[{path: "", kind: neurons, hookpoint: layers.1.mlp}, '
+                                          '{path: "", kind: neurons, hookpoint: layers.1.mlp, k: 4}]')
     keys = ["tiny/layers.0/run-a", "tiny/layers.1/run-a", "tiny/layers.1/run-b"]  # 96, 128 and 80 latents
+    neurons = ["tiny/layers.1.mlp/neurons", "tiny/layers.1.mlp/neurons-top4"]
     with DagsterInstance.ephemeral(tempdir=str(tmp_path / "dagster")) as instance:
-        instance.add_dynamic_partitions(SAE_DIMENSION, keys)
-        for job, kwargs in [("inputs_job", {}), *[("cache_job", {"tags": r.tags})
-                                                   for r in cache_run_requests(keys, keys, "cache_job")]]:
+        instance.add_dynamic_partitions(SAE_DIMENSION, sorted(keys + neurons))
+        requests = cache_run_requests(keys + neurons, sorted(keys + neurons), "cache_job")
+        for job, kwargs in [("inputs_job", {}), *[("cache_job", {"tags": r.tags}) for r in requests]]:
             assert defs.resolve_job_def(job).execute_in_process(instance=instance, **kwargs).success
 
-        def similarity(key: str):
-            result = defs.resolve_job_def("similarity_job").execute_in_process(instance=instance, partition_key=key)
+        def materialize(job: str, asset: str, key: str | None = None):
+            result = defs.resolve_job_def(job).execute_in_process(instance=instance, partition_key=key)
             assert result.success
-            return result.asset_materializations_for_node("sae_similarity")[0].metadata
+            return result.asset_materializations_for_node(asset)[0].metadata
 
         store = ResultsStore(project.db_path)
+        cached = store.query("SELECT sae, n_latents FROM activation_caches ORDER BY sae").to_pylist()
+        assert [r["sae"] for r in cached] == sorted(keys + neurons)
         counts = "SELECT sae_a, sae_b, count(*) AS n FROM latent_matches GROUP BY ALL ORDER BY ALL"
-        metadata = similarity(keys[1])
+        metadata = materialize("similarity_job", "sae_similarity", keys[1])
         first = store.query(counts).to_pylist()
         assert first == [{"sae_a": keys[0], "sae_b": keys[1], "n": 96}, {"sae_a": keys[1], "sae_b": keys[2], "n": 80}]
         assert metadata["decoder_cosine_self"].value == pytest.approx(1.0, abs=1e-5)
         assert 0 < metadata["decoder_cosine_random"].value < 0.9
         assert "data:image/png;base64," in metadata["similarity"].value
-        similarity(keys[1])  # a re-run replaces its rows
+        assert all("no decoder file" in metadata["skipped"].value[key] for key in neurons)
+        materialize("similarity_job", "sae_similarity", keys[1])  # a re-run replaces its rows
         assert store.query(counts).to_pylist() == first
-        similarity(keys[0])  # the other side of a pair replaces that pair, never duplicates it
+        materialize("similarity_job", "sae_similarity", keys[0])  # the other side of a pair replaces it
         assert store.query(counts).to_pylist() == [first[0], {"sae_a": keys[0], "sae_b": keys[2], "n": 80}, first[1]]
         rows = store.query("SELECT sae_a, sae_b, method, control, n_pairs, mean FROM sae_similarity").to_pylist()
         assert len(rows) == len({(r["sae_a"], r["sae_b"], r["method"], r["control"]) for r in rows})
@@ -146,6 +155,10 @@ def test_asset_writes_each_pair_once_and_a_rerun_replaces(project, monkeypatch, 
         matched = store.query("SELECT * FROM latent_matches").to_pylist()
         assert {m["method"] for m in matched} == {"hungarian"}
         assert all(m["explanation_similarity"] is None for m in matched)  # nothing explained in this test
+
+        comparison = materialize("compare_job", "coder_comparison")
+        assert comparison["coders"].value == 5
+        assert all(key in comparison["comparison"].value for key in neurons)
 
 
 def test_coders_side_by_side_show_each_coders_own_score_control_and_difference(store):

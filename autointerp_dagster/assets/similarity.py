@@ -56,13 +56,14 @@ def sae_similarity(context: AssetExecutionContext, settings: SettingsResource,
               similarity_matrix(results, keys, method)[0]
               for method in ("decoder_cosine", "activation_correlation")}
     heatmap = similarity_heatmap(labels, panels, f"{config.alias}: mean over matched latents")
-    table = format_similarity_rows(found.summary_table().to_pylist())
+    rows = found.summary_table().to_pylist()
+    table = format_similarity_rows(rows)
     metadata = {
         "similarity": MetadataValue.md(f"```\n{table}\n```\n\n{markdown_image(heatmap, 'heatmap')}"),
         "pairs": len(found.pairs),
         "skipped": MetadataValue.json(found.skipped),
     }
-    for row in found.summary_table().to_pylist():
+    for row in rows:
         if row["mean"] is not None and row["sae_b"] == row["sae_a"]:
             metadata[f"{row['method']}_{row['control']}"] = round(row["mean"], 4)
     return MaterializeResult(metadata=metadata)

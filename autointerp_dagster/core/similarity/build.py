@@ -33,7 +33,7 @@ class CoderSimilarities:
     pairs: list[SimilarityResult] = field(default_factory=list)
     skipped: dict[str, str] = field(default_factory=dict)
 
-    def match_table(self) -> pa.Table:
+    def match_table(self) -> pa.Table | None:
         return pa.concat_tables([match_rows(p) for p in self.pairs]) if self.pairs else None
 
     def summary_table(self) -> pa.Table:
