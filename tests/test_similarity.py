@@ -186,3 +186,12 @@ def test_coders_side_by_side_show_each_coders_own_score_control_and_difference(s
         assert f"{values.mean():.3f} [" in line and f"{values.mean() - 0.2:.3f} [" in line
         assert "0.200 [0.200, 0.200]" in line and line.endswith(" 6")
     assert "not scored yet: m/layers.7/unscored" in text
+
+
+def test_controls_of_a_large_coder_use_a_bounded_subset(monkeypatch):
+    from autointerp_dagster.core.similarity import pairs
+
+    monkeypatch.setattr(pairs, "DENSE_LIMIT", 50)
+    controls = pairs.decoder_controls(CoderData("m/big", random_decoder(120, 16, 0)))
+    assert controls.n_latents_a == 50 and len(controls.values[("decoder_cosine", "random")]) == 50
+    np.testing.assert_allclose(controls.values[("decoder_cosine", "self")], 1.0, atol=1e-5)

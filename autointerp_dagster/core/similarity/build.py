@@ -52,6 +52,8 @@ def coder_loader(settings: Settings, store: ResultsStore, explainer: str,
     coders = registered_coders(settings)
 
     def load(key: str) -> CoderData:
+        if key not in coders:
+            raise SparseCoderError(f"no registered coder {key!r} (removed or renamed since its partition was added)")
         decoder = decoder_directions(coders[key].source)
         data = CoderData(key, decoder, explanations=explained_texts(store, key, explainer, explainer_model))
         try:

@@ -67,7 +67,6 @@ def sparse_topk_matching(dec_a: np.ndarray, dec_b: np.ndarray, top_k: int = TOP_
         rows, cols, values = topk_candidates(dec_a, dec_b, k)
         # Costs 2 - cos are positive, so no edge is read as absent; a constant shift keeps the optimum.
         graph = csr_matrix((2.0 - values, (rows, cols)), shape=(len(dec_a), len(dec_b)))
-        graph.sum_duplicates()
         try:
             latent_a, latent_b = min_weight_full_bipartite_matching(graph)
             break

@@ -20,7 +20,7 @@ from ..metrics import mean_ci
 from ..store.tables import LATENT_MATCHES
 from .activations import matched_correlations
 from .explanations import explanation_cosines
-from .matching import LatentMatching, match_latents, random_decoder
+from .matching import DENSE_LIMIT, LatentMatching, match_latents, random_decoder
 
 SHARE_THRESHOLD = 0.7  # "highly similar" pairs: the share of matched latents above it is reported
 METHODS = ("decoder_cosine", "activation_correlation", "explanation_similarity")
@@ -78,10 +78,17 @@ def compare_coders(a: CoderData, b: CoderData, seed: int = 0) -> SimilarityResul
 
 
 def decoder_controls(coder: CoderData, seed: int = 0) -> SimilarityResult:
-    """The coder matched with a copy of itself (about 1) and with a random decoder of its shape (chance)."""
-    self_copy = match_latents(coder.decoder, coder.decoder.copy())
-    random = match_latents(coder.decoder, random_decoder(*coder.decoder.shape, seed=seed))
-    return SimilarityResult(coder.key, coder.key, len(coder.decoder), len(coder.decoder), None,
+    """The coder matched with a copy of itself (about 1) and with a random decoder of its shape (chance).
+
+    Controls stay cheap: above `DENSE_LIMIT` latents they use a seeded subset of that many latents (and a random
+    decoder of the subset's shape), so chance is that of the subset's size, slightly below the full coder's.
+    """
+    decoder = coder.decoder
+    if len(decoder) > DENSE_LIMIT:
+        decoder = decoder[np.sort(np.random.default_rng(seed).choice(len(decoder), DENSE_LIMIT, replace=False))]
+    self_copy = match_latents(decoder, decoder.copy())
+    random = match_latents(decoder, random_decoder(*decoder.shape, seed=seed))
+    return SimilarityResult(coder.key, coder.key, len(decoder), len(decoder), None,
                             {("decoder_cosine", "self"): self_copy.cosine,
                              ("decoder_cosine", "random"): random.cosine},
                             self_copy.method, self_copy.seconds + random.seconds)
