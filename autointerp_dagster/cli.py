@@ -2,6 +2,7 @@
 `autointerp config` prints the effective settings, `autointerp compare` pairs two explainers or judges,
 `autointerp report` writes (and serves) the latent pages, `autointerp export` writes a Parquet dataset or
 Neuronpedia JSON.
+`autointerp compare-coders` sets coders (SAEs, MLP neurons) side by side.
 
 `run` and `ui` use the Dagster instance under `$AUTOINTERP_HOME/dagster`, so the runs that `run` makes
 are the UI's runs (metadata, plots, lineage), and the UI launches the very same jobs.
@@ -27,10 +28,11 @@ def run_pipeline(settings: Settings, force: bool = False) -> int:
     from dagster import DagsterInstance
 
     from .core.report import OFFLINE_JUDGE_NOTE, format_summary
+    from .core.similarity import format_similarity
     from .core.store import ResultsStore
     from .core.explainers import explainer_keys
     from .definitions import defs
-    from .jobs import cache_job, explain_job, inputs_job, score_job, summary_job
+    from .jobs import cache_job, compare_job, explain_job, inputs_job, score_job, similarity_job, summary_job
     from .partitions import SAE_DIMENSION, latent_range_partitions, sae_range_key
     from .planning import cache_run_requests, plan_caches
 
@@ -71,6 +73,12 @@ def run_pipeline(settings: Settings, force: bool = False) -> int:
     step(f"{summary_job.name}: per-SAE summaries")
     for key in plan.coders:
         execute(summary_job, partition_key=key)
+    if len(plan.coders) > 1:
+        step(f"{similarity_job.name}: each coder's latents matched with the other coders'")
+        for key in plan.coders:
+            execute(similarity_job, partition_key=key)
+        step(f"{compare_job.name}: the coders side by side")
+        execute(compare_job)
 
     print_cache_table(settings, list(plan.coders))
     store = ResultsStore(settings.db_path)
@@ -82,10 +90,27 @@ def run_pipeline(settings: Settings, force: bool = False) -> int:
         print(format_summary(store, key, explainers)[0])
     if settings.llm.is_local:
         print("\n" + OFFLINE_JUDGE_NOTE)
+    if len(plan.coders) > 1:
+        print("\nCross-coder similarity: latents matched one-to-one by decoder cosine, mean over matched pairs "
+              "[95% bootstrap interval]; controls: self-copy, random decoder, random pairing")
+        print(format_similarity(store, list(plan.coders)))
     print(f"\nDone in {time.monotonic() - started:.0f} s. Open the results in Dagster: autointerp ui "
           f"(then http://127.0.0.1:3000), browse the latent pages: {settings.reports_dir / 'index.html'} "
           f"(or autointerp report --serve), or query {settings.db_path}.")
     return 0
+
+
+def coders_comparison_text(settings: Settings, keys: list[str]) -> str:
+    from .core.coder_comparison import coder_reports, format_coder_comparison
+    from .core.explainers import explainer_id
+    from .core.similarity import model_coders
+    from .core.store import ResultsStore
+
+    reports = coder_reports(ResultsStore(settings.db_path), keys or model_coders(settings),
+                            explainer_id(settings.explainer_config()), settings.llm.label)
+    return (f"Coders side by side (explainer and judge {settings.llm.label}): mean over each coder's latents, "
+            f"95% bootstrap intervals; the control is the same latents scored with a shuffled explanation\n"
+            + format_coder_comparison(reports))
 
 
 def print_cache_table(settings: Settings, keys: list[str]) -> None:
@@ -199,6 +224,9 @@ def main(argv: list[str] | None = None) -> int:
     export.add_argument("--sae", help="one SAE key (default: every SAE in the results)")
     export.add_argument("--format", choices=["parquet", "neuronpedia"], default="parquet")
     export.add_argument("--out", help="output folder (default: $AUTOINTERP_HOME/exports/<format>)")
+    coders = sub.add_parser("compare-coders", help="coders side by side (e.g. SAEs against MLP neurons): each "
+                            "scorer's own score, shuffled control and difference, with intervals")
+    coders.add_argument("saes", nargs="*", help="coder keys (default: every coder of the model)")
     args = parser.parse_args(argv)
 
     try:
@@ -220,6 +248,9 @@ def main(argv: list[str] | None = None) -> int:
         return build_reports(settings, args.sae, args.serve, args.port)
     if args.command == "export":
         return export_results(settings, args.sae, args.format, args.out)
+    if args.command == "compare-coders":
+        print(coders_comparison_text(settings, args.saes))
+        return 0
     use_dagster_home(settings)
     if args.command == "run":
         return run_pipeline(settings, force=args.force)

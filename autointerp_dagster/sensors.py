@@ -48,6 +48,7 @@ automation_sensor = AutomationConditionSensorDefinition(
     "automation_sensor",
     target=AssetSelection.all(),
     default_status=DefaultSensorStatus.RUNNING,
-    description="Materialises downstream partitions (latent stats, examples, explanations, scores, summaries) "
-    "once their upstream partitions are new.",
+    description="Materialises downstream partitions (latent stats, examples, explanations, scores, summaries, "
+    "cross-coder similarity) once their upstream partitions are new: a new coder's similarity partitions (its "
+    "pairs with the coders already there) follow once every coder of the model is explained.",
 )

@@ -39,7 +39,8 @@ def test_definitions_load():
     assert graph.get(AssetKey("activation_cache")).pools == {"model"}
     assert graph.get(AssetKey("explanations")).pools == graph.get(AssetKey("scores")).pools == {"llm"}
     assert {job.name for job in defs.resolve_all_job_defs()} >= {"inputs_job", "cache_job", "explain_job",
-                                                                 "score_job", "summary_job"}
+                                                                 "score_job", "summary_job", "similarity_job",
+                                                                 "compare_job"}
 
 
 def test_core_does_not_import_dagster():
@@ -65,7 +66,8 @@ def test_main_job_then_sensor(project, instance, llm_server, capsys):
         assert key in out
     # Every run `autointerp run` made is a run of one of the jobs the UI launches.
     jobs = {run.job_name for run in instance.get_runs()}
-    assert jobs == {"inputs_job", "cache_job", "explain_job", "score_job", "summary_job"}
+    assert jobs == {"inputs_job", "cache_job", "explain_job", "score_job", "summary_job", "similarity_job",
+                    "compare_job"}
     # The pools that bound model work hold the configured limits.
     assert instance.event_log_storage.get_concurrency_info("llm").slot_count == project.concurrency.llm_steps
     assert instance.event_log_storage.get_concurrency_info("model").slot_count == project.concurrency.model_steps
@@ -152,6 +154,10 @@ def test_main_job_then_sensor(project, instance, llm_server, capsys):
         assert index.startswith(str(project.reports_dir)) and os.path.isfile(index)
     failed_page = project.reports_dir / failed[0]["sae"].replace("/", "__") / "latents" / f"{failed[0]['latent']}.html"
     assert "unparseable" in failed_page.read_text()
+    # Every pair of coders matched once (96, 80 and 80 latents: every latent of the smaller coder), controls shown.
+    assert "Cross-coder similarity" in out and "random_pairs" in out
+    matched = "SELECT sae_a, sae_b, count(*) AS n FROM latent_matches GROUP BY ALL ORDER BY ALL"
+    assert [r["n"] for r in store.query(matched).to_pylist()] == [96, 80, 80]
 
     # A second run finds every cache current, re-caches nothing, duplicates no rows, and pays for no LLM call.
     calls = llm_server.call_count
@@ -163,6 +169,7 @@ def test_main_job_then_sensor(project, instance, llm_server, capsys):
     assert store.query("SELECT count(*) AS n FROM explanations").to_pylist() == [{"n": 2 * len(explained)}]
     assert store.query("SELECT count(*) AS n FROM scores").to_pylist() == [
         {"n": 2 * 3 * (len(explained) - 1 + len(baseline))}]
+    assert [r["n"] for r in store.query(matched).to_pylist()] == [96, 80, 80]
 
     sensor = defs.get_sensor_def("sae_discovery_sensor")
     resources = {"settings": build_resources()["settings"]}

@@ -1,6 +1,7 @@
 """Software-defined assets, in pipeline order."""
 
 from .activation_cache import activation_cache
+from .coder_comparison import coder_comparison
 from .corpus import corpus
 from .embedded_saes import embedded_saes
 from .examples import examples
@@ -8,11 +9,12 @@ from .explanations import explanations
 from .latent_report import latent_report
 from .latent_stats import latent_stats
 from .scores import scores
+from .similarity import sae_similarity
 from .simulation_scores import simulation_scores
 from .summary import sae_summary
 
 ASSETS = [corpus, embedded_saes, activation_cache, latent_stats, examples, explanations, scores, simulation_scores,
-          sae_summary, latent_report]
+          sae_summary, latent_report, coder_comparison, sae_similarity]
 
-__all__ = ["ASSETS", "activation_cache", "corpus", "embedded_saes", "examples", "explanations", "latent_report",
-           "latent_stats", "sae_summary", "scores", "simulation_scores"]
+__all__ = ["ASSETS", "activation_cache", "coder_comparison", "corpus", "embedded_saes", "examples", "explanations",
+           "latent_report", "latent_stats", "sae_similarity", "sae_summary", "scores", "simulation_scores"]

@@ -74,3 +74,24 @@ def _png(fig) -> bytes:
 def markdown_image(png: bytes, alt: str) -> str:
     """Markdown that embeds a PNG inline (Dagster renders it in the asset's metadata)."""
     return f"![{alt}](data:image/png;base64,{base64.b64encode(png).decode()})"
+
+
+def similarity_heatmap(labels: list[str], panels: dict[str, np.ndarray], title: str) -> bytes:
+    """PNG of coder x coder similarity matrices (one panel per similarity), values written in the cells;
+    blank cells were not computed."""
+    n = len(labels)
+    fig, axes = plt.subplots(1, len(panels), figsize=(1.2 + 4.2 * len(panels), 1.6 + 0.45 * n), dpi=90,
+                             squeeze=False)
+    for ax, (name, matrix) in zip(axes[0], panels.items()):
+        image = ax.imshow(np.ma.masked_invalid(matrix), vmin=0, vmax=1, cmap="viridis")
+        for i in range(n):
+            for j in range(n):
+                if not np.isnan(matrix[i, j]):
+                    ax.text(j, i, f"{matrix[i, j]:.2f}", ha="center", va="center", fontsize=7,
+                            color="white" if matrix[i, j] < 0.6 else "black")
+        ax.set_xticks(range(n), labels, rotation=45, ha="right", fontsize=7)
+        ax.set_yticks(range(n), labels, fontsize=7)
+        ax.set_title(name, fontsize=9)
+        fig.colorbar(image, ax=ax, fraction=0.046)
+    fig.suptitle(title, fontsize=10)
+    return _png(fig)

@@ -143,7 +143,7 @@ def _recall_by_quantile(rows, sae: str, explainer: str, explainer_model: str) ->
     return table
 
 
-def _interval(value: Interval) -> str:
+def format_interval(value: Interval) -> str:
     mean, low, high = value
     if mean is None:
         return "n/a"
@@ -165,8 +165,8 @@ def format_report(report: SaeReport) -> str:
     for s in report.scorers:
         failed = f" ({s.failed} failed)" if s.failed else ""
         failed += f" [{s.judge}]" if several else ""
-        lines.append(f"  {s.scorer:9} {s.metric:17} {_interval(s.own):26} {_interval(s.shuffled):26} "
-                     f"{_interval(s.difference):26} {s.n_latents}{failed}")
+        lines.append(f"  {s.scorer:9} {s.metric:17} {format_interval(s.own):26} {format_interval(s.shuffled):26} "
+                     f"{format_interval(s.difference):26} {s.n_latents}{failed}")
     for scorer, by_quantile in report.recall_by_quantile.items():
         cells = " ".join(f"q{q}:{_fraction(own)}/{_fraction(shuffled)}" for q, own, shuffled in by_quantile)
         lines.append(f"  {scorer} recall by activation quantile (own/shuffled): {cells}")

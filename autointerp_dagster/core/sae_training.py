@@ -120,7 +120,7 @@ def train_embedded_saes(model: SubjectModel, corpus: CorpusInfo, spec: EmbeddedS
     """Trains (unless already trained with the same spec) one SAE per hookpoint into `sae_dir/<run_name>/`."""
     run_dir = sae_dir / spec.run_name
     record = run_dir / "training.json"
-    wanted = {"spec": _spec_dict(spec), "corpus_id": corpus.corpus_id, "model": model.name}
+    wanted = {"spec": _spec_dict(spec), "corpus_id": corpus.corpus_id, "model": model.name, "seeds": "per-hookpoint"}
     if record.exists():
         saved = json.loads(record.read_text())
         if saved.get("identity") == wanted:
@@ -131,10 +131,12 @@ def train_embedded_saes(model: SubjectModel, corpus: CorpusInfo, spec: EmbeddedS
     trained = []
     with atomic_path(run_dir) as partial:  # a `.tmp` name, which coder discovery skips
         partial.mkdir()
-        for hookpoint, acts in activations.items():
+        for index, (hookpoint, acts) in enumerate(activations.items()):
             t0 = time.monotonic()
             log(f"training a TopK SAE ({acts.shape[1]} -> {spec.num_latents}, k={spec.k}) at {hookpoint}")
-            sae, fvu, dead = train_topk_sae(acts.to(model.device), spec, log)  # on the GPU when the model is
+            # Each hookpoint from its own seed: SAEs started from one initialisation look alike whatever their layers.
+            own_seed = spec.model_copy(update={"seed": spec.seed + index})
+            sae, fvu, dead = train_topk_sae(acts.to(model.device), own_seed, log)  # on the GPU when the model is
             sae.save_to_disk(partial / hookpoint)
             trained.append(TrainedSae(hookpoint, run_dir / hookpoint, fvu, dead, len(acts), time.monotonic() - t0))
             log(f"{hookpoint}: fvu {fvu:.3f}, dead latents {dead:.1%}, {time.monotonic() - t0:.0f} s")

@@ -106,3 +106,25 @@ TABLES: dict[str, pa.Schema] = {
 }
 
 IN_LATENT_RANGE = "sae = ? AND latent >= ? AND latent < ?"  # the slice a (sae, latent range) partition owns
+
+# Cross-coder similarity (core/similarity). Latents of two coders of one model are matched one-to-one by decoder
+# cosine (`method`: 'hungarian' exact, or 'sparse_topk' exact over top-k candidates); each matched pair carries
+# every similarity (activation_correlation: Pearson over the shared cached tokens; explanation_similarity: MiniLM
+# cosine of the two explanations, null unless both are explained). sae_a < sae_b.
+LATENT_MATCHES = pa.schema([
+    ("sae_a", pa.string()), ("latent_a", pa.int32()), ("sae_b", pa.string()), ("latent_b", pa.int32()),
+    ("method", pa.string()), ("decoder_cosine", pa.float32()), ("activation_correlation", pa.float32()),
+    ("explanation_similarity", pa.float32()),
+])
+# One row per (sae_a, sae_b, method, control): `method` is the similarity averaged over matched pairs
+# (decoder_cosine, activation_correlation, explanation_similarity); `control` is 'none' for the pair itself,
+# 'self' (a coder matched with a copy of itself, sae_b = sae_a), 'random' (with a random Gaussian decoder of its
+# shape, sae_b = sae_a) or 'random_pairs' (the same pair's latents paired at random instead of matched).
+SAE_SIMILARITY = pa.schema([
+    ("sae_a", pa.string()), ("sae_b", pa.string()), ("method", pa.string()), ("control", pa.string()),
+    ("matching", pa.string()), ("n_latents_a", pa.int64()), ("n_latents_b", pa.int64()), ("n_pairs", pa.int64()),
+    ("mean", pa.float64()), ("ci_low", pa.float64()), ("ci_high", pa.float64()), ("threshold", pa.float64()),
+    ("share_above", pa.float64()), ("seconds", pa.float64()),
+])
+TABLES["latent_matches"] = LATENT_MATCHES
+TABLES["sae_similarity"] = SAE_SIMILARITY

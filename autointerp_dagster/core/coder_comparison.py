@@ -1,0 +1,36 @@
+"""Coders side by side: each scorer's mean own score, shuffled-explanation control and their difference, per
+coder, so SAE latents and MLP neurons (raw or top-k) read against each other (the paper's finding: SAE latents
+are far more interpretable than neurons, even sparsified ones).
+
+Different coders have different latents, so nothing is paired across coders: each row is its coder's own
+comparison with its own control, with 95% bootstrap intervals over that coder's latents.
+"""
+
+from __future__ import annotations
+
+from .report import SaeReport, format_interval, sae_report
+from .store import ResultsStore
+
+
+def coder_reports(store: ResultsStore, keys: list[str], explainer: str, explainer_model: str) -> list[SaeReport]:
+    return [sae_report(store, key, explainer, explainer_model) for key in keys]
+
+
+def format_coder_comparison(reports: list[SaeReport]) -> str:
+    """One block per scorer and metric, one line per coder."""
+    width = max([len(r.sae) for r in reports] + [5])
+    lines = [f"  {'coder':{width}} {'explained':>9}  {'own explanation':26} {'shuffled (control)':26} "
+             f"{'own - shuffled':26} latents"]
+    blocks: dict[str, list[str]] = {}
+    for report in reports:
+        for s in report.scorers:
+            label = f"{s.scorer} {s.metric} [{s.judge}]"
+            blocks.setdefault(label, []).append(
+                f"  {report.sae:{width}} {report.latents_explained:>9}  {format_interval(s.own):26} "
+                f"{format_interval(s.shuffled):26} {format_interval(s.difference):26} {s.n_latents}")
+    for label, rows in blocks.items():
+        lines += [label, *rows]
+    missing = [r.sae for r in reports if not r.scorers]
+    if missing:
+        lines.append(f"  not scored yet: {', '.join(missing)}")
+    return "\n".join(lines)
