@@ -9,7 +9,8 @@ control borrows other ranges' explanations), and summaries (per coder).
 
 from dagster import define_asset_job
 
-from .assets import activation_cache, corpus, embedded_saes, examples, explanations, latent_stats, sae_summary, scores
+from .assets import (activation_cache, corpus, embedded_saes, examples, explanations, latent_stats, sae_summary, scores,
+                     subject_model_scores)
 from .partitions import sae_latent_partitions, sae_partitions
 
 inputs_job = define_asset_job("inputs_job", selection=[corpus, embedded_saes],
@@ -20,8 +21,9 @@ explain_job = define_asset_job(
     "explain_job", selection=[latent_stats, examples, explanations], partitions_def=sae_latent_partitions,
     description="Statistics, examples and explanations of one coder's latent range.")
 score_job = define_asset_job(
-    "score_job", selection=[scores], partitions_def=sae_latent_partitions,
-    description="Scores of one coder's latent range, beside shuffled explanations drawn from all its ranges.")
+    "score_job", selection=[scores, subject_model_scores], partitions_def=sae_latent_partitions,
+    description="Scores of one coder's latent range (the judge's, then the subject model's surprisal and "
+    "intervention), beside shuffled explanations drawn from all its ranges.")
 summary_job = define_asset_job("summary_job", selection=[sae_summary], partitions_def=sae_partitions,
                                description="The per-SAE summary.")
 

@@ -27,7 +27,9 @@ from ..partitions import sae_latent_partitions, same_sae_every_range
 from ..resources import LLMResource, SettingsResource, StoreResource
 from .explanations import explanations
 from .progress import throttled_log
-from .slices import CACHE_DEP, partition_latents, read_example_sets
+
+OWN_SCORERS = "('detection', 'fuzzing', 'embedding')"  # the scorers whose rows this asset owns
+from .slices import CACHE_DEP, partition_latents, read_example_sets, read_explanations
 
 
 @asset(
@@ -56,12 +58,7 @@ def scores(context: AssetExecutionContext, settings: SettingsResource, store: St
     sae, range_key, start, end = partition_latents(context, db)
     by_explainer = "explainer = ? AND backend = ? AND model = ? AND status = 'ok'"
     explainer_params = [explainer_name, config.llm.backend, config.llm.model]
-    pool = {r["latent"]: r["explanation"] for r in db.query(
-        f"SELECT latent, explanation FROM explanations WHERE sae = ? AND {by_explainer}",
-        [sae, *explainer_params]).to_pylist()}
-    explained = {r["latent"]: r for r in db.query(
-        f"SELECT * FROM explanations WHERE {IN_LATENT_RANGE} AND {by_explainer}",
-        [sae, start, end, *explainer_params]).to_pylist()}
+    explained, pool = read_explanations(db, sae, start, end, *explainer_params)
     sets = read_example_sets(db, sae, start, end)
     tasks = scoring_tasks(sae, explained, sets, pool, config.negatives, scorer_config.seed)
     judged = judged_subset(tasks, judged_per_class)
@@ -85,14 +82,16 @@ def scores(context: AssetExecutionContext, settings: SettingsResource, store: St
         for task, score in zip(tasks, latent_scores):
             rows.append(score_rows(sae, task, score, row_keys))
             judgment_table += judgment_rows(sae, task, score, row_keys)
-    # This run owns every row of its range made with this explainer, these judges and this scorer config.
-    where = (f"{IN_LATENT_RANGE} AND explainer = ? AND explainer_model = ? AND judge IN (?, ?) "
-             "AND scorer_config = ?")
+    # This run owns every row of its range made by its scorers with this explainer, these judges and this scorer
+    # config (subject_model_scores writes the other scorers' rows).
+    where = (f"{IN_LATENT_RANGE} AND scorer IN {OWN_SCORERS} AND explainer = ? AND explainer_model = ? "
+             "AND judge IN (?, ?) AND scorer_config = ?")
     params = [sae, start, end, explainer_name, config.llm.label, config.llm.label, EMBEDDING_MODEL,
               keys["scorer_config"]]
     db.replace_rows("scores", pa.Table.from_pylist(rows, schema=SCORES), where, params)
     db.replace_rows("judgments", pa.Table.from_pylist(judgment_table, schema=JUDGMENTS),
-                    f"{IN_LATENT_RANGE} AND judge IN (?, ?) AND scorer_config = ? AND explanation_id IN "
+                    f"{IN_LATENT_RANGE} AND scorer IN {OWN_SCORERS} AND judge IN (?, ?) AND scorer_config = ? "
+                    "AND explanation_id IN "
                     f"(SELECT explanation_id FROM explanations WHERE sae = ? AND {by_explainer})",
                     [sae, start, end, config.llm.label, EMBEDDING_MODEL, keys["scorer_config"], sae,
                      *explainer_params])

@@ -29,3 +29,17 @@ def partition_latents(context: AssetExecutionContext, store: ResultsStore) -> tu
 def read_example_sets(store: ResultsStore, sae: str, start: int, end: int) -> dict:
     rows = store.query("SELECT * FROM examples WHERE sae = ? AND latent >= ? AND latent < ?", [sae, start, end])
     return rows_to_latent_examples(rows.to_pylist())
+
+
+def read_explanations(store: ResultsStore, sae: str, start: int, end: int, explainer: str, backend: str,
+                      model: str) -> tuple[dict[int, dict], dict[int, str]]:
+    """(the range's ok explanations by latent, every ok explanation of the SAE by latent: the pool the
+    shuffled control borrows from), made by one explainer and model."""
+    mine = "explainer = ? AND backend = ? AND model = ? AND status = 'ok'"
+    pool = {r["latent"]: r["explanation"] for r in store.query(
+        f"SELECT latent, explanation FROM explanations WHERE sae = ? AND {mine}", [sae, explainer, backend, model]
+    ).to_pylist()}
+    explained = {r["latent"]: r for r in store.query(
+        f"SELECT * FROM explanations WHERE sae = ? AND latent >= ? AND latent < ? AND {mine}",
+        [sae, start, end, explainer, backend, model]).to_pylist()}
+    return explained, pool

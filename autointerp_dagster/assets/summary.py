@@ -16,12 +16,14 @@ from ..core.report import OFFLINE_JUDGE_NOTE, format_report, sae_report
 from ..partitions import SAE_DIMENSION, sae_partitions
 from ..resources import SettingsResource, StoreResource
 from .scores import scores
+from .subject_model_scores import subject_model_scores
 
 
 @asset(
     group_name="interpretation",
     partitions_def=sae_partitions,
-    deps=[AssetDep(scores, partition_mapping=MultiToSingleDimensionPartitionMapping(SAE_DIMENSION))],
+    deps=[AssetDep(scores, partition_mapping=MultiToSingleDimensionPartitionMapping(SAE_DIMENSION)),
+          AssetDep(subject_model_scores, partition_mapping=MultiToSingleDimensionPartitionMapping(SAE_DIMENSION))],
     automation_condition=AutomationCondition.eager(),
     description="Per SAE: latents explained and skipped; each scorer's mean over latents for the own explanation, "
     "the shuffled-explanation control and their paired difference, with 95% bootstrap intervals; recall by "
@@ -49,11 +51,13 @@ def sae_summary(context: AssetExecutionContext, settings: SettingsResource, stor
         "completion_tokens": report.completion_tokens,
     }
     for summary in report.scorers:
-        for part, (mean, low, high) in (("own", summary.own), ("shuffled", summary.shuffled),
-                                        ("own_minus_shuffled", summary.difference)):
+        control = summary.control
+        for part, (mean, low, high) in (("own", summary.own), (control, summary.shuffled),
+                                        (f"own_minus_{control}", summary.difference)):
             if mean is not None:
                 metadata[f"{summary.scorer}_{summary.metric}_{part}"] = round(mean, 4)
         if summary.difference[1] is not None:
-            metadata[f"{summary.scorer}_{summary.metric}_difference_95ci"] = (
+            suffix = "" if control == "shuffled" else f"_vs_{control}"
+            metadata[f"{summary.scorer}_{summary.metric}_difference{suffix}_95ci"] = (
                 f"[{summary.difference[1]:.4f}, {summary.difference[2]:.4f}]")
     return MaterializeResult(metadata=metadata)

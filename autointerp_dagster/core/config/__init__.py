@@ -29,11 +29,12 @@ from .sections import (
     ScorerConfig,
     Section,
     Settings,
+    SubjectScorersConfig,
 )
 
 __all__ = [
     "CONFIG_ENV", "ENV_PREFIX", "EMBEDDED_CORPUS", "EMBEDDED_JUDGE", "EMBEDDED_MODEL", "HIGHLIGHT_THRESHOLD",
     "LOCAL_EXPLAINER", "CoderSource", "ConcurrencyConfig", "ConfigError", "CorpusSpec", "EmbeddedSaeSpec",
-    "ExplainerConfig", "LLMConfig", "SamplingConfig", "ScorerConfig", "Section", "Settings", "describe",
+    "ExplainerConfig", "LLMConfig", "SamplingConfig", "ScorerConfig", "Section", "Settings", "SubjectScorersConfig", "describe",
     "env_names", "load_settings", "load_settings_with_sources", "reference_rows",
 ]
