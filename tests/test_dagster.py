@@ -102,7 +102,7 @@ def test_main_job_then_sensor(project, instance, llm_server, capsys):
     assert len(failed) == 1 and failed[0]["explanation"] is None and "unparseable" in failed[0]["error"]
     scored = store.query("SELECT scorer, control, count(*) AS n, count(balanced_accuracy) AS with_value, "
                          "min(balanced_accuracy) AS lo, max(balanced_accuracy) AS hi FROM scores "
-                         "GROUP BY ALL ORDER BY scorer, control").to_pylist()
+                         "WHERE scorer IN ('detection', 'embedding', 'fuzzing') GROUP BY ALL ORDER BY scorer, control").to_pylist()
     assert [(r["scorer"], r["control"]) for r in scored] == [
         (s, c) for s in ("detection", "embedding", "fuzzing") for c in ("none", "shuffled")]
     for row in scored:  # every explained latent beside a control borrowed from another latent of its SAE
@@ -110,7 +110,7 @@ def test_main_job_then_sensor(project, instance, llm_server, capsys):
     borrowed = store.query("SELECT s.sae, s.latent, s.control_latent, e.sae AS source_sae FROM scores s JOIN "
                            "explanations e ON e.sae = s.sae AND e.latent = s.control_latent "
                            "WHERE s.control = 'shuffled' AND e.status = 'ok'").to_pylist()
-    assert len(borrowed) == 3 * (len(explained) - 1)
+    assert len(borrowed) == 5 * (len(explained) - 1)  # detection, fuzzing, embedding, surprisal, intervention
     assert all(r["control_latent"] != r["latent"] and r["source_sae"] == r["sae"] for r in borrowed)
     judged = store.query("SELECT count(*) AS n FROM judgments WHERE scorer = 'detection' "
                          "AND control = 'none'").to_pylist()[0]["n"]
@@ -118,7 +118,18 @@ def test_main_job_then_sensor(project, instance, llm_server, capsys):
         "SELECT count(*) AS n FROM examples x JOIN explanations e USING (sae, latent) "
         "WHERE e.status = 'ok' AND x.set IN ('test', 'random', 'hard_negative')").to_pylist()[0]["n"]
     assert judged == scored_examples > 10 * (len(explained) - 1)  # every held-out example judged once
+    # The subject model's own scorers, judged by it (the tiny model), beside the same controls.
+    subject_rows = store.query("SELECT scorer, control, count(*) AS n, count(auc) AS with_auc, "
+                               "count(log_prob_gain) AS with_gain FROM scores WHERE judge = ? GROUP BY ALL "
+                               "ORDER BY scorer, control", [project.model]).to_pylist()
+    assert [(r["scorer"], r["control"]) for r in subject_rows] == [
+        ("intervention", "none"), ("intervention", "random_latent"), ("intervention", "shuffled"),
+        ("surprisal", "none"), ("surprisal", "shuffled")]
+    for row in subject_rows:
+        assert row["n"] == len(explained) - 1 and row["with_auc"] == row["n"]
+        assert row["with_gain"] == (row["n"] if row["scorer"] == "intervention" else 0)
     assert "Interpretation" in out and "LLM calls:" in out and "shuffled (control)" in out
+    assert "surprisal" in out and "intervention log_prob_gain" in out
     summary = instance.fetch_materializations(
         AssetRecordsFilter(asset_key=AssetKey("sae_summary"), asset_partitions=[KEYS[0]]), limit=1).records[0]
     metadata = summary.asset_materialization.metadata
@@ -134,7 +145,9 @@ def test_main_job_then_sensor(project, instance, llm_server, capsys):
     assert store.query("SELECT count(*) AS n FROM latent_stats").to_pylist() == [{"n": 304}]
     assert store.query("SELECT count(*) AS n FROM activation_caches").to_pylist() == [{"n": 3}]
     assert store.query("SELECT count(*) AS n FROM explanations").to_pylist() == [{"n": len(explained)}]
-    assert store.query("SELECT count(*) AS n FROM scores").to_pylist() == [{"n": 2 * 3 * (len(explained) - 1)}]
+    # Judge scorers: own + shuffled; surprisal: own + shuffled; intervention: own + shuffled + random latent.
+    assert store.query("SELECT count(*) AS n FROM scores").to_pylist() == [{"n": (6 + 2 + 3) * (len(explained) - 1)}]
+    assert store.query("SELECT count(*) AS n FROM steering").to_pylist() == [{"n": 2 * (len(explained) - 1)}]
 
     sensor = defs.get_sensor_def("sae_discovery_sensor")
     resources = {"settings": build_resources()["settings"]}

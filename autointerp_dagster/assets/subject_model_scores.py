@@ -13,11 +13,9 @@ import pyarrow as pa
 from dagster import AssetDep, AssetExecutionContext, AutomationCondition, MaterializeResult, asset
 
 from ..core.coders import load_coder, lookup
-from ..core.coders.decoders import steering_site
 from ..core.explainers import explainer_id
-from ..core.scorers.intervention import intervention_scores, random_latent
-from ..core.scorers.runs import judged_subset, judgment_rows, score_rows, scoring_tasks
-from ..core.scorers.surprisal import surprisal_scores
+from ..core.scorers.runs import judgment_rows, score_rows, scoring_tasks
+from ..core.scorers.subject_runs import score_with_language_models
 from ..core.store.tables import IN_LATENT_RANGE, JUDGMENTS, SCORES, STEERING
 from ..core.subject_model import load_subject_model
 from ..instance import MODEL_POOL
@@ -26,8 +24,6 @@ from ..resources import SettingsResource, StoreResource, SubjectModelResource
 from .examples import examples
 from .explanations import explanations
 from .slices import CACHE_DEP, partition_latents, read_example_sets, read_explanations
-
-SUBJECT_SCORERS = "('surprisal', 'intervention')"  # the scorers whose rows this asset owns
 
 
 @asset(
@@ -64,39 +60,27 @@ def subject_model_scores(context: AssetExecutionContext, settings: SettingsResou
             "scorer_config": scorer_config, "created_at": pa.scalar(int(time.time() * 1e6), pa.timestamp("us")).as_py()}
     context.log.info(f"{', '.join(chosen.scorers)} of {len(tasks)} explanation(s) (own and shuffled) of {sae} "
                      f"{range_key}, scoring LM {judge}")
-    rows, judgment_table, steering_table, timings = [], [], [], {}
-    if "surprisal" in chosen.scorers:
-        began = time.perf_counter()
-        scored = surprisal_scores(scorer_lm, judged_subset(tasks, chosen.examples_per_class), chosen.batch_size,
-                                  chosen.seed)
-        timings["surprisal_s"] = round(time.perf_counter() - began, 1)
-        _collect(sae, tasks, scored, {**keys, "mode": "surprisal"}, rows, judgment_table)
-    if "intervention" in chosen.scorers and tasks:
-        began = time.perf_counter()
+    coder = None
+    if "intervention" in chosen.scorers:
         coder = load_coder(lookup(config, [sae])[sae].source, base_model=subject.body, device=subject.device)
-        latents = sorted({t.item.latent for t in tasks})
-        steered = latents + [random_latent(sae, latent, coder.n_latents, chosen.seed) for latent in latents]
-        site = steering_site(coder, steered, subject.body)
-        directions = dict(zip(site.latents, site.directions))
-        all_tasks, scored, outcomes = intervention_scores(subject, scorer_lm, site.module, directions, tasks, sae,
-                                                          coder.n_latents, chosen)
-        timings["intervention_s"] = round(time.perf_counter() - began, 1)
-        _collect(sae, all_tasks, scored, {**keys, "mode": "intervention"}, rows, judgment_table)
-        steering_table = [_steering_row(sae, o, site.module, scorer_config, chosen.kl_target) for o in outcomes]
-    mine = f"{IN_LATENT_RANGE} AND scorer IN {SUBJECT_SCORERS} AND judge = ? AND scorer_config = ?"
-    params = [sae, start, end, judge, scorer_config]
+    result = score_with_language_models(subject, scorer_lm, coder, sae, tasks, chosen)
+    rows, judgment_table = [], []
+    for scorer, pairs in result.scored.items():
+        row_keys = {**keys, "mode": scorer}
+        for task, score in pairs:
+            rows.append(score_rows(sae, task, score, row_keys))
+            judgment_table += judgment_rows(sae, task, score, row_keys)
+    steering_table = [_steering_row(sae, o, result.module, scorer_config, chosen.kl_target) for o in result.steered]
+    timings = {f"{scorer}_seconds": round(seconds, 1) for scorer, seconds in result.seconds.items()}
+    # This run owns its range's rows of the scorers it ran, with this scoring LM and configuration.
+    mine = f"{IN_LATENT_RANGE} AND list_contains(?, scorer) AND judge = ? AND scorer_config = ?"
+    params = [sae, start, end, list(chosen.scorers), judge, scorer_config]
     db.replace_rows("scores", pa.Table.from_pylist(rows, schema=SCORES),
                     f"{mine} AND explainer = ? AND explainer_model = ?", [*params, explainer_name, config.llm.label])
     db.replace_rows("judgments", pa.Table.from_pylist(judgment_table, schema=JUDGMENTS), mine, params)
     db.replace_rows("steering", pa.Table.from_pylist(steering_table, schema=STEERING),
                     f"{IN_LATENT_RANGE} AND scorer_config = ?", [sae, start, end, scorer_config])
     return MaterializeResult(metadata=_metadata(rows, steering_table, judge, timings, len(explained)))
-
-
-def _collect(sae, tasks, scored, keys, rows: list, judgment_table: list) -> None:
-    for task, score in zip(tasks, scored):
-        rows.append(score_rows(sae, task, score, keys))
-        judgment_table += judgment_rows(sae, task, score, keys)
 
 
 def _steering_row(sae: str, outcome, module: str, scorer_config: str, kl_target: float) -> dict:
