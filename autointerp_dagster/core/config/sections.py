@@ -150,12 +150,12 @@ class SubjectScorersConfig(Section):
     scorers: tuple[Literal["surprisal", "intervention"], ...] = Field(
         ("surprisal", "intervention"), description="which run (empty: none)")
     scoring_model: str | None = Field(None, description="any HF causal LM (base model); null: the subject model")
-    examples_per_class: int | None = Field(5, ge=1, description="surprisal: held-out examples a class; null: all")
+    examples_per_class: int | None = Field(3, ge=1, description="surprisal: held-out examples a class; null: all")
     batch_size: int = Field(16, ge=1, description="sequences a forward pass")
-    prompts: int = Field(6, ge=1, description="intervention: prompts a latent, cut where it first fires")
+    prompts: int = Field(4, ge=1, description="intervention: prompts a latent, cut where it first fires")
     kl_target: float = Field(1.0, gt=0, description="intervention: mean next-token KL of steered from clean, nats")
     kl_tolerance: float = Field(0.1, gt=0, lt=1, description="relative: the strength search stops within it")
-    search_steps: int = Field(14, ge=1, description="intervention: forward passes of the strength search")
+    search_steps: int = Field(12, ge=1, description="intervention: forward passes of the strength search")
     completion_tokens: int = Field(8, ge=1, description="intervention: greedy tokens generated")
     promoted_tokens: int = Field(10, ge=1, description="intervention: tokens whose probability rises most, kept")
     seed: int = 0
