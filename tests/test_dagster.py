@@ -102,7 +102,8 @@ def test_main_job_then_sensor(project, instance, llm_server, capsys):
     assert len(failed) == 1 and failed[0]["explanation"] is None and "unparseable" in failed[0]["error"]
     scored = store.query("SELECT scorer, control, count(*) AS n, count(balanced_accuracy) AS with_value, "
                          "min(balanced_accuracy) AS lo, max(balanced_accuracy) AS hi FROM scores "
-                         "WHERE scorer IN ('detection', 'embedding', 'fuzzing') GROUP BY ALL ORDER BY scorer, control").to_pylist()
+                         "WHERE scorer IN ('detection', 'embedding', 'fuzzing') "
+                         "GROUP BY ALL ORDER BY scorer, control").to_pylist()
     assert [(r["scorer"], r["control"]) for r in scored] == [
         (s, c) for s in ("detection", "embedding", "fuzzing") for c in ("none", "shuffled")]
     for row in scored:  # every explained latent beside a control borrowed from another latent of its SAE

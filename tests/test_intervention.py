@@ -95,7 +95,8 @@ def test_strength_search_hits_the_target_for_neurons_and_transcoders(copy_lm, tm
     [(word_id, word)] = word_tokens(copy_lm.tokenizer, 1)
     if kind == "neurons":
         with torch.no_grad():  # neuron 5 writes the word's embedding through the MLP's output projection
-            copy_lm.model.model.layers[0].mlp.down_proj.weight[:, 5] = copy_lm.model.get_input_embeddings().weight[word_id]
+            embedding = copy_lm.model.get_input_embeddings().weight[word_id]
+            copy_lm.model.model.layers[0].mlp.down_proj.weight[:, 5] = embedding
         coder = load_coder(CoderSource(path="", kind="neurons", hookpoint="layers.0.mlp"), base_model=copy_lm.body)
         latent = 5
     else:
@@ -108,3 +109,23 @@ def test_strength_search_hits_the_target_for_neurons_and_transcoders(copy_lm, tm
         assert abs(found.kl - target) <= 0.1 * target and found.steps <= 24
     steered = [copy_lm.tokenizer.decode(ids) for ids in steerer.generate(site.directions[0] * found.strength, 4)]
     assert any(word in text for text in steered)
+
+
+def test_output_side_evidence_reads_the_latent_not_its_control(store):
+    import pyarrow as pa
+
+    from autointerp_dagster.core.output_explainer import output_side_block, steering_evidence
+    from autointerp_dagster.core.store.tables import STEERING
+
+    def row(control, steered_latent, token):
+        return {"sae": "s", "latent": 3, "steered_latent": steered_latent, "control": control, "scorer_config": "c",
+                "module": "layers.0", "strength": 2.0, "kl": 1.02, "kl_target": 1.0, "search_steps": 5,
+                "prompt_sets": ["test"], "prompt_idx": [0], "clean": ["and he"], "steered": [f"{token}{token}"],
+                "promoted_tokens": [token], "promoted_gains": [0.4]}
+
+    store.replace_rows("steering", pa.Table.from_pylist([row("none", 3, " king"), row(RANDOM_LATENT, 9, " sea")],
+                                                        schema=STEERING), "sae = ?", ["s"])
+    evidence = steering_evidence(store, "s", [3], "c")
+    assert list(evidence) == [3] and evidence[3].promoted == [(" king", 0.4)]
+    block = output_side_block(evidence[3])
+    assert "' king' (+0.400)" in block and "' king king'" in block and "sea" not in block

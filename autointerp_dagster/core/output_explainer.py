@@ -28,7 +28,8 @@ class SteeringEvidence:
     continuations: list[tuple[str, str]]  # (clean, steered)
 
 
-def steering_evidence(store: ResultsStore, sae: str, latents: list[int], scorer_config: str) -> dict[int, SteeringEvidence]:
+def steering_evidence(store: ResultsStore, sae: str, latents: list[int],
+                      scorer_config: str) -> dict[int, SteeringEvidence]:
     """The steering of each latent itself (not its random-latent control) by one intervention configuration."""
     if not latents:
         return {}

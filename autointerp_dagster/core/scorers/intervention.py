@@ -22,7 +22,8 @@ import torch
 from autointerp_dagster.core.config import SubjectScorersConfig
 from autointerp_dagster.core.metrics import mean_ci
 from autointerp_dagster.core.sampling import evenly_spaced, stable_key_hash
-from autointerp_dagster.core.scorers.common import INTERVENTION, Judgment, LatentScore, ScoringExample, summarise, top_share
+from autointerp_dagster.core.scorers.common import (INTERVENTION, Judgment, LatentScore, ScoringExample, summarise,
+                                                    top_share)
 from autointerp_dagster.core.scorers.lm_logprobs import continuation_logprobs, token_ids
 from autointerp_dagster.core.scorers.runs import OWN, ScoringTask
 from autointerp_dagster.core.steering import Steerer
@@ -85,7 +86,8 @@ def steer(subject: SubjectModel, module: str, prompts: list[ScoringExample], dir
 
 def intervention_scores(subject: SubjectModel, scorer: SubjectModel, module: str,
                         directions: dict[int, torch.Tensor], tasks: Sequence[ScoringTask], sae: str, n_latents: int,
-                        config: SubjectScorersConfig) -> tuple[list[ScoringTask], list[LatentScore], list[SteeredLatent]]:
+                        config: SubjectScorersConfig,
+                        ) -> tuple[list[ScoringTask], list[LatentScore], list[SteeredLatent]]:
     """Scores for every task (own and shuffled explanation) and a random-latent control task per latent.
     `directions`: unit decoder directions of the tasks' latents and of their random-latent controls
     (`random_latent`); tasks whose latent has no prompt where it fires are recorded as failed."""

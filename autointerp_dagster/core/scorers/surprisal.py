@@ -57,7 +57,8 @@ def surprisal_scores(lm: SubjectModel, items: Sequence[ScoreItem], batch_size: i
     for item in items:
         pairs = item.labelled()
         if not (item.explanation and item.explanation.strip()):
-            judgments = [Judgment(e.set_name, e.idx, label, None, None, "no explanation to score") for e, label in pairs]
+            judgments = [Judgment(e.set_name, e.idx, label, None, None, "no explanation to score")
+                         for e, label in pairs]
             scores.append(summarise(item.latent, SURPRISAL, judgments, seed=seed))
             continue
         texts = [e.example.text for e, _ in pairs]
