@@ -12,7 +12,7 @@ the coders side by side (one run).
 from dagster import define_asset_job
 
 from .assets import (activation_cache, coder_comparison, corpus, embedded_saes, examples, explanations, latent_report,
-                     latent_stats, sae_similarity, sae_summary, scores, simulation_scores)
+                     latent_stats, sae_similarity, sae_summary, scores, simulation_scores, subject_model_scores)
 from .partitions import sae_latent_partitions, sae_partitions
 
 inputs_job = define_asset_job("inputs_job", selection=[corpus, embedded_saes],
@@ -23,9 +23,9 @@ explain_job = define_asset_job(
     "explain_job", selection=[latent_stats, examples, explanations], partitions_def=sae_latent_partitions,
     description="Statistics, examples and explanations of one coder's latent range.")
 score_job = define_asset_job(
-    "score_job", selection=[scores, simulation_scores], partitions_def=sae_latent_partitions,
-    description="Scores of one coder's latent range, beside shuffled explanations drawn from all its ranges "
-    "(simulation only with simulation.enabled).")
+    "score_job", selection=[scores, subject_model_scores, simulation_scores], partitions_def=sae_latent_partitions,
+    description="Scores of one coder's latent range (the judge's, the subject model's surprisal and intervention, "
+    "simulation with simulation.enabled), beside shuffled explanations drawn from all its ranges.")
 summary_job = define_asset_job("summary_job", selection=[sae_summary, latent_report], partitions_def=sae_partitions,
                                description="The per-SAE summary and latent report (HTML pages).")
 

@@ -112,7 +112,8 @@ def test_main_job_then_sensor(project, instance, llm_server, capsys):
     assert len(failed) == 1 and failed[0]["explanation"] is None and "unparseable" in failed[0]["error"]
     scored = store.query("SELECT scorer, control, count(*) AS n, count(balanced_accuracy) AS with_value, "
                          "min(balanced_accuracy) AS lo, max(balanced_accuracy) AS hi FROM scores "
-                         "WHERE explainer_model != 'none:top-tokens' GROUP BY ALL ORDER BY scorer, control").to_pylist()
+                         "WHERE explainer_model != 'none:top-tokens' AND scorer IN ('detection', 'embedding', 'fuzzing') "
+                         "GROUP BY ALL ORDER BY scorer, control").to_pylist()
     baseline_scored = store.query("SELECT scorer, control, count(*) AS n FROM scores WHERE explainer_model = "
                                   "'none:top-tokens' GROUP BY ALL ORDER BY scorer, control").to_pylist()
     assert baseline_scored == [{"scorer": s, "control": c, "n": len(baseline)}
@@ -125,7 +126,7 @@ def test_main_job_then_sensor(project, instance, llm_server, capsys):
                            "explanations e ON e.sae = s.sae AND e.latent = s.control_latent "
                            "AND e.explainer = s.explainer WHERE s.control = 'shuffled' AND e.status = 'ok' "
                            "AND e.backend != 'none'").to_pylist()
-    assert len(borrowed) == 3 * (len(explained) - 1)
+    assert len(borrowed) == 5 * (len(explained) - 1)  # detection, fuzzing, embedding, surprisal, intervention
     assert all(r["control_latent"] != r["latent"] and r["source_sae"] == r["sae"] for r in borrowed)
     judged = store.query("SELECT count(*) AS n FROM judgments j JOIN explanations e USING (explanation_id) "
                          "WHERE scorer = 'detection' AND control = 'none' AND e.backend != 'none'").to_pylist()[0]["n"]
@@ -134,7 +135,18 @@ def test_main_job_then_sensor(project, instance, llm_server, capsys):
         "WHERE e.status = 'ok' AND e.backend != 'none' AND x.set IN ('test', 'random', 'hard_negative')"
     ).to_pylist()[0]["n"]
     assert judged == scored_examples > 10 * (len(explained) - 1)  # every held-out example judged once
+    # The subject model's own scorers, judged by it (the tiny model), beside the same controls.
+    subject_rows = store.query("SELECT scorer, control, count(*) AS n, count(auc) AS with_auc, "
+                               "count(log_prob_gain) AS with_gain FROM scores WHERE judge = ? GROUP BY ALL "
+                               "ORDER BY scorer, control", [project.model]).to_pylist()
+    assert [(r["scorer"], r["control"]) for r in subject_rows] == [
+        ("intervention", "none"), ("intervention", "random_latent"), ("intervention", "shuffled"),
+        ("surprisal", "none"), ("surprisal", "shuffled")]
+    for row in subject_rows:
+        assert row["n"] == len(explained) - 1 and row["with_auc"] == row["n"]
+        assert row["with_gain"] == (row["n"] if row["scorer"] == "intervention" else 0)
     assert "Interpretation" in out and "LLM calls:" in out and "shuffled (control)" in out
+    assert "surprisal" in out and "intervention log_prob_gain" in out
     summary = instance.fetch_materializations(
         AssetRecordsFilter(asset_key=AssetKey("sae_summary"), asset_partitions=[KEYS[0]]), limit=1).records[0]
     metadata = summary.asset_materialization.metadata
@@ -167,8 +179,11 @@ def test_main_job_then_sensor(project, instance, llm_server, capsys):
     assert store.query("SELECT count(*) AS n FROM latent_stats").to_pylist() == [{"n": 304}]
     assert store.query("SELECT count(*) AS n FROM activation_caches").to_pylist() == [{"n": 3}]
     assert store.query("SELECT count(*) AS n FROM explanations").to_pylist() == [{"n": 2 * len(explained)}]
+    # LLM explanations: judge scorers own + shuffled; surprisal own + shuffled; intervention own + shuffled + random
+    # latent. The baseline's: the judge scorers, own + shuffled.
     assert store.query("SELECT count(*) AS n FROM scores").to_pylist() == [
-        {"n": 2 * 3 * (len(explained) - 1 + len(baseline))}]
+        {"n": (6 + 2 + 3) * (len(explained) - 1) + 6 * len(baseline)}]
+    assert store.query("SELECT count(*) AS n FROM steering").to_pylist() == [{"n": 2 * (len(explained) - 1)}]
     assert [r["n"] for r in store.query(matched).to_pylist()] == [96, 80, 80]
 
     sensor = defs.get_sensor_def("sae_discovery_sensor")

@@ -17,13 +17,14 @@ from ..partitions import SAE_DIMENSION, sae_partitions
 from ..resources import SettingsResource, StoreResource
 from .scores import scores
 from .simulation_scores import simulation_scores
+from .subject_model_scores import subject_model_scores
 
 
 @asset(
     group_name="interpretation",
     partitions_def=sae_partitions,
     deps=[AssetDep(a, partition_mapping=MultiToSingleDimensionPartitionMapping(SAE_DIMENSION))
-          for a in (scores, simulation_scores)],
+          for a in (scores, subject_model_scores, simulation_scores)],
     automation_condition=AutomationCondition.eager(),
     description="Per SAE: latents explained and skipped; each scorer's mean over latents for the own explanation, "
     "the shuffled-explanation control and their paired difference, with 95% bootstrap intervals, for the LLM "
@@ -60,11 +61,13 @@ def sae_summary(context: AssetExecutionContext, settings: SettingsResource, stor
                 metadata[f"{c.scorer}_{c.metric}_llm_minus_baseline_95ci"] = (
                     f"[{c.difference[1]:.4f}, {c.difference[2]:.4f}]")
     for summary in report.scorers:
-        for part, (mean, low, high) in (("own", summary.own), ("shuffled", summary.shuffled),
-                                        ("own_minus_shuffled", summary.difference)):
+        control = summary.control
+        for part, (mean, low, high) in (("own", summary.own), (control, summary.shuffled),
+                                        (f"own_minus_{control}", summary.difference)):
             if mean is not None:
                 metadata[f"{summary.scorer}_{summary.metric}_{part}"] = round(mean, 4)
         if summary.difference[1] is not None:
-            metadata[f"{summary.scorer}_{summary.metric}_difference_95ci"] = (
+            suffix = "" if control == "shuffled" else f"_vs_{control}"
+            metadata[f"{summary.scorer}_{summary.metric}_difference{suffix}_95ci"] = (
                 f"[{summary.difference[1]:.4f}, {summary.difference[2]:.4f}]")
     return MaterializeResult(metadata=metadata)

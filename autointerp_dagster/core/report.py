@@ -17,8 +17,10 @@ from .metrics import mean_ci
 from .store import ResultsStore
 
 SCORER_METRICS = (("detection", "balanced_accuracy"), ("fuzzing", "balanced_accuracy"),
-                  ("detection", "auc"), ("fuzzing", "auc"), ("embedding", "auc"),
-                  ("simulation", "correlation"))
+                  ("detection", "auc"), ("fuzzing", "auc"), ("embedding", "auc"), ("surprisal", "auc"),
+                  ("intervention", "log_prob_gain"), ("intervention", "auc"), ("simulation", "correlation"))
+# Every scorer is compared with the shuffled explanation; intervention also with a random latent steered.
+SCORER_CONTROLS = {"intervention": ("shuffled", "random_latent")}
 OFFLINE_JUDGE_NOTE = (
     "The offline judge is a small model (Qwen2.5-Coder 1.5B, 4-bit GGUF): its explanations and judgments are a "
     "demonstration of the pipeline, and its scores are not comparable with those of a 70B judge such as the "
@@ -40,6 +42,7 @@ class ScorerSummary:
     difference: Interval
     own_values: list[float] = field(default_factory=list)
     failed: int = 0  # latents whose own score failed (mostly unparseable) or compared one class only
+    control: str = "shuffled"  # what `shuffled` holds: the shuffled explanation, or a random latent steered
 
 
 @dataclass
@@ -115,13 +118,14 @@ def _scorer_summaries(rows, scored: str, params: list) -> list[ScorerSummary]:
                      f"WHERE {scored} AND scorer = ? ORDER BY 1, latent", [*params, scorer])
         for judge in sorted({r[0] for r in found}):
             own = {r[1]: r[3] for r in found if r[0] == judge and r[2] == "none" and r[3] is not None}
-            shuffled = {r[1]: r[3] for r in found if r[0] == judge and r[2] == "shuffled" and r[3] is not None}
             failed = sum(1 for r in found if r[0] == judge and r[2] == "none" and r[3] is None)
-            paired = sorted(set(own) & set(shuffled))
-            a = np.array([own[k] for k in paired])
-            b = np.array([shuffled[k] for k in paired])
-            summaries.append(ScorerSummary(scorer, metric, judge, len(paired), mean_ci(a), mean_ci(b),
-                                           mean_ci(a - b), [own[k] for k in paired], failed))
+            for control in SCORER_CONTROLS.get(scorer, ("shuffled",)):
+                other = {r[1]: r[3] for r in found if r[0] == judge and r[2] == control and r[3] is not None}
+                paired = sorted(set(own) & set(other))
+                a = np.array([own[k] for k in paired])
+                b = np.array([other[k] for k in paired])
+                summaries.append(ScorerSummary(scorer, metric, judge, len(paired), mean_ci(a), mean_ci(b),
+                                               mean_ci(a - b), [own[k] for k in paired], failed, control))
     return summaries
 
 
@@ -159,13 +163,14 @@ def format_report(report: SaeReport) -> str:
         f"{report.sae}  (explainer {report.explainer}, {report.explainer_model})",
         f"  latents: {report.latents_explained} explained, {report.explanations_failed} explanation failures, "
         f"{report.latents_skipped} skipped (dead or too few activating windows)",
-        f"  {'scorer':9} {'metric':17} {'own explanation':26} {'shuffled (control)':26} {'own - shuffled':26} latents",
+        f"  {'scorer':12} {'metric':17} {'own explanation':26} {'shuffled (control)':26} {'own - shuffled':26} latents",
     ]
     several = len({s.judge for s in report.scorers}) > 1  # name the judge only where judges or configs differ
     for s in report.scorers:
         failed = f" ({s.failed} failed)" if s.failed else ""
         failed += f" [{s.judge}]" if several else ""
-        lines.append(f"  {s.scorer:9} {s.metric:17} {format_interval(s.own):26} {format_interval(s.shuffled):26} "
+        failed += " (control: a random latent steered)" if s.control != "shuffled" else ""
+        lines.append(f"  {s.scorer:12} {s.metric:17} {format_interval(s.own):26} {format_interval(s.shuffled):26} "
                      f"{format_interval(s.difference):26} {s.n_latents}{failed}")
     for scorer, by_quantile in report.recall_by_quantile.items():
         cells = " ".join(f"q{q}:{_fraction(own)}/{_fraction(shuffled)}" for q, own, shuffled in by_quantile)

@@ -30,11 +30,13 @@ from .sections import (
     Section,
     SimulationConfig,
     Settings,
+    SubjectScorersConfig,
 )
 
 __all__ = [
     "CONFIG_ENV", "ENV_PREFIX", "EMBEDDED_CORPUS", "EMBEDDED_JUDGE", "EMBEDDED_MODEL", "HIGHLIGHT_THRESHOLD",
     "LOCAL_EXPLAINER", "CoderSource", "ConcurrencyConfig", "ConfigError", "CorpusSpec", "EmbeddedSaeSpec",
-    "ExplainerConfig", "LLMConfig", "SamplingConfig", "ScorerConfig", "Section", "Settings", "SimulationConfig", "describe",
+    "ExplainerConfig", "LLMConfig", "SamplingConfig", "ScorerConfig", "Section", "Settings", "SimulationConfig",
+    "SubjectScorersConfig", "describe",
     "env_names", "load_settings", "load_settings_with_sources", "reference_rows",
 ]

@@ -158,6 +158,25 @@ class SimulationConfig(Section):
     max_level: int = Field(9, ge=1, le=10, description="activation scale 0..max_level in the prompt (one digit: 9)")
 
 
+class SubjectScorersConfig(Section):
+    """Scorers that run a language model themselves instead of asking the judge: surprisal (does the explanation
+    make the latent's examples more predictable?) and intervention (does steering the latent make a scoring LM
+    expect the explanation?). `scoring_model` None: the subject model, loaded once for both."""
+
+    scorers: tuple[Literal["surprisal", "intervention"], ...] = Field(
+        ("surprisal", "intervention"), description="which run (empty: none)")
+    scoring_model: str | None = Field(None, description="any HF causal LM (base model); null: the subject model")
+    examples_per_class: int | None = Field(2, ge=1, description="surprisal: held-out examples a class; null: all")
+    batch_size: int = Field(16, ge=1, description="sequences a forward pass")
+    prompts: int = Field(2, ge=1, description="intervention: prompts a latent, cut where it first fires")
+    kl_target: float = Field(1.0, gt=0, description="intervention: mean next-token KL of steered from clean, nats")
+    kl_tolerance: float = Field(0.1, gt=0, lt=1, description="relative: the strength search stops within it")
+    search_steps: int = Field(12, ge=1, description="intervention: forward passes of the strength search")
+    completion_tokens: int = Field(8, ge=1, description="intervention: greedy tokens generated")
+    promoted_tokens: int = Field(10, ge=1, description="intervention: tokens whose probability rises most, kept")
+    seed: int = 0
+
+
 class LLMConfig(Section):
     """The explainer and judge. `local` runs a model in process (Hub name, folder, .gguf file or `embedded:`);
     `openai` talks to any OpenAI-compatible server (vLLM, llama.cpp, OpenRouter, OpenAI) at `base_url`.
@@ -228,6 +247,7 @@ class Settings(Section):
     negatives: Literal["random", "random+hard", "random+neighbour", "random+hard+neighbour"] = Field(
         "random", description="scorer negatives (and what a contrastive explainer sees)")
     simulation: SimulationConfig = SimulationConfig()
+    subject_scorers: SubjectScorersConfig = SubjectScorersConfig()
     explainer_examples: int | None = Field(None, ge=1, description="null: 10 for a local judge, else all (40)")
     judge_examples: int | None = Field(None, ge=1, description="null: 5 for a local judge, else all (50)")
     max_parse_failure_rate: float = Field(0.25, ge=0, le=1, description="asset checks fail above this share")

@@ -23,6 +23,8 @@ from autointerp_dagster.core.sampling import Example
 DETECTION = "detection"
 FUZZING = "fuzzing"
 EMBEDDING = "embedding"
+SURPRISAL = "surprisal"
+INTERVENTION = "intervention"
 # A latent whose judgments failed more often than this is a failure for that scorer, not a score from the rest.
 MAX_FAILED_SHARE = 0.5
 OK, FAILED, ONE_CLASS = "ok", "failed", "one_class"
@@ -96,6 +98,11 @@ class LatentScore:
     correlation_ci_high: float | None = None
     status: str = OK
     error: str | None = None
+    # Scorers whose number is an effect size, not a classification (intervention: mean over prompts of
+    # log P(explanation | steered) - log P(explanation | clean), nats), with its 95% bootstrap interval.
+    log_prob_gain: float | None = None
+    log_prob_gain_ci_low: float | None = None
+    log_prob_gain_ci_high: float | None = None
 
 
 def summarise(
@@ -146,3 +153,12 @@ def summarise(
                 labels, scores, statistic=roc_auc_rows, seed=seed
             )
     return score
+
+
+def top_share(scores: np.ndarray, k: int) -> np.ndarray:
+    """Binary predictions from scores: 1 for scores at or above the k-th highest (none when k is 0), k being the
+    number of positives, so no threshold is tuned on the labels beyond that count; ties can make more than k."""
+    if k == 0:
+        return np.zeros(len(scores), dtype=int)
+    threshold = np.sort(scores)[::-1][k - 1]
+    return (scores >= threshold).astype(int)

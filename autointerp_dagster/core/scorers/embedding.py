@@ -18,7 +18,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from autointerp_dagster.core.embeddings import embed_texts
-from autointerp_dagster.core.scorers.common import EMBEDDING, Judgment, LatentScore, ScoreItem, summarise
+from autointerp_dagster.core.scorers.common import EMBEDDING, Judgment, LatentScore, ScoreItem, summarise, top_share
 
 EMBEDDING_MODEL = "all-MiniLM-L6-v2"  # the judge column of embedding scores
 
@@ -47,7 +47,7 @@ def embedding_scores(items: Sequence[ScoreItem], seed: int = 0) -> list[LatentSc
         query = vectors[start]
         similarity = vectors[start + 1 : start + 1 + len(pairs)] @ query
         n_positive = sum(label for _, label in pairs)
-        predictions = _top_share(similarity, n_positive)
+        predictions = top_share(similarity, n_positive)
         judgments = [
             Judgment(e.set_name, e.idx, label, int(pred), float(sim))
             for (e, label), pred, sim in zip(pairs, predictions, similarity)
@@ -55,10 +55,3 @@ def embedding_scores(items: Sequence[ScoreItem], seed: int = 0) -> list[LatentSc
         scores.append(summarise(item.latent, EMBEDDING, judgments, seed=seed))
     return scores
 
-
-def _top_share(similarity: np.ndarray, k: int) -> np.ndarray:
-    """1 for scores at or above the k-th highest (none when k is 0)."""
-    if k == 0:
-        return np.zeros(len(similarity), dtype=int)
-    threshold = np.sort(similarity)[::-1][k - 1]
-    return (similarity >= threshold).astype(int)

@@ -91,6 +91,8 @@ def score_rows(sae: str, task: ScoringTask, score: LatentScore, keys: Mapping) -
         "correlation_ci_low": score.correlation_ci_low, "correlation_ci_high": score.correlation_ci_high,
         "n_examples": score.n_examples, "n_failed": score.n_failed,
         "call_ids": score.call_ids, "prompt_tokens": score.prompt_tokens, "completion_tokens": score.completion_tokens,
+        "log_prob_gain": score.log_prob_gain, "log_prob_gain_ci_low": score.log_prob_gain_ci_low,
+        "log_prob_gain_ci_high": score.log_prob_gain_ci_high,
     }
 
 

@@ -60,7 +60,9 @@ SCORES = pa.schema(
        ("n_examples", pa.int32()), ("n_failed", pa.int32()),
        ("true_positive", pa.int32()), ("false_positive", pa.int32()), ("true_negative", pa.int32()),
        ("false_negative", pa.int32()), ("call_ids", pa.list_(pa.string())), ("prompt_tokens", pa.int64()),
-       ("completion_tokens", pa.int64()), ("created_at", _TS)]
+       ("completion_tokens", pa.int64()), ("created_at", _TS),
+       # Effect-size scorers (intervention): mean log P(explanation | steered) - log P(explanation | clean), nats.
+       ("log_prob_gain", pa.float64()), ("log_prob_gain_ci_low", pa.float64()), ("log_prob_gain_ci_high", pa.float64())]
 )
 JUDGMENTS = pa.schema([
     ("sae", pa.string()), ("latent", pa.int32()), ("scorer", pa.string()), ("explanation_id", pa.string()),
@@ -128,3 +130,14 @@ SAE_SIMILARITY = pa.schema([
 ])
 TABLES["latent_matches"] = LATENT_MATCHES
 TABLES["sae_similarity"] = SAE_SIMILARITY
+# One row per latent steered for the intervention scorer (the latent itself, control 'none', or its random-latent
+# control): the strength that hit the KL target, the completions, and the tokens whose next-token probability rose
+# most under steering (what an output-side explainer is shown: core/output_explainer.py).
+STEERING = pa.schema([
+    ("sae", pa.string()), ("latent", pa.int32()), ("steered_latent", pa.int32()), ("control", pa.string()),
+    ("scorer_config", pa.string()), ("module", pa.string()), ("strength", pa.float64()), ("kl", pa.float64()),
+    ("kl_target", pa.float64()), ("search_steps", pa.int32()), ("prompt_sets", pa.list_(pa.string())),
+    ("prompt_idx", pa.list_(pa.int32())), ("clean", pa.list_(pa.string())), ("steered", pa.list_(pa.string())),
+    ("promoted_tokens", pa.list_(pa.string())), ("promoted_gains", pa.list_(pa.float64())),
+])
+TABLES["steering"] = STEERING

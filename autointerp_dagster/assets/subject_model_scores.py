@@ -1,0 +1,107 @@
+"""Scores that a language model computes itself, per (sae, latent range): surprisal (the explanation's loss
+reduction on the examples) and intervention (the explanation's likelihood after steering the latent). No judge
+is asked; they hold the subject model (pool `model`), and by default score with it too. Rows go to the same
+`scores` and `judgments` tables as the judge's scorers, beside the same shuffled-explanation control (and, for
+intervention, a random-latent control); steering details go to the `steering` table."""
+
+import hashlib
+import json
+import time
+from collections import Counter
+
+import pyarrow as pa
+from dagster import AssetDep, AssetExecutionContext, AutomationCondition, MaterializeResult, asset
+
+from ..core.coders import load_coder, lookup
+from ..core.explainers import explainer_id
+from ..core.scorers.runs import judgment_rows, score_rows, scoring_tasks
+from ..core.scorers.subject_runs import score_with_language_models
+from ..core.store.tables import IN_LATENT_RANGE, JUDGMENTS, SCORES, STEERING
+from ..core.subject_model import load_subject_model
+from ..instance import MODEL_POOL
+from ..partitions import sae_latent_partitions, same_sae_every_range
+from ..resources import SettingsResource, StoreResource, SubjectModelResource
+from .examples import examples
+from .explanations import explanations
+from .slices import CACHE_DEP, partition_latents, read_example_sets, read_explained
+
+
+@asset(
+    group_name="interpretation",
+    partitions_def=sae_latent_partitions,
+    pool=MODEL_POOL,
+    deps=[AssetDep(explanations, partition_mapping=same_sae_every_range()), examples, CACHE_DEP],
+    automation_condition=AutomationCondition.eager(),
+    description="Surprisal (loss reduction of the held-out examples under a base LM given the explanation, AUC "
+    "activating vs not) and intervention (log P(explanation | steered) - log P(explanation | clean) after "
+    "steering the latent to a KL target) of each explanation, beside the shuffled-explanation control and, for "
+    "intervention, a random-latent control (tables scores, judgments, steering).",
+)
+def subject_model_scores(context: AssetExecutionContext, settings: SettingsResource, store: StoreResource,
+                         subject_model: SubjectModelResource) -> MaterializeResult:
+    config = settings.get()
+    chosen = config.subject_scorers
+    if not chosen.scorers:
+        return MaterializeResult(metadata={"scorers": "none (subject_scorers.scorers is empty)"})
+    db = store.get()
+    sae, range_key, start, end = partition_latents(context, db)
+    explainer_name = explainer_id(config.explainer_config())
+    explained, pool = read_explained(db, sae, start, end, explainer_name, config.llm.label)
+    tasks = scoring_tasks(sae, explained, read_example_sets(db, sae, start, end), pool, config.negatives,
+                          chosen.seed)
+    subject = subject_model.load()
+    judge = chosen.scoring_model or config.model
+    scorer_lm = subject if judge == config.model else load_subject_model(judge, config.models_dir, config.device,
+                                                                         config.dtype)
+    scorer_config = "subject-" + hashlib.sha256(json.dumps(
+        {**chosen.model_dump(exclude={"scorers"}), "negatives": config.negatives}, sort_keys=True,
+        default=str).encode()).hexdigest()[:8]
+    keys = {"explainer": explainer_name, "explainer_model": config.llm.label, "judge": judge,
+            "scorer_config": scorer_config, "created_at": pa.scalar(int(time.time() * 1e6), pa.timestamp("us")).as_py()}
+    context.log.info(f"{', '.join(chosen.scorers)} of {len(tasks)} explanation(s) (own and shuffled) of {sae} "
+                     f"{range_key}, scoring LM {judge}")
+    coder = None
+    if "intervention" in chosen.scorers:
+        coder = load_coder(lookup(config, [sae])[sae].source, base_model=subject.body, device=subject.device)
+    result = score_with_language_models(subject, scorer_lm, coder, sae, tasks, chosen)
+    rows, judgment_table = [], []
+    for scorer, pairs in result.scored.items():
+        row_keys = {**keys, "mode": scorer}
+        for task, score in pairs:
+            rows.append(score_rows(sae, task, score, row_keys))
+            judgment_table += judgment_rows(sae, task, score, row_keys)
+    steering_table = [_steering_row(sae, o, result.module, scorer_config, chosen.kl_target) for o in result.steered]
+    timings = {f"{scorer}_seconds": round(seconds, 1) for scorer, seconds in result.seconds.items()}
+    # This run owns its range's rows of the scorers it ran, with this scoring LM and configuration.
+    mine = f"{IN_LATENT_RANGE} AND list_contains(?, scorer) AND judge = ? AND scorer_config = ?"
+    params = [sae, start, end, list(chosen.scorers), judge, scorer_config]
+    db.replace_rows("scores", pa.Table.from_pylist(rows, schema=SCORES),
+                    f"{mine} AND explainer = ? AND explainer_model = ?", [*params, explainer_name, config.llm.label])
+    db.replace_rows("judgments", pa.Table.from_pylist(judgment_table, schema=JUDGMENTS), mine, params)
+    db.replace_rows("steering", pa.Table.from_pylist(steering_table, schema=STEERING),
+                    f"{IN_LATENT_RANGE} AND scorer_config = ?", [sae, start, end, scorer_config])
+    return MaterializeResult(metadata=_metadata(rows, steering_table, judge, timings, len(explained)))
+
+
+def _steering_row(sae: str, outcome, module: str, scorer_config: str, kl_target: float) -> dict:
+    return {"sae": sae, "latent": outcome.latent, "steered_latent": outcome.steered_latent, "control": outcome.control,
+            "scorer_config": scorer_config, "module": module, "strength": outcome.strength, "kl": outcome.kl,
+            "kl_target": kl_target, "search_steps": outcome.search_steps,
+            "prompt_sets": [p.set_name for p in outcome.prompts], "prompt_idx": [p.idx for p in outcome.prompts],
+            "clean": outcome.clean, "steered": outcome.steered,
+            "promoted_tokens": [t for t, _ in outcome.promoted], "promoted_gains": [g for _, g in outcome.promoted]}
+
+
+def _metadata(rows: list[dict], steering_table: list[dict], judge: str, timings: dict, n_latents: int) -> dict:
+    """Mean per scorer and control of each scorer's number (AUC; intervention also its log-prob gain)."""
+    metadata = {"latents_scored": n_latents, "scoring_lm": judge, **timings,
+                "statuses": dict(Counter(f"{r['scorer']}/{r['control']}/{r['status']}" for r in rows))}
+    for scorer, metric in (("surprisal", "auc"), ("intervention", "auc"), ("intervention", "log_prob_gain")):
+        for control, part in (("none", "own"), ("shuffled", "shuffled"), ("random_latent", "random_latent")):
+            values = [r[metric] for r in rows if r["scorer"] == scorer and r["control"] == control
+                      and r[metric] is not None]
+            if values:
+                metadata[f"{scorer}_mean_{metric}_{part}"] = round(sum(values) / len(values), 4)
+    if steering_table:
+        metadata["intervention_mean_kl"] = round(sum(r["kl"] for r in steering_table) / len(steering_table), 4)
+    return metadata
