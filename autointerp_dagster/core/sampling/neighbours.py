@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 def nearest_latents(decoder: np.ndarray, latents: Sequence[int], n: int) -> dict[int, list[int]]:
     """For each latent, the `n` other latents with the highest decoder cosine, nearest first.
 
-    `decoder`: [n_latents, d_model] unit rows (core/coders `decoder_directions`); a zero row (dead latent)
+    `decoder`: [n_latents, d_model] unit rows (core/coders `unit_decoder_directions`); a zero row (dead latent)
     has cosine 0 with everything."""
     latents = list(latents)
     if not latents:

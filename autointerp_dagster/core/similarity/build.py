@@ -14,7 +14,7 @@ import numpy as np
 import pyarrow as pa
 
 from ..activation_cache import ActivationCache, CacheMissingError
-from ..coders import SparseCoderError, cache_path, decoder_directions, registered_coders
+from ..coders import SparseCoderError, cache_path, registered_coders, unit_decoder_directions
 from ..config import Settings
 from ..store import ResultsStore
 from ..store.tables import SAE_SIMILARITY
@@ -54,7 +54,7 @@ def coder_loader(settings: Settings, store: ResultsStore, explainer: str,
     def load(key: str) -> CoderData:
         if key not in coders:
             raise SparseCoderError(f"no registered coder {key!r} (removed or renamed since its partition was added)")
-        decoder = decoder_directions(coders[key].source)
+        decoder = unit_decoder_directions(coders[key].source)
         data = CoderData(key, decoder, explanations=explained_texts(store, key, explainer, explainer_model))
         try:
             cache = ActivationCache(cache_path(settings, key))
