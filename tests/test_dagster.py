@@ -160,7 +160,9 @@ def test_main_job_then_sensor(project, instance, llm_server, capsys):
                .asset_materialization.metadata for key in KEYS]
     assert [m["latent_pages"].value for m in reports] == [
         len([e for e in explained if e["sae"] == key]) for key in KEYS]
-    assert sum(m["latents_failed"].value for m in reports) == 1
+    # The latent whose LLM explanation failed still has its top-tokens baseline explanation, so no latent is
+    # without an explanation; its page still shows the failure (below).
+    assert sum(m["latents_failed"].value for m in reports) == 0
     for meta in reports:
         index = meta["index"].value
         assert index.startswith(str(project.reports_dir)) and os.path.isfile(index)
