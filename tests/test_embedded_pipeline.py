@@ -8,6 +8,7 @@ a user would look at: DuckDB results, the printed summary and Dagster materialis
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -49,17 +50,24 @@ def test_main_job_on_embedded_gemma(tmp_path, llm_server):
     stats = store.query("SELECT sae, count(*) AS n FROM latent_stats GROUP BY sae ORDER BY sae").to_pylist()
     assert stats == [{"sae": KEYS[0], "n": 1024}, {"sae": KEYS[1], "n": 1024}]
 
-    # One latent per latent range explained (8 per SAE), the scripted failure recorded, the rest scored,
-    # each beside a shuffled-explanation control.
-    explained = store.query("SELECT sae, count(*) AS n, count(explanation) AS ok FROM explanations "
-                            "GROUP BY sae ORDER BY sae").to_pylist()
-    assert [(e["sae"], e["n"]) for e in explained] == [(KEYS[0], 8), (KEYS[1], 8)]
-    assert sum(e["ok"] for e in explained) == 15
-    scored = store.query("SELECT scorer, control, count(*) AS n FROM scores GROUP BY ALL "
-                         "ORDER BY scorer, control").to_pylist()
-    assert scored == [{"scorer": s, "control": c, "n": 15} for s in ("detection", "embedding", "fuzzing")
-                      for c in ("none", "shuffled")]
-    assert "detection balanced_accuracy" in done.stdout and "LLM calls:" in done.stdout
+    # One latent per latent range explained (8 per SAE) by the LLM, the scripted failure recorded, and by the
+    # top-tokens baseline; each explanation scored beside a shuffled-explanation control, and the LLM's also
+    # by the subject-model scorers (intervention adds a random-latent control).
+    explained = store.query("SELECT sae, explainer, count(*) AS n, count(explanation) AS ok FROM explanations "
+                            "GROUP BY ALL ORDER BY sae, explainer").to_pylist()
+    assert [(e["sae"], e["explainer"] == "top-tokens-3", e["n"]) for e in explained] == [
+        (KEYS[0], False, 8), (KEYS[0], True, 8), (KEYS[1], False, 8), (KEYS[1], True, 8)]
+    assert sum(e["ok"] for e in explained if e["explainer"] != "top-tokens-3") == 15
+    scored = store.query("SELECT scorer, explainer = 'top-tokens-3' AS baseline, control, count(*) AS n "
+                         "FROM scores WHERE status = 'ok' GROUP BY ALL ORDER BY ALL").to_pylist()
+    expected = [{"scorer": s, "baseline": b, "control": c, "n": 16 if b else 15}
+                for s in ("detection", "embedding", "fuzzing") for b in (False, True) for c in ("none", "shuffled")]
+    expected += [{"scorer": "intervention", "baseline": False, "control": c, "n": 15}
+                 for c in ("none", "random_latent", "shuffled")]
+    expected += [{"scorer": "surprisal", "baseline": False, "control": c, "n": 15} for c in ("none", "shuffled")]
+    assert scored == sorted(expected, key=lambda r: (r["scorer"], r["baseline"], r["control"]))
+    assert re.search(r"detection +balanced_accuracy", done.stdout) and "LLM calls:" in done.stdout
+    assert "the no-LLM baseline" in done.stdout
     assert "shuffled (control)" in done.stdout and "own - shuffled" in done.stdout
 
     os.environ["DAGSTER_HOME"] = str(home / "dagster")
