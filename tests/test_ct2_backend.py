@@ -23,6 +23,8 @@ from autointerp_dagster.core.llm import (
 from autointerp_dagster.core.llm import ct2_backend
 from autointerp_dagster.core.llm.ct2_models import converted_ct2_folder
 from autointerp_dagster.core.llm.factory import local_engine
+from autointerp_dagster.core.llm.types import PromptScoreRequest
+from autointerp_dagster.core.prompts.simulation import simulation_prompt
 from tests.test_llm_client import _request, tiny_chat_model_dir  # noqa: F401 (fixture)
 
 
@@ -60,6 +62,22 @@ def test_float32_generation_matches_the_torch_engine(ct2_fp32, torch_fp32):
             assert all(mine[t] == pytest.approx(reference[t], abs=1e-4) for t in mine)
     sampled = ct2_fp32.generate(_request("the cat", max_tokens=4, temperature=1.0))
     assert 1 <= sampled.tokens_out <= 4 and sampled.top_logprobs is None
+
+
+def test_float32_prompt_logprobs_match_the_torch_engine(tiny_chat_model_dir, models_dir):  # noqa: F811
+    """The simulation scorer's prompt logprobs: the same candidates at the same offsets, the same values."""
+    ct2_fp32 = CT2Backend(str(tiny_chat_model_dir), models_dir, quantize="none", max_context=1024)
+    torch_fp32 = LocalBackend(str(tiny_chat_model_dir), models_dir, quantize="none", max_context=1024)
+    prompt = simulation_prompt("cats", ["the", " cat", " sat", " on", " a", " mat"], max_level=9)
+    request = PromptScoreRequest(prompt.text, prompt.offsets, tuple(str(d) for d in range(10)) + ("10 cats",))
+    ours, theirs = ct2_fp32.prompt_logprobs(request), torch_fp32.prompt_logprobs(request)
+    assert ours.tokens_in == theirs.tokens_in and len(ours.logprobs) == len(prompt.offsets)
+    assert [None if r is None else sorted(r) for r in ours.logprobs] == [
+        None if r is None else sorted(r) for r in theirs.logprobs]
+    assert all(r is not None and len(r) == 10 for r in ours.logprobs)  # every slot a token; '10 cats' is not one
+    for mine, reference in zip(ours.logprobs, theirs.logprobs):
+        for candidate in mine or {}:
+            assert mine[candidate] == pytest.approx(reference[candidate], abs=1e-4) and mine[candidate] < 0
 
 
 def test_int8_answers_carry_valid_logprobs(tiny_chat_model_dir, models_dir, store):  # noqa: F811

@@ -17,7 +17,7 @@ from dagster import (
     asset,
 )
 
-from ..core.explainers import ExplainerKey, explainer_keys
+from ..core.explainers import BASELINE_BACKEND, ExplainerKey, explainer_keys
 from ..core.scorers import embedding_scores, score_latents
 from ..core.scorers.embedding import EMBEDDING_MODEL
 from ..core.scorers.runs import judged_subset, judgment_rows, score_rows, scorer_config_id, scoring_tasks
@@ -68,10 +68,12 @@ def scores(context: AssetExecutionContext, settings: SettingsResource, store: St
         judged = judged_subset(tasks, judged_per_class)
         context.log.info(f"scoring {len(tasks)} explanation(s) (own and shuffled) of {sae} {range_key} by "
                          f"{key.explainer} ({scorer_config.mode}, judge {config.llm.label})")
+        # The baseline is judged by fewer LLM scorers by default: its comparison with the LLM needs one judged score.
+        judged_by = config.baseline_judged_by if key.backend == BASELINE_BACKEND else LLM_SCORERS
         results = [
             (score_latents(client, scorer, judged, scorer_config,
                            throttled_log(context, f"{scorer} requests ({key.explainer})")),
-             scorer_config.mode, config.llm.label) for scorer in LLM_SCORERS
+             scorer_config.mode, config.llm.label) for scorer in judged_by
         ] + [(embedding_scores([t.item for t in tasks], seed=scorer_config.seed), "embedding", EMBEDDING_MODEL)]
         for latent_scores, mode, judge in results:
             row_keys = {**common, "explainer": key.explainer, "explainer_model": key.label, "mode": mode,

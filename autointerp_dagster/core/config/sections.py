@@ -243,6 +243,8 @@ class Settings(Section):
     sampling: SamplingConfig = SamplingConfig()
     explainer: ExplainerConfig = Field(ExplainerConfig(), description="unset fields follow the judge (see explainer_config)")
     baseline_tokens: int = Field(3, ge=0, description="top-tokens baseline explainer: N most frequent peak tokens (0: none)")
+    baseline_judged_by: tuple[Literal["detection", "fuzzing"], ...] = Field(
+        ("detection",), description="LLM scorers that judge the baseline too (embedding scores it always)")
     scoring: ScorerConfig = ScorerConfig(mode="auto")
     negatives: Literal["random", "random+hard", "random+neighbour", "random+hard+neighbour"] = Field(
         "random", description="scorer negatives (and what a contrastive explainer sees)")

@@ -22,9 +22,16 @@ import numpy as np
 import torch
 
 from autointerp_dagster.core.hf_models import load_tokenizer, model_fingerprint, model_source, resolve_device
-from autointerp_dagster.core.llm.chat_tokens import before_stop, prefix_length, prompt_ids, top_logprobs
+from autointerp_dagster.core.llm.chat_tokens import (
+    before_stop,
+    prefix_length,
+    prompt_ids,
+    prompt_positions,
+    prompt_score_reply,
+    top_logprobs,
+)
 from autointerp_dagster.core.llm.ct2_models import converted_ct2_folder
-from autointerp_dagster.core.llm.types import BackendError, BackendReply, ChatRequest
+from autointerp_dagster.core.llm.types import BackendError, BackendReply, ChatRequest, PromptScoreReply, PromptScoreRequest
 
 # Static-prompt states CTranslate2 keeps (it never drops one); a judge has a few (detection, fuzzing),
 # so more means varied prefixes, and the model is reloaded (seconds) to free them.
@@ -104,6 +111,18 @@ class CT2Backend:
                 tokens_in=len(ids),
                 tokens_out=len(generated),
             )
+
+    def prompt_logprobs(self, request: PromptScoreRequest) -> PromptScoreReply:
+        """Candidate logprobs at offsets of a plain prompt (the simulation scorer), from one forward pass."""
+        with self._lock:
+            if self._generator is None:
+                self._load()
+            return prompt_score_reply(prompt_positions(self._tokenizer, request, self.max_context), self._logits_at)
+
+    def _logits_at(self, ids: list[int], rows: list[int]) -> torch.Tensor:
+        """CTranslate2 returns every position's logits; the rows asked for are kept."""
+        logits = self._generator.forward_batch([self._tokenizer.convert_ids_to_tokens(ids)])
+        return torch.from_numpy(_host_array(logits)[0, rows])
 
     def _load(self) -> None:
         from transformers import GenerationConfig

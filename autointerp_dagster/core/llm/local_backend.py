@@ -29,7 +29,14 @@ from autointerp_dagster.core.hf_models import (
     resolve_device,
     resolve_dtype,
 )
-from autointerp_dagster.core.llm.chat_tokens import before_stop, prefix_length, prompt_ids, top_logprobs
+from autointerp_dagster.core.llm.chat_tokens import (
+    before_stop,
+    prefix_length,
+    prompt_ids,
+    prompt_positions,
+    prompt_score_reply,
+    top_logprobs,
+)
 from autointerp_dagster.core.llm.types import (
     BackendError,
     BackendReply,
@@ -111,23 +118,12 @@ class LocalBackend:
         out, an offset inside a token gives None."""
         with self._lock:
             self._load()
-            encoded = self._tokenizer(request.prompt, add_special_tokens=False, return_offsets_mapping=True)
-            ids, spans = encoded["input_ids"], encoded["offset_mapping"]
-            if len(ids) > self.max_context:
-                raise BackendError(f"prompt of {len(ids)} tokens exceeds the {self.max_context}-token context", 1)
-            token_at = {start: i for i, (start, end) in enumerate(spans) if end > start and i > 0}
-            candidates = {c: found[0] for c in request.candidates
-                          if len(found := self._tokenizer.encode(c, add_special_tokens=False)) == 1}
-            wanted = [token_at.get(offset) for offset in request.offsets]
-            rows = sorted({i - 1 for i in wanted if i is not None})
-            logprobs = []
-            if rows:  # logits at the kept rows only: the whole prompt's would be prompt x vocabulary floats
-                with torch.inference_mode():
-                    logits = self._model(input_ids=torch.tensor([ids], device=self.device),
-                                         logits_to_keep=torch.tensor(rows, device=self.device)).logits[0]
-                logprobs = torch.log_softmax(logits.float(), dim=-1)[:, list(candidates.values())].tolist()
-            by_row = {row: dict(zip(candidates, values)) for row, values in zip(rows, logprobs)}
-            return PromptScoreReply([None if i is None else by_row[i - 1] for i in wanted], tokens_in=len(ids))
+            return prompt_score_reply(prompt_positions(self._tokenizer, request, self.max_context), self._logits_at)
+
+    def _logits_at(self, ids: list[int], rows: list[int]) -> torch.Tensor:
+        with torch.inference_mode():
+            return self._model(input_ids=torch.tensor([ids], device=self.device),
+                               logits_to_keep=torch.tensor(rows, device=self.device)).logits[0]
 
     def _one_token(self, ids: list[int], split: int, request: ChatRequest) -> BackendReply:
         """Greedy one-token answer: `ids[:split]` from the kept KV cache when the last request had the same

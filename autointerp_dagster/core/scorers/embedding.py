@@ -24,7 +24,8 @@ EMBEDDING_MODEL = "all-MiniLM-L6-v2"  # the judge column of embedding scores
 
 
 def embedding_scores(items: Sequence[ScoreItem], seed: int = 0) -> list[LatentScore]:
-    """One LatentScore per item, in order; all texts are embedded in one batch."""
+    """One LatentScore per item, in order; all texts are embedded in one batch, each distinct text once (an
+    explanation and its shuffled control are scored on the same windows)."""
     texts: list[str] = []
     spans = []
     for item in items:
@@ -33,7 +34,9 @@ def embedding_scores(items: Sequence[ScoreItem], seed: int = 0) -> list[LatentSc
         texts.append(item.explanation or "")
         texts += [e.example.text for e, _ in pairs]
         spans.append((start, pairs))
-    vectors = embed_texts(texts)
+    distinct = list(dict.fromkeys(texts))
+    row = {text: i for i, text in enumerate(distinct)}
+    vectors = embed_texts(distinct)[[row[text] for text in texts]]
 
     scores = []
     for item, (start, pairs) in zip(items, spans):
