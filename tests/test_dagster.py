@@ -182,9 +182,9 @@ def test_main_job_then_sensor(project, instance, llm_server, capsys):
     assert store.query("SELECT count(*) AS n FROM activation_caches").to_pylist() == [{"n": 3}]
     assert store.query("SELECT count(*) AS n FROM explanations").to_pylist() == [{"n": 2 * len(explained)}]
     # LLM explanations: judge scorers own + shuffled; surprisal own + shuffled; intervention own + shuffled + random
-    # latent. The baseline's: the judge scorers, own + shuffled.
+    # latent. The baseline's: detection (baseline_judged_by) and embedding, own + shuffled.
     assert store.query("SELECT count(*) AS n FROM scores").to_pylist() == [
-        {"n": (6 + 2 + 3) * (len(explained) - 1) + 6 * len(baseline)}]
+        {"n": (6 + 2 + 3) * (len(explained) - 1) + 4 * len(baseline)}]
     assert store.query("SELECT count(*) AS n FROM steering").to_pylist() == [{"n": 2 * (len(explained) - 1)}]
     assert [r["n"] for r in store.query(matched).to_pylist()] == [96, 80, 80]
 
