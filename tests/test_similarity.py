@@ -195,3 +195,19 @@ def test_controls_of_a_large_coder_use_a_bounded_subset(monkeypatch):
     controls = pairs.decoder_controls(CoderData("m/big", random_decoder(120, 16, 0)))
     assert controls.n_latents_a == 50 and len(controls.values[("decoder_cosine", "random")]) == 50
     np.testing.assert_allclose(controls.values[("decoder_cosine", "self")], 1.0, atol=1e-5)
+
+
+def test_coder_comparison_names_a_control_other_than_the_shuffled_explanation():
+    """Intervention has two controls a coder: the random-latent one gets its own, labelled block."""
+    from autointerp_dagster.core.coder_comparison import format_coder_comparison
+    from autointerp_dagster.core.report import SaeReport, ScorerSummary
+
+    own, shuffled, random_latent = (0.5, 0.1, 0.9), (0.1, 0.0, 0.2), (0.3, 0.2, 0.4)
+    scorers = [ScorerSummary("intervention", "log_prob_gain", "lm cfg", 4, own, shuffled, (0.4, 0.1, 0.7)),
+               ScorerSummary("intervention", "log_prob_gain", "lm cfg", 4, own, random_latent, (0.2, 0.0, 0.4),
+                             control="random_latent")]
+    text = format_coder_comparison([SaeReport("sae-a", "x", "m", latents_explained=4, scorers=scorers)])
+    lines = text.splitlines()
+    first = lines.index("intervention log_prob_gain [lm cfg]")
+    second = lines.index("intervention log_prob_gain [lm cfg] (control: random latent)")
+    assert "0.100 [0.000, 0.200]" in lines[first + 1] and "0.300 [0.200, 0.400]" in lines[second + 1]

@@ -25,6 +25,8 @@ def format_coder_comparison(reports: list[SaeReport]) -> str:
     for report in reports:
         for s in report.scorers:
             label = f"{s.scorer} {s.metric} [{s.judge}]"
+            if s.control != "shuffled":  # e.g. intervention's random latent: its own block, named, never unlabelled
+                label += f" (control: {s.control.replace('_', ' ')})"
             blocks.setdefault(label, []).append(
                 f"  {report.sae:{width}} {report.latents_explained:>9}  {format_interval(s.own):26} "
                 f"{format_interval(s.shuffled):26} {format_interval(s.difference):26} {s.n_latents}")
