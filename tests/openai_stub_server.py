@@ -73,10 +73,12 @@ class Fault:
 
 @dataclass(frozen=True)
 class StubReply:
-    """A reply text with the exact top logprobs to report per token (token -> logprob)."""
+    """A reply text with the exact top logprobs to report per token (token -> logprob), and optionally its
+    tokens (by default each word is one token)."""
 
     text: str
     top_logprobs: list[dict[str, float]] | None = None
+    tokens: list[str] | None = None
 
 
 @dataclass(frozen=True)
@@ -216,10 +218,13 @@ def _completion(body: dict, reply: StubReply) -> dict:
     text = reply.text
     for stop in body.get("stop") or ():
         text = text.split(stop, 1)[0]
-    tokens = text.split(" ")
+    if reply.tokens is not None:
+        tokens = list(reply.tokens)
+    else:
+        tokens = text.split(" ")
+        tokens = [t if i == 0 else " " + t for i, t in enumerate(tokens)]
     finish = "length" if len(tokens) > max_tokens else "stop"
     tokens = tokens[:max_tokens]
-    tokens = [t if i == 0 else " " + t for i, t in enumerate(tokens)]
     prompt_tokens = sum(len(str(m.get("content", "")).split()) for m in body.get("messages", []))
     choice = {"index": 0, "message": {"role": "assistant", "content": "".join(tokens)}, "finish_reason": finish}
     if body.get("logprobs"):

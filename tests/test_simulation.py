@@ -14,13 +14,14 @@ from transformers import AutoTokenizer
 
 from autointerp_dagster.core.llm import LLMClient, LocalBackend
 from autointerp_dagster.core.llm.types import PromptScoreRequest
-from autointerp_dagster.core.prompts.simulation import simulation_prompt
+from autointerp_dagster.core.prompts import ParseError
+from autointerp_dagster.core.prompts.simulation import chat_slot_logprobs, simulation_prompt
 from autointerp_dagster.core.report import format_report, sae_report
 from autointerp_dagster.core.sampling import ACTIVATING, RANDOM_NEGATIVE, Example, ExampleSets
 from autointerp_dagster.core.scorers.runs import score_rows, scoring_tasks
-from autointerp_dagster.core.scorers.simulation import SIMULATION, expected_value, simulation_scores
+from autointerp_dagster.core.scorers.simulation import CHAT, SIMULATION, expected_value, simulation_scores
 from autointerp_dagster.core.store.tables import SCORES
-from tests.openai_stub_server import StubLLMServer, stub_client
+from tests.openai_stub_server import StubLLMServer, StubReply, stub_client
 from tests.test_llm_client import tiny_chat_model_dir  # noqa: F401  (a fixture)
 
 WORDS = ["the", " cat", " sat", " on", " a", " mat", " and", " ran", " far", ",", " then", " slept"]
@@ -121,8 +122,75 @@ def test_a_chat_only_server_fails_every_latent_with_the_reason(store):
     with StubLLMServer() as server:  # no prompt_logprobs: /completions answers 404
         [score] = simulation_scores(stub_client(server, store), [t.item for t in tasks], max_level=9)
     assert score.status == "failed" and score.correlation is None
-    assert "HTTP 404" in score.error and "one-at-a-time" in score.error
+    assert "HTTP 404" in score.error and "simulation.mode: chat" in score.error
     assert score.n_failed == score.n_examples == 12
+
+
+def _chat_simulator(skip_line_for: str | None = None):
+    """A chat model that follows the explanation: it copies each `token<TAB>?` line and writes 9 on the planted
+    word's lines, 0 elsewhere, as separate tokens with top logprobs (and drops a line for `skip_line_for`)."""
+    def reply(messages):
+        explanation, _, lines = messages[-1]["content"].partition("\nTokens:\n")
+        planted = re.findall(r'the word "(.*)"', explanation)
+        tokens, tops = [], []
+        rows = [line.rsplit("\t", 1)[0] for line in lines.splitlines()]
+        if planted and planted[0] == skip_line_for:
+            rows = rows[1:]
+        for row in rows:
+            high = bool(planted) and row.strip() == planted[0]
+            digit = {"9": math.log(0.9 if high else 0.02), "0": math.log(0.1 if high else 0.98), "\\": -9.0}
+            tokens += [row, "\t", "9" if high else "0", "\n"]
+            tops += [{row: -0.01, "alt": -6.0}, {"\t": -0.01, " ": -6.0}, digit, {"\n": -0.01}]
+        return StubReply("".join(tokens), tops, tokens)
+    return reply
+
+
+def test_chat_mode_simulates_through_a_chat_only_server(store):
+    """The chat form on a server without prompt logprobs: the model writes each value, and its top logprobs at
+    the value give the prediction; the planted explanation correlates, the shuffled one does not."""
+    rng = np.random.default_rng(2)
+    sets = {1: _sets(1, "fox", rng), 2: _sets(2, "owl", rng)}
+    explained = {1: {"explanation": 'the word "fox"', "explanation_id": "e1"},
+                 2: {"explanation": 'the word "owl"', "explanation_id": "e2"}}
+    tasks = scoring_tasks("sae", explained, sets, {k: v["explanation"] for k, v in explained.items()}, "random", 0)
+    with StubLLMServer(reply=_chat_simulator()) as server:  # /completions answers 404: chat only
+        scores = simulation_scores(stub_client(server, store), [t.item for t in tasks], max_level=9, mode=CHAT)
+        assert server.call_count == 4 * 12
+        body = server.requests[0].body
+        assert body["logprobs"] is True and body["top_logprobs"] == 20 and body["max_tokens"] == 8 * 16 + 16
+    by_control = {(t.item.latent, t.control): s for t, s in zip(tasks, scores)}
+    for latent in (1, 2):
+        own, shuffled = by_control[latent, "none"], by_control[latent, "shuffled"]
+        assert own.status == "ok" and own.n_failed == 0 and len(own.call_ids) == 12
+        assert own.correlation > 0.8 and own.correlation_ci_low > 0.5
+        assert shuffled.status == "ok" and abs(shuffled.correlation) < 0.2
+
+
+def test_chat_mode_records_a_reply_that_skips_a_line_as_a_failed_window(store):
+    rng = np.random.default_rng(3)
+    sets = {1: _sets(1, "fox", rng), 2: _sets(2, "owl", rng)}
+    explained = {1: {"explanation": 'the word "fox"', "explanation_id": "e1"},
+                 2: {"explanation": 'the word "owl"', "explanation_id": "e2"}}
+    tasks = scoring_tasks("sae", explained, sets, {k: v["explanation"] for k, v in explained.items()}, "random", 0)
+    own = [t.item for t in tasks if t.control == "none"]
+    with StubLLMServer(reply=_chat_simulator(skip_line_for="owl")) as server:
+        fox, owl = simulation_scores(stub_client(server, store), own, max_level=9, mode=CHAT)
+    assert fox.status == "ok" and fox.correlation > 0.8
+    assert owl.status == "failed" and owl.correlation is None and owl.n_failed == 12
+    assert "15 activation values for 16 tokens" in owl.error and "all_at_once" not in owl.error
+    assert {j.error for j in owl.judgments} == {"unreadable simulation: the reply has 15 activation values for 16 tokens"}
+
+
+def test_chat_slots_follow_the_tokens_a_tokenizer_merges_or_spells_otherwise():
+    # a tab merged with its digit counts as the slot; digits with a leading space are read as digits
+    slots = chat_slot_logprobs("a\t3\nb\t 0\n", [{"a": -0.1}, {"\t3": -0.2, "\t0": -1.0}, {"\n": 0.0},
+                                                 {"b": 0.0}, {"\t": 0.0}, {" 0": -0.1, "1": -2.0, "12": -3.0},
+                                                 {"\n": 0.0}, {"<|im_end|>": 0.0}], 2, max_level=9)
+    assert slots == [{"3": -0.2, "0": -1.0}, {"0": -0.1, "1": -2.0}]
+    with pytest.raises(ParseError, match="do not spell its text at character 1"):
+        chat_slot_logprobs("a\t3\n", [{"a": 0.0}, {"x": 0.0}], 1, max_level=9)
+    with pytest.raises(ParseError, match="no logprobs"):
+        chat_slot_logprobs("a\t3\n", None, 1, max_level=9)
 
 
 def test_simulation_scores_asset_writes_rows_metadata_and_check(store, tmp_path, monkeypatch):

@@ -54,7 +54,7 @@ def simulation_scores(context: AssetExecutionContext, settings: SettingsResource
                      f"with {config.llm.label}")
     started = time.monotonic()
     scores = simulate(llm.client(db), judged_subset(tasks, judged_per_class), config.simulation.max_level, seed,
-                      throttled_log(context, "simulation requests"))
+                      throttled_log(context, "simulation requests"), config.simulation.mode)
     rows = [score_rows(sae, task, score, keys) for task, score in zip(tasks, scores)]
     judged = [j for task, score in zip(tasks, scores) for j in judgment_rows(sae, task, score, keys)]
     # This run owns the simulation rows of its range made with this explainer, judge and simulation config.
@@ -68,7 +68,7 @@ def simulation_scores(context: AssetExecutionContext, settings: SettingsResource
     bad = [(r["latent"], r["control"]) for r in rows
            for m in ("correlation", "correlation_ci_low", "correlation_ci_high")
            if r[m] is not None and not -1.0 <= r[m] <= 1.0]
-    metadata = {"enabled": True, "latents_scored": len({t.item.latent for t in tasks}), "judge": config.llm.label,
+    metadata = {"enabled": True, "mode": config.simulation.mode, "latents_scored": len({t.item.latent for t in tasks}), "judge": config.llm.label,
                 "statuses": dict(Counter(f"{r['control']}/{r['status']}" for r in rows)),
                 "prompt_tokens": sum(r["prompt_tokens"] for r in rows),
                 "llm_requests": sum(len(r["call_ids"]) for r in rows),

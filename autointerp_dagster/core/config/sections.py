@@ -156,6 +156,9 @@ class SimulationConfig(Section):
 
     enabled: bool = Field(False, description="run the simulation_scores asset (a prompt per judged window)")
     max_level: int = Field(9, ge=1, le=10, description="activation scale 0..max_level in the prompt (one digit: 9)")
+    mode: Literal["all_at_once", "chat"] = Field(
+        "all_at_once", description="all_at_once: prompt logprobs, one forward a window (in-process, vLLM); chat: "
+        "the model writes every value (chat-only APIs with top logprobs)")
 
 
 class SubjectScorersConfig(Section):

@@ -1,8 +1,14 @@
-"""The simulation prompt (OpenAI's "all at once" simulator, Bills et al. 2023): a worked example, then the
-explanation and one window's tokens, one `token<TAB>activation` line each, with a placeholder where the
-activation would be. The model's next-token distribution at every placeholder, read in one forward pass, is
-its prediction for that token from the explanation and the text before it; the placeholder itself never
-shows it a value.
+"""The simulation prompts (OpenAI's simulator, Bills et al. 2023), in two forms.
+
+All at once (`simulation_prompt`): a worked example, then the explanation and one window's tokens, one
+`token<TAB>activation` line each, with a placeholder where the activation would be. The model's next-token
+distribution at every placeholder, read in one forward pass, is its prediction for that token from the
+explanation and the text before it; the placeholder itself never shows it a value.
+
+Chat (`simulation_chat_messages`, for APIs that return logprobs of generated tokens only): the same lines
+with "?" are sent as a chat turn after a worked turn, and the model writes them back filled in. Each value's
+distribution is the top logprobs of the token it writes right after a tab (`chat_slot_logprobs`); its own
+earlier values are in its context, as the one-at-a-time simulator's are.
 
 The scale is 0..`max_level` (default 9 in `SimulationConfig`): every tokenizer has the digits 0-9 as single
 tokens, while "10" is two tokens in some (Qwen's), where its probability would hide inside "1".
@@ -13,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from autointerp_dagster.core.prompts import clean_token
+from autointerp_dagster.core.prompts import ParseError, clean_token
 
 PLACEHOLDER = "?"  # a token boundary after the tab in common tokenizers; never a digit
 _HEADER = (
@@ -56,3 +62,59 @@ def simulation_prompt(explanation: str, tokens: Sequence[str], max_level: int) -
         offsets.append(len(text))
         text += f"{PLACEHOLDER}\n"
     return SimulationPrompt(text + "<end>\n", tuple(offsets))
+
+
+_CHAT_SYSTEM = (
+    "We're studying neurons in a neural network. Each neuron looks for some particular thing in a short "
+    "document. Given the explanation of what a neuron does and a document cut into tokens, one token<tab>? "
+    "line each, predict how strongly the neuron fires on each token: copy every line in order, replacing the ? "
+    "with an activation from 0 to {max_level} (one digit). Most activations are 0. Write only the lines."
+)
+
+
+def _chat_user(explanation: str, tokens: Sequence[str]) -> str:
+    lines = "".join(f"{_line(t)}\t{PLACEHOLDER}\n" for t in tokens)
+    return f"Explanation: {explanation.strip()}\nTokens:\n{lines}"
+
+
+def simulation_chat_messages(explanation: str, tokens: Sequence[str], max_level: int) -> list[dict]:
+    """The chat form for one window: a worked turn (the example neuron), then this window with "?" values."""
+    worked = "".join(f"{_line(t)}\t{round(level * max_level / 10)}\n" for t, level in _EXAMPLE)
+    return [{"role": "system", "content": _CHAT_SYSTEM.format(max_level=max_level)},
+            {"role": "user", "content": _chat_user(_EXAMPLE_EXPLANATION, [t for t, _ in _EXAMPLE])},
+            {"role": "assistant", "content": worked},
+            {"role": "user", "content": _chat_user(explanation, tokens)}]
+
+
+def chat_answer_tokens(n_tokens: int) -> int:
+    """A generation budget for `n_tokens` lines: a line is the token (a few tokens), a tab, a digit, a newline."""
+    return 8 * n_tokens + 16
+
+
+def chat_slot_logprobs(text: str, top_logprobs: list[dict[str, float]] | None, n_tokens: int,
+                       max_level: int) -> list[dict[str, float]]:
+    """Per window token, digit -> logprob at the value the reply wrote for it; raises ParseError.
+
+    The reply's generated tokens are recovered from their top logprobs (the one that continues the text, the
+    likeliest if several do); a value slot is a token that follows a tab (or is a tab and a digit, where the
+    tokenizer merges them). A reply with another number of values than the window has tokens is refused:
+    values cannot be assigned to tokens with confidence then.
+    """
+    if not top_logprobs:
+        raise ParseError("no logprobs came back: the chat simulator needs a server that returns top logprobs")
+    position, slots = 0, []
+    for top in top_logprobs:
+        rest = text[position:]
+        if not rest:
+            break  # an end-of-turn token after the text
+        fits = [(logprob, token) for token, logprob in top.items() if token and rest.startswith(token)]
+        if not fits:
+            raise ParseError(f"the reply's tokens do not spell its text at character {position}")
+        _, token = max(fits)
+        if (position and text[position - 1] == "\t") or (token.startswith("\t") and token[1:].strip().isdigit()):
+            slots.append({key.strip(): logprob for key, logprob in top.items()
+                          if key.strip().isdigit() and int(key.strip()) <= max_level})
+        position += len(token)
+    if len(slots) != n_tokens:
+        raise ParseError(f"the reply has {len(slots)} activation values for {n_tokens} tokens")
+    return slots

@@ -1,15 +1,16 @@
-"""Simulation scoring (OpenAI's automated interpretability, "all at once"): from the explanation alone, an LLM
-predicts every token's activation in each held-out window; the score is the Pearson correlation between the
-predicted and the true activations over all tokens of the latent's activating windows and its negatives
-(true 0), pooled.
+"""Simulation scoring (OpenAI's automated interpretability): from the explanation alone, an LLM predicts every
+token's activation in each held-out window; the score is the Pearson correlation between the predicted and the
+true activations over all tokens of the latent's activating windows and its negatives (true 0), pooled.
 
-A prediction is an expected value: at each token's activation slot of the prompt (core/prompts/simulation.py)
-the LLM's probabilities of the digits 0..max_level, renormalised over the digits it returned, weight their
-values. All slots of a window come from one forward pass, which needs logprobs inside a prompt
-(`LLMClient.score_prompts`: the in-process backends, or a completions endpoint with `echo`, as vLLM serves).
-A chat-only API (OpenAI's chat models, most hosted routers) returns logprobs of generated tokens only; there
-the "one at a time" form would be needed (the model writes `token<TAB>N` lines and each N's expected value
-comes from its top logprobs), which is not implemented: every latent fails with that explanation.
+A prediction is an expected value: the LLM's probabilities of the digits 0..max_level at a token's activation
+slot, renormalised over the digits it returned, weight their values. Two ways to read them (`mode`):
+- "all_at_once": every slot of a window from one forward pass over a prompt with placeholders, which needs
+  logprobs inside a prompt (`LLMClient.score_prompts`: the in-process backends, or a completions endpoint with
+  `echo`, as vLLM serves). One prompt per window, nothing generated.
+- "chat": for chat-only APIs (OpenAI's chat models, most hosted routers), which return logprobs of generated
+  tokens only: the model writes the window's `token<TAB>N` lines itself and each N's distribution is that
+  token's top logprobs (core/prompts/simulation.py). It costs ~5 generated tokens per window token, and a
+  reply that skips or adds a line is recorded as a failed window.
 
 The interval is a percentile bootstrap over windows (activating and negative windows resampled separately),
 computed from per-window sums so each resample costs a few additions.
@@ -21,15 +22,21 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from autointerp_dagster.core.llm import LLMClient
-from autointerp_dagster.core.llm.types import PromptScoreRequest, supports_prompt_logprobs
-from autointerp_dagster.core.prompts.simulation import simulation_prompt
+from autointerp_dagster.core.llm import ChatRequest, LLMClient
+from autointerp_dagster.core.llm.types import ERROR, ChatResult, PromptScoreRequest, PromptScoreResult, \
+    supports_prompt_logprobs
+from autointerp_dagster.core.prompts import ParseError
+from autointerp_dagster.core.prompts.simulation import chat_answer_tokens, chat_slot_logprobs, \
+    simulation_chat_messages, simulation_prompt
 from autointerp_dagster.core.scorers.common import FAILED, MAX_FAILED_SHARE, Judgment, LatentScore, ScoreItem
 
 SIMULATION = "simulation"
-CHAT_ONLY = ("simulation needs logprobs inside a prompt (an in-process judge, or a server with a completions "
-             "endpoint that echoes prompt logprobs, such as vLLM); a chat-only API would need the one-at-a-time "
-             "simulator, which is not implemented (see the README)")
+ALL_AT_ONCE = "all_at_once"
+CHAT = "chat"
+CHAT_TOP_LOGPROBS = 20  # OpenAI's cap; the digits 0-9 are nearly always among them at a value slot
+CHAT_ONLY = ("simulation mode all_at_once needs logprobs inside a prompt (an in-process judge, or a server with a "
+             "completions endpoint that echoes prompt logprobs, such as vLLM); for a chat-only API set "
+             "simulation.mode: chat")
 
 
 def expected_value(logprobs: dict[str, float] | None) -> float:
@@ -40,26 +47,57 @@ def expected_value(logprobs: dict[str, float] | None) -> float:
 
 
 def simulation_scores(client: LLMClient, items: Sequence[ScoreItem], max_level: int, seed: int = 0,
-                      on_progress=None) -> list[LatentScore]:
-    """One LatentScore per item, in order; every window of every item in one batch of prompt-logprob requests."""
-    if not supports_prompt_logprobs(client.backend):
+                      on_progress=None, mode: str = ALL_AT_ONCE) -> list[LatentScore]:
+    """One LatentScore per item, in order; every window of every item in one batch of requests."""
+    if mode not in (ALL_AT_ONCE, CHAT):
+        raise ValueError(f"simulation mode must be {ALL_AT_ONCE!r} or {CHAT!r}, not {mode!r}")
+    if mode == ALL_AT_ONCE and not supports_prompt_logprobs(client.backend):
         return [_failed(item, CHAT_ONLY) for item in items]
-    candidates = tuple(str(level) for level in range(max_level + 1))
-    requests, windows = [], []
-    for item in items:
-        pairs = item.labelled() if item.explanation and item.explanation.strip() else []
-        for example, label in pairs:
-            prompt = simulation_prompt(item.explanation, example.example.tokens, max_level)
-            requests.append(PromptScoreRequest(prompt.text, prompt.offsets, candidates, purpose=SIMULATION))
-        windows.append(pairs)
-    results = iter(client.score_prompts(requests, on_progress) if requests else [])
+    windows = [item.labelled() if item.explanation and item.explanation.strip() else [] for item in items]
+    simulated = [(item.explanation, e.example.tokens) for item, pairs in zip(items, windows) for e, _ in pairs]
+    if not simulated:
+        results = iter([])
+    elif mode == CHAT:
+        results = iter(_chat_simulations(client, simulated, max_level, on_progress))
+    else:
+        results = iter(_prompt_simulations(client, simulated, max_level, on_progress))
     scores = []
     for item, pairs in zip(items, windows):
         if not pairs:
             scores.append(_failed(item, "no explanation to simulate" if item.labelled() else "no examples"))
             continue
-        scores.append(_score(item, [(e, label, next(results)) for e, label in pairs], max_level, seed))
+        scores.append(_score(item, [(e, label, next(results)) for e, label in pairs], max_level, seed, mode))
     return scores
+
+
+def _prompt_simulations(client: LLMClient, windows: list[tuple[str, Sequence[str]]], max_level: int,
+                        on_progress) -> list[PromptScoreResult]:
+    candidates = tuple(str(level) for level in range(max_level + 1))
+    requests = []
+    for explanation, tokens in windows:
+        prompt = simulation_prompt(explanation, tokens, max_level)
+        requests.append(PromptScoreRequest(prompt.text, prompt.offsets, candidates, purpose=SIMULATION))
+    return client.score_prompts(requests, on_progress)
+
+
+def _chat_simulations(client: LLMClient, windows: list[tuple[str, Sequence[str]]], max_level: int,
+                      on_progress) -> list[PromptScoreResult]:
+    """The chat form's replies, read into the all-at-once form's results (a slot's digit logprobs per token)."""
+    requests = [ChatRequest(simulation_chat_messages(explanation, tokens, max_level),
+                            max_tokens=chat_answer_tokens(len(tokens)), logprobs=True,
+                            top_logprobs=CHAT_TOP_LOGPROBS, purpose=SIMULATION) for explanation, tokens in windows]
+    replies = client.complete(requests, on_progress=on_progress)
+    return [_read_chat(reply, len(tokens), max_level) for reply, (_, tokens) in zip(replies, windows)]
+
+
+def _read_chat(reply: ChatResult, n_tokens: int, max_level: int) -> PromptScoreResult:
+    status, error, slots = reply.status, reply.error, None
+    if reply.ok:
+        try:
+            slots = chat_slot_logprobs(reply.text or "", reply.top_logprobs, n_tokens, max_level)
+        except ParseError as exc:
+            status, error = ERROR, f"unreadable simulation: {exc}"
+    return PromptScoreResult(slots, status, error, reply.tokens_in, reply.latency_s, reply.cached, reply.call_id)
 
 
 def _failed(item: ScoreItem, error: str) -> LatentScore:
@@ -68,7 +106,7 @@ def _failed(item: ScoreItem, error: str) -> LatentScore:
                        status=FAILED, error=error)
 
 
-def _score(item: ScoreItem, simulated: list, max_level: int, seed: int) -> LatentScore:
+def _score(item: ScoreItem, simulated: list, max_level: int, seed: int, mode: str) -> LatentScore:
     judgments, sums, labels, call_ids, tokens_in, errors = [], [], [], [], 0, []
     for example, label, result in simulated:
         call_ids.append(result.call_id)
@@ -93,7 +131,7 @@ def _score(item: ScoreItem, simulated: list, max_level: int, seed: int) -> Laten
     if not sums or len(errors) > MAX_FAILED_SHARE * len(judgments):
         score.status = FAILED
         score.error = f"{len(errors)} of {len(judgments)} windows could not be simulated" + (
-            f": {errors[0]} ({CHAT_ONLY})" if errors else "")
+            f": {errors[0]}" if errors else "") + (f" ({CHAT_ONLY})" if errors and mode == ALL_AT_ONCE else "")
         return score
     sums = np.array(sums)
     correlation = _pearson(sums.sum(axis=0, keepdims=True))[0]
