@@ -95,11 +95,37 @@ def test_decoder_directions_of_a_sparsify_sae_and_of_neurons(tiny_model_dir, tmp
 
 
 def test_digest_rows_round_trip():
-    digests = [LatentDigest(3, (("upon", 5), ("into", 2)), (("earth", 1.5),)), LatentDigest(9, (("LORD", 7),))]
+    digests = [LatentDigest(3, (("upon", 5), ("into", 2)), (("earth", 1.5),), ((" king", 0.25),)),
+               LatentDigest(9, (("LORD", 7),))]
     rows = digest_rows("m/layers.1", digests)
-    assert [(r["latent"], r["kind"], r["rank"]) for r in rows][:3] == [
-        (3, "top_activating", 0), (3, "top_activating", 1), (3, "promoted", 0)]
+    assert [(r["latent"], r["kind"], r["rank"]) for r in rows][:4] == [
+        (3, "top_activating", 0), (3, "top_activating", 1), (3, "promoted", 0), (3, "steered", 0)]
     assert digests_from_rows(list(reversed(rows))) == {3: digests[0], 9: digests[1]}
+    assert digests[0].output_side("steering") == ((" king", 0.25),)
+    assert digests[0].output_side("unembedding") == (("earth", 1.5),)
+
+
+def test_the_output_view_chooses_which_promoted_tokens_the_explainer_sees_and_keys_its_results(store):
+    from autointerp_dagster.core.config import ExplainerConfig
+    from autointerp_dagster.core.explainers import ExplainItem, explain_latents, explainer_id
+    from autointerp_dagster.core.llm import LLMClient, OpenAIBackend
+    from autointerp_dagster.core.prompts.explainer import _example_from_marked
+
+    from .openai_stub_server import StubLLMServer
+
+    digest = LatentDigest(4, (("upon", 5),), (("earth", 1.5),), ((" king", 0.3), (" throne", 0.1)))
+    item = ExplainItem(4, [_example_from_marked("He sat <<upon>> the throne.", (9,))], digest=digest)
+    prompts = {}
+    with StubLLMServer(reply="[EXPLANATION]: the word upon") as server:
+        for view in ("unembedding", "steering"):
+            config = ExplainerConfig(output_view=view)
+            client = LLMClient(OpenAIBackend(server.base_url, "stub"), store)
+            [result] = explain_latents(client, [item], config)
+            assert result.status == OK
+            prompts[view] = server.requests[-1].prompt
+    assert 'predict next: "earth"' in prompts["unembedding"] and "king" not in prompts["unembedding"]
+    assert 'predict next: "king", "throne"' in prompts["steering"] and "earth" not in prompts["steering"]
+    assert explainer_id(ExplainerConfig(output_view="steering")) != explainer_id(ExplainerConfig())
 
 
 def test_baseline_explains_by_top_tokens_and_records_latents_without_a_digest():
@@ -137,3 +163,46 @@ def test_counts_copied_from_the_digest_are_dropped():
     assert without_counts('"." (125), "ites" (67), "," (36): a group') == '".", "ites", ",": a group'
     assert without_counts('"or", "!" (both appear 44 times), "nor" (8 times)') == '"or", "!", "nor"'
     assert without_counts('"bank" (as in money)') == '"bank" (as in money)'
+
+
+def test_the_output_side_explainer_steers_in_examples_and_its_prompts_show_what_steering_promotes(
+        project, monkeypatch, tmp_path, llm_server):
+    """`explainer.output_view: steering` on the tiny model's pipeline: `examples` steers each sampled latent on its
+    explainer windows (digest kind 'steered'), the explainer's prompts show those tokens, and explanations made
+    from digests without them are refused with what to do."""
+    from dagster import AssetKey, DagsterInstance
+
+    from autointerp_dagster.core.store import ResultsStore
+    from autointerp_dagster.definitions import defs
+    from autointerp_dagster.partitions import SAE_DIMENSION, latent_range_partitions, sae_range_key
+
+    key = "tiny/layers.1/run-a"
+    partition = sae_range_key(key, latent_range_partitions.get_partition_keys()[0])
+    with DagsterInstance.ephemeral(tempdir=str(tmp_path / "dagster")) as instance:
+        instance.add_dynamic_partitions(SAE_DIMENSION, [key])
+        for job, kwargs in [("inputs_job", {}), ("cache_job", {"partition_key": key})]:
+            assert defs.resolve_job_def(job).execute_in_process(instance=instance, **kwargs).success
+        explain = defs.resolve_job_def("explain_job")
+        result = explain.execute_in_process(instance=instance, partition_key=partition)  # the unembedding view
+        assert result.success
+        store = ResultsStore(project.db_path)
+        kinds = "SELECT kind, count(DISTINCT latent) AS n FROM latent_digest GROUP BY kind ORDER BY kind"
+        assert [r["kind"] for r in store.query(kinds).to_pylist()] == ["promoted", "top_activating"]
+
+        monkeypatch.setenv("AUTOINTERP_EXPLAINER_OUTPUT_VIEW", "steering")
+        stale = defs.resolve_job_def("explain_job").get_subset(asset_selection={AssetKey("explanations")})
+        refused = stale.execute_in_process(instance=instance, partition_key=partition, raise_on_error=False)
+        assert not refused.success
+        assert "materialise `examples`" in str(refused.all_events)
+
+        sent = len(llm_server.requests)
+        result = explain.execute_in_process(instance=instance, partition_key=partition)
+        assert result.success
+        [metadata] = [m.metadata for m in result.asset_materializations_for_node("examples")]
+        assert metadata["output_view"].value == "steering" and metadata["steering_seconds"].value >= 0
+        counts = {r["kind"]: r["n"] for r in store.query(kinds).to_pylist()}
+        assert counts["steered"] == counts["top_activating"] > 0
+        steered = store.query("SELECT latent, token FROM latent_digest WHERE kind = 'steered' AND rank = 0 "
+                              "ORDER BY latent").to_pylist()
+        prompts = [r.prompt for r in llm_server.requests[sent:] if "predict next" in r.prompt]
+        assert prompts and all(any(repr(row["token"].strip())[1:-1] in p for row in steered) for p in prompts)

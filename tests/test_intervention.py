@@ -15,13 +15,14 @@ from transformers import AutoTokenizer
 from autointerp_dagster.core.coders import CoderSource, load_coder
 from autointerp_dagster.core.coders.decoders import steering_site
 from autointerp_dagster.core.config import SubjectScorersConfig
+from autointerp_dagster.core.digest import steered_tokens, steering_prompts
 from autointerp_dagster.core.embedded import kjv_documents
 from autointerp_dagster.core.sampling import ACTIVATING, Example
 from autointerp_dagster.core.scorers.common import OK, ScoreItem, ScoringExample
-from autointerp_dagster.core.scorers.intervention import RANDOM_LATENT, intervention_scores, prompt_ids
+from autointerp_dagster.core.scorers.intervention import RANDOM_LATENT, intervention_scores
 from autointerp_dagster.core.scorers.lm_logprobs import token_ids
 from autointerp_dagster.core.scorers.runs import SHUFFLED, ScoringTask
-from autointerp_dagster.core.steering import Steerer
+from autointerp_dagster.core.steering import Steerer, prompt_ids
 from autointerp_dagster.core.subject_model import load_subject_model
 
 from .copy_model import build_copy_model, word_tokens
@@ -111,21 +112,18 @@ def test_strength_search_hits_the_target_for_neurons_and_transcoders(copy_lm, tm
     assert any(word in text for text in steered)
 
 
-def test_output_side_evidence_reads_the_latent_not_its_control(store):
-    import pyarrow as pa
-
-    from autointerp_dagster.core.output_explainer import output_side_block, steering_evidence
-    from autointerp_dagster.core.store.tables import STEERING
-
-    def row(control, steered_latent, token):
-        return {"sae": "s", "latent": 3, "steered_latent": steered_latent, "control": control, "scorer_config": "c",
-                "module": "layers.0", "strength": 2.0, "kl": 1.02, "kl_target": 1.0, "search_steps": 5,
-                "prompt_sets": ["test"], "prompt_idx": [0], "clean": ["and he"], "steered": [f"{token}{token}"],
-                "promoted_tokens": [token], "promoted_gains": [0.4]}
-
-    store.replace_rows("steering", pa.Table.from_pylist([row("none", 3, " king"), row(RANDOM_LATENT, 9, " sea")],
-                                                        schema=STEERING), "sae = ?", ["s"])
-    evidence = steering_evidence(store, "s", [3], "c")
-    assert list(evidence) == [3] and evidence[3].promoted == [(" king", 0.4)]
-    block = output_side_block(evidence[3])
-    assert "' king' (+0.400)" in block and "' king king'" in block and "sea" not in block
+def test_the_steering_view_of_the_digest_names_what_the_planted_latent_promotes(copy_lm, tmp_path):
+    """The output-side explainer's view: the planted latent steered on its windows promotes its word above every
+    other token; a latent without a window where it fires gets no tokens instead of a guess."""
+    [(word_id, word)] = word_tokens(copy_lm.tokenizer, 1)
+    coder = _planted_coder(copy_lm, tmp_path / "layers.0", word_id)
+    site = steering_site(coder, [PLANTED, 7], copy_lm.body)
+    windows = [p.example for p in _prompts(copy_lm)]
+    silent = windows[0].__class__(windows[0].tokens, (0.0,) * len(windows[0].tokens), (0,) * len(windows[0].tokens),
+                                  ACTIVATING, 9, 0, 0)
+    prompts = {PLANTED: steering_prompts(copy_lm, windows, 3), 7: steering_prompts(copy_lm, [silent], 3)}
+    assert len(prompts[PLANTED]) == 3 and prompts[7] == []
+    steered = steered_tokens(copy_lm, site.module, prompts, dict(zip(site.latents, site.directions)), top=5,
+                             kl_target=1.0, tolerance=0.1, steps=20)
+    assert steered[7] == [] and len(steered[PLANTED]) == 5
+    assert steered[PLANTED][0][0].strip() == word and steered[PLANTED][0][1] > steered[PLANTED][1][1] > 0

@@ -57,6 +57,10 @@ def explanations(context: AssetExecutionContext, settings: SettingsResource, sto
     sae, range_key, start, end = partition_latents(context, db)
     sets = read_example_sets(db, sae, start, end)
     digests = read_digests(db, sae, start, end)
+    if explainer.digest == "input+output" and explainer.output_view == "steering" and digests and not any(
+            d.steered for d in digests.values()):
+        raise ValueError(f"explainer.output_view is steering, but no latent of {sae} {range_key} has steered tokens "
+                         "in its digest: materialise `examples` for this partition with these settings first")
     client = llm.client(db)
     # A quantile-balanced subset; explain_latents shows it in the configured order (strongest first by default).
     neighbours = "neighbour" in config.negatives.split("+")  # a contrastive explainer also sees its neighbour share

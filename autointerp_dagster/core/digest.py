@@ -1,5 +1,6 @@
-"""A latent's digest: the tokens it fires on most (input side) and the tokens its decoder direction promotes
-through the unembedding (output side).
+"""A latent's digest: the tokens it fires on most (input side) and the tokens it promotes (output side): through
+the unembedding (the logit lens of its decoder direction), or, for the output-side explainer, when the latent is
+steered on its explainer windows (the tokens whose next-token probability rises most).
 
 The explainer sees it beside the marked examples (Gur-Arieh et al. 2025: input and output descriptions together
 beat either alone), and the top-tokens baseline explainer is made from it alone, so an LLM's explanation is
@@ -15,8 +16,13 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from .sampling import Example, evenly_spaced
+from .steering import Steerer, prompt_ids
+
 TOP_ACTIVATING = "top_activating"
 PROMOTED = "promoted"
+STEERED = "steered"
+KINDS = (TOP_ACTIVATING, PROMOTED, STEERED)
 # Tokens whose unembedding row is promoted must occur this often in the corpus: through a middle layer, the top
 # of a 262k-token vocabulary is mostly fragments of other languages that tell a reader nothing about this text.
 MIN_CORPUS_COUNT = 5
@@ -28,6 +34,11 @@ class LatentDigest:
     latent: int
     top_activating: tuple[tuple[str, int], ...] = ()  # (token, windows whose peak it is)
     promoted: tuple[tuple[str, float], ...] = ()  # (token, logit of the decoder direction)
+    steered: tuple[tuple[str, float], ...] = ()  # (token, mean probability gain under steering)
+
+    def output_side(self, view: str) -> tuple[tuple[str, float], ...]:
+        """The promoted tokens of an output view: "unembedding" or "steering"."""
+        return self.steered if view == "steering" else self.promoted
 
 
 def promoted_tokens(model, directions: torch.Tensor, top: int, corpus_counts: np.ndarray | None = None,
@@ -60,10 +71,33 @@ def promoted_tokens(model, directions: torch.Tensor, top: int, corpus_counts: np
             for row_ids, row_values in zip(ids, values.cpu().tolist())]
 
 
+def steering_prompts(lm, windows: Sequence[Example], n: int) -> list[list[int]]:
+    """Up to `n` of a latent's windows, spread over its activation quantiles, each cut where it first fires."""
+    cut = (prompt_ids(lm, window) for window in evenly_spaced(windows, n, key=lambda w: w.quantile or 0))
+    return [ids for ids in cut if ids is not None]
+
+
+def steered_tokens(lm, module: str, prompts: dict[int, list[list[int]]], directions: dict[int, torch.Tensor],
+                   top: int, kl_target: float, tolerance: float, steps: int) -> dict[int, list[tuple[str, float]]]:
+    """Per latent, the `top` tokens whose next-token probability rises most (mean over its `prompts`, token ids
+    cut where it first fires) when its unit direction is added at `module` with the strength that makes the mean
+    KL(clean || steered) hit `kl_target`. A latent without prompts gets none."""
+    out = {}
+    for latent, direction in directions.items():
+        if not prompts.get(latent):
+            out[latent] = []
+            continue
+        steerer = Steerer(lm, prompts[latent], module)
+        found = steerer.search(direction, kl_target, tolerance, steps)
+        out[latent] = [(lm.tokenizer.decode([i]), round(gain, 4))
+                       for i, gain in steerer.promoted(direction * found.strength, top)]
+    return out
+
+
 def digest_rows(sae: str, digests: Sequence[LatentDigest]) -> list[dict]:
     """Rows of the `latent_digest` table: one per (latent, kind, rank)."""
     return [{"sae": sae, "latent": d.latent, "kind": kind, "rank": rank, "token": token, "value": float(value)}
-            for d in digests for kind, pairs in ((TOP_ACTIVATING, d.top_activating), (PROMOTED, d.promoted))
+            for d in digests for kind, pairs in zip(KINDS, (d.top_activating, d.promoted, d.steered))
             for rank, (token, value) in enumerate(pairs)]
 
 
@@ -71,9 +105,9 @@ def digests_from_rows(rows: Sequence[dict]) -> dict[int, LatentDigest]:
     """The inverse of `digest_rows` (rows in any order)."""
     parts: dict[int, dict[str, list]] = {}
     for r in sorted(rows, key=lambda r: (r["latent"], r["kind"], r["rank"])):
-        parts.setdefault(r["latent"], {TOP_ACTIVATING: [], PROMOTED: []})[r["kind"]].append(
+        parts.setdefault(r["latent"], {kind: [] for kind in KINDS})[r["kind"]].append(
             (r["token"], int(r["value"]) if r["kind"] == TOP_ACTIVATING else r["value"]))
-    return {latent: LatentDigest(latent, tuple(p[TOP_ACTIVATING]), tuple(p[PROMOTED])) for latent, p in parts.items()}
+    return {latent: LatentDigest(latent, *(tuple(p[kind]) for kind in KINDS)) for latent, p in parts.items()}
 
 
 def top_tokens_explanation(digest: LatentDigest, n: int) -> str | None:

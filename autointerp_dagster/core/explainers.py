@@ -142,7 +142,7 @@ def explain_latents(
                 prefill=config.prefill,
                 digest=config.digest,
                 top_tokens=item.digest.top_activating if item.digest else (),
-                promoted=[token for token, _ in item.digest.promoted] if item.digest else (),
+                promoted=[token for token, _ in item.digest.output_side(config.output_view)] if item.digest else (),
             )
         except ValueError as exc:  # no train examples: nothing to show the model
             results[i].error = str(exc)

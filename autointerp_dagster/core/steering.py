@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import torch
 
-from autointerp_dagster.core.scorers.lm_logprobs import logits_of, new_cache, run_body
+from autointerp_dagster.core.scorers.lm_logprobs import logits_of, new_cache, run_body, token_ids
 from autointerp_dagster.core.subject_model import SubjectModel
 
 MAX_STRENGTH_GROWTH = 4.0  # factor between strengths tried while the target is not yet bracketed
@@ -52,6 +52,15 @@ def steering(lm: SubjectModel, module: str, vector: torch.Tensor | None) -> Iter
         yield
     finally:
         handle.remove()
+
+
+def prompt_ids(lm: SubjectModel, example) -> list[int] | None:
+    """A window up to and including the first token where the latent fires, BOS first (None: it never fires):
+    the prompt a latent is steered on, from where it would act."""
+    first = next((i for i, a in enumerate(example.activations) if a > 0), None)
+    if first is None:
+        return None
+    return token_ids(lm, "".join(example.tokens[: first + 1]), bos=True)
 
 
 class Steerer:

@@ -101,7 +101,9 @@ class ExplainerConfig(Section):
     asks for a step-by-step analysis before the answer line (chain of thought); without it the model
     answers with the line alone. `prefill` (no reasoning) starts the model's answer ("[EXPLANATION]: The
     marked words are") so it only completes the sentence, ending at a newline: small models then never miss
-    the answer format."""
+    the answer format. `output_view: steering` makes it the output-side explainer: the digest's promoted tokens
+    are those whose probability rises most when the latent is steered (on its explainer windows, in `examples`;
+    the strength search's tolerance and steps are the intervention scorer's)."""
 
     show_activations: bool = True
     few_shot: bool = True
@@ -112,6 +114,12 @@ class ExplainerConfig(Section):
     contrastive: bool = False
     digest: Literal["none", "input", "input+output"] = Field(
         "input+output", description="after the examples: top peak tokens (input), decoder-promoted tokens (output)")
+    output_view: Literal["unembedding", "steering"] = Field(
+        "unembedding", description="the digest's output side: tokens the decoder direction promotes through the "
+        "unembedding (weights only), or whose probability rises most when the latent is steered on its explainer "
+        "windows (the output-side explainer; costs subject-model forwards in `examples`)")
+    steering_prompts: int = Field(4, ge=1, description="output_view steering: explainer windows steered a latent")
+    steering_kl_target: float = Field(1.0, gt=0, description="output_view steering: mean next-token KL, nats")
     highlight_threshold: float = Field(HIGHLIGHT_THRESHOLD, gt=0, le=1)
     max_tokens: int = Field(256, ge=1)
     temperature: float = Field(0.0, ge=0)

@@ -26,7 +26,7 @@ from autointerp_dagster.core.scorers.common import (INTERVENTION, Judgment, Late
                                                     top_share)
 from autointerp_dagster.core.scorers.lm_logprobs import continuation_logprobs, token_ids
 from autointerp_dagster.core.scorers.runs import OWN, ScoringTask
-from autointerp_dagster.core.steering import Steerer
+from autointerp_dagster.core.steering import Steerer, prompt_ids
 from autointerp_dagster.core.subject_model import SubjectModel
 
 RANDOM_LATENT = "random_latent"
@@ -49,14 +49,6 @@ class SteeredLatent:
     clean: list[str]
     steered: list[str]
     promoted: list[tuple[str, float]] = field(default_factory=list)  # (token, mean probability gain)
-
-
-def prompt_ids(lm: SubjectModel, example) -> list[int] | None:
-    """The window up to and including the first token where the latent fires, BOS first (None: it never fires)."""
-    first = next((i for i, a in enumerate(example.activations) if a > 0), None)
-    if first is None:
-        return None
-    return token_ids(lm, "".join(example.tokens[: first + 1]), bos=True)
 
 
 def random_latent(sae: str, latent: int, n_latents: int, seed: int) -> int:

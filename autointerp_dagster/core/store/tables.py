@@ -132,7 +132,8 @@ TABLES["latent_matches"] = LATENT_MATCHES
 TABLES["sae_similarity"] = SAE_SIMILARITY
 # One row per latent steered for the intervention scorer (the latent itself, control 'none', or its random-latent
 # control): the strength that hit the KL target, the completions, and the tokens whose next-token probability rose
-# most under steering (what an output-side explainer is shown: core/output_explainer.py).
+# most under steering (on the scorer's held-out windows; the output-side explainer steers its own windows in
+# `examples`: table latent_digest, kind 'steered').
 STEERING = pa.schema([
     ("sae", pa.string()), ("latent", pa.int32()), ("steered_latent", pa.int32()), ("control", pa.string()),
     ("scorer_config", pa.string()), ("module", pa.string()), ("strength", pa.float64()), ("kl", pa.float64()),
