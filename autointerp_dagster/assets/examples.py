@@ -28,7 +28,8 @@ from .slices import CACHE_DEP, partition_latents
     automation_condition=AutomationCondition.eager(),
     description="Per latent: activating windows stratified into activation quantiles, disjoint explainer (train) "
     "and scorer (test) sets, random, hard and neighbour negatives, and the latent's digest: its most frequent peak "
-    "tokens and the tokens its decoder promotes (DuckDB tables examples, latent_sampling and latent_digest).",
+    "tokens and the tokens its decoder promotes, through the unembedding or (explainer.output_view: steering) when "
+    "steered on its explainer windows (DuckDB tables examples, latent_sampling and latent_digest).",
 )
 def examples(context: AssetExecutionContext, settings: SettingsResource, subject_model: SubjectModelResource,
              store: StoreResource) -> MaterializeResult:

@@ -57,8 +57,8 @@ def explanations(context: AssetExecutionContext, settings: SettingsResource, sto
     sae, range_key, start, end = partition_latents(context, db)
     sets = read_example_sets(db, sae, start, end)
     digests = read_digests(db, sae, start, end)
-    if explainer.digest == "input+output" and explainer.output_view == "steering" and digests and not any(
-            d.steered for d in digests.values()):
+    steering_view = explainer.digest == "input+output" and explainer.output_view == "steering"
+    if steering_view and config.sampling.promoted_tokens and digests and not any(d.steered for d in digests.values()):
         raise ValueError(f"explainer.output_view is steering, but no latent of {sae} {range_key} has steered tokens "
                          "in its digest: materialise `examples` for this partition with these settings first")
     client = llm.client(db)
