@@ -126,6 +126,8 @@ def test_the_output_view_chooses_which_promoted_tokens_the_explainer_sees_and_ke
     assert 'predict next: "earth"' in prompts["unembedding"] and "king" not in prompts["unembedding"]
     assert 'predict next: "king", "throne"' in prompts["steering"] and "earth" not in prompts["steering"]
     assert explainer_id(ExplainerConfig(output_view="steering")) != explainer_id(ExplainerConfig())
+    # Fields added later count only away from their defaults: stored explanations keep their ids.
+    assert explainer_id(ExplainerConfig()) == "default-bb15702b"
 
 
 def test_baseline_explains_by_top_tokens_and_records_latents_without_a_digest():
