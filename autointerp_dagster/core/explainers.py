@@ -31,20 +31,15 @@ OK = "ok"
 FAILED = "failed"
 
 
-LATER_FIELDS = ("output_view", "steering_prompts", "steering_kl_target")
-
-
 def explainer_id(config: ExplainerConfig) -> str:
     """A stable name for results made with `config`: "default-<hash>", "contrastive-<hash>", with "-cot"
     before the hash for the chain-of-thought variant.
 
     The hash covers every field, so changing any setting gives new result keys instead of
-    overwriting explanations made differently. Fields added after results existed count only when set away
-    from their default (`LATER_FIELDS`): at the default they ask for what was made before, under the same id.
+    overwriting explanations made differently (fields added later only away from their defaults:
+    `Section.identity`).
     """
-    fields = {k: v for k, v in config.model_dump().items()
-              if not (k in LATER_FIELDS and v == ExplainerConfig.model_fields[k].default)}
-    encoded = json.dumps(fields, sort_keys=True, separators=(",", ":"))
+    encoded = json.dumps(config.identity(), sort_keys=True, separators=(",", ":"))
     digest = hashlib.sha256(encoded.encode()).hexdigest()[:8]
     kind = "contrastive" if config.contrastive else "default"
     return f"{kind}{'-cot' if config.reasoning else ''}-{digest}"

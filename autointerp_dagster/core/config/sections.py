@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -18,6 +18,14 @@ class Section(BaseModel):
     """A block of settings: unknown keys are errors, values are checked by type, nothing changes after load."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+    # Fields added after results keyed by `identity()` existed: at their defaults they ask for what was made
+    # before, so they stay out of it and stored results keep their keys.
+    later_fields: ClassVar[tuple[str, ...]] = ()
+
+    def identity(self) -> dict:
+        """The settings that name results made with this section (hashed into explainer and scorer ids)."""
+        return {k: v for k, v in self.model_dump().items()
+                if not (k in self.later_fields and v == type(self).model_fields[k].default)}
 
 
 @dataclass(frozen=True)
@@ -120,6 +128,7 @@ class ExplainerConfig(Section):
         "windows (the output-side explainer; costs subject-model forwards in `examples`)")
     steering_prompts: int = Field(4, ge=1, description="output_view steering: explainer windows steered a latent")
     steering_kl_target: float = Field(1.0, gt=0, description="output_view steering: mean next-token KL, nats")
+    later_fields: ClassVar[tuple[str, ...]] = ("output_view", "steering_prompts", "steering_kl_target")
     highlight_threshold: float = Field(HIGHLIGHT_THRESHOLD, gt=0, le=1)
     max_tokens: int = Field(256, ge=1)
     temperature: float = Field(0.0, ge=0)
@@ -167,6 +176,7 @@ class SimulationConfig(Section):
     mode: Literal["all_at_once", "chat"] = Field(
         "all_at_once", description="all_at_once: prompt logprobs, one forward a window (in-process, vLLM); chat: "
         "the model writes every value (chat-only APIs with top logprobs)")
+    later_fields: ClassVar[tuple[str, ...]] = ("mode",)
 
 
 class SubjectScorersConfig(Section):

@@ -39,7 +39,7 @@ def scorer_config_id(config: ScorerConfig | SimulationConfig, judged_per_class: 
                      name: str | None = None) -> str:
     """A stable name for everything that changes how examples are judged, so results of other settings coexist;
     `name` (default: the judge's mode) prefixes the hash."""
-    encoded = json.dumps({**config.model_dump(), "judged_per_class": judged_per_class, "negatives": negatives},
+    encoded = json.dumps({**config.identity(), "judged_per_class": judged_per_class, "negatives": negatives},
                          sort_keys=True)
     return f"{name or config.mode}-{hashlib.sha256(encoded.encode()).hexdigest()[:8]}"
 
