@@ -23,10 +23,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from autointerp_dagster.assets.slices import read_digests, read_example_sets, read_explained  # noqa: E402
-from autointerp_dagster.core.coders import load_coder, lookup  # noqa: E402
-from autointerp_dagster.core.coders.decoders import steering_site  # noqa: E402
 from autointerp_dagster.core.config import load_settings  # noqa: E402
-from autointerp_dagster.core.digest import steered_tokens, steering_prompts  # noqa: E402
+from autointerp_dagster.core.digest import steered_for_explainer  # noqa: E402
 from autointerp_dagster.core.explainers import ExplainItem, explain_latents, explainer_id  # noqa: E402
 from autointerp_dagster.core.llm import build_backend, build_client  # noqa: E402
 from autointerp_dagster.core.metrics import mean_ci  # noqa: E402
@@ -66,13 +64,8 @@ def main() -> None:
         explained = {k: v for k, v in explained.items() if v.get("explanation")}
         sets, digests = read_example_sets(store, sae, *ALL), read_digests(store, sae, *ALL)
         latents = sorted(k for k in explained if k in sets and k in digests)
-        coder = load_coder(lookup(config, [sae])[sae].source, base_model=model.body, device=model.device)
         started = time.perf_counter()
-        site = steering_site(coder, latents, model.body)
-        prompts = {k: steering_prompts(model, sets[k].train, steering.steering_prompts) for k in latents}
-        steered = steered_tokens(model, site.module, prompts, dict(zip(site.latents, site.directions)),
-                                 config.sampling.promoted_tokens, steering.steering_kl_target,
-                                 config.subject_scorers.kl_tolerance, config.subject_scorers.search_steps)
+        steered = steered_for_explainer(config, sae, [sets[k] for k in latents], model)
         steer_seconds = time.perf_counter() - started
         items = [ExplainItem(k, evenly_spaced(sets[k].train, shown, key=lambda e: e.quantile), (),
                              replace(digests[k], steered=tuple(steered[k]))) for k in latents]

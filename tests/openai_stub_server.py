@@ -218,8 +218,13 @@ def _completion(body: dict, reply: StubReply) -> dict:
     text = reply.text
     for stop in body.get("stop") or ():
         text = text.split(stop, 1)[0]
-    if reply.tokens is not None:
-        tokens = list(reply.tokens)
+    if reply.tokens is not None:  # as given, up to where a stop string cut the text
+        tokens, used = [], 0
+        for token in reply.tokens:
+            if used >= len(text):
+                break
+            tokens.append(token[: len(text) - used])
+            used += len(tokens[-1])
     else:
         tokens = text.split(" ")
         tokens = [t if i == 0 else " " + t for i, t in enumerate(tokens)]

@@ -95,11 +95,11 @@ def test_decoder_directions_of_a_sparsify_sae_and_of_neurons(tiny_model_dir, tmp
 
 
 def test_digest_rows_round_trip():
-    digests = [LatentDigest(3, (("upon", 5), ("into", 2)), (("earth", 1.5),), ((" king", 0.25),)),
+    digests = [LatentDigest(3, (("upon", 5), ("into", 2)), (("earth", 1.5),), ((" king", 0.25),), "ab12cd34"),
                LatentDigest(9, (("LORD", 7),))]
     rows = digest_rows("m/layers.1", digests)
     assert [(r["latent"], r["kind"], r["rank"]) for r in rows][:4] == [
-        (3, "top_activating", 0), (3, "top_activating", 1), (3, "promoted", 0), (3, "steered", 0)]
+        (3, "top_activating", 0), (3, "top_activating", 1), (3, "promoted", 0), (3, "steered:ab12cd34", 0)]
     assert digests_from_rows(list(reversed(rows))) == {3: digests[0], 9: digests[1]}
     assert digests[0].output_side("steering") == ((" king", 0.25),)
     assert digests[0].output_side("unembedding") == (("earth", 1.5),)
@@ -126,6 +126,10 @@ def test_the_output_view_chooses_which_promoted_tokens_the_explainer_sees_and_ke
     assert 'predict next: "earth"' in prompts["unembedding"] and "king" not in prompts["unembedding"]
     assert 'predict next: "king", "throne"' in prompts["steering"] and "earth" not in prompts["steering"]
     assert explainer_id(ExplainerConfig(output_view="steering")) != explainer_id(ExplainerConfig())
+    # the steering settings name results only where the steering view uses them
+    assert explainer_id(ExplainerConfig(steering_prompts=8)) == explainer_id(ExplainerConfig())
+    assert explainer_id(ExplainerConfig(output_view="steering", steering_prompts=8)) != explainer_id(
+        ExplainerConfig(output_view="steering"))
     # Fields added later count only away from their defaults: stored explanations keep their ids.
     assert explainer_id(ExplainerConfig()) == "default-bb15702b"
 
@@ -170,41 +174,56 @@ def test_counts_copied_from_the_digest_are_dropped():
 def test_the_output_side_explainer_steers_in_examples_and_its_prompts_show_what_steering_promotes(
         project, monkeypatch, tmp_path, llm_server):
     """`explainer.output_view: steering` on the tiny model's pipeline: `examples` steers each sampled latent on its
-    explainer windows (digest kind 'steered'), the explainer's prompts show those tokens, and explanations made
-    from digests without them are refused with what to do."""
+    explainer windows (digest kind 'steered:<settings id>'), each explainer prompt shows its latent's steered
+    tokens and not its unembedding ones, and explanations asked for from digests made without steering, or with
+    other steering settings, are refused with what to do."""
+    import re
+
     from dagster import AssetKey, DagsterInstance
 
+    from autointerp_dagster.core.config import load_settings
+    from autointerp_dagster.core.digest import steering_settings_id
+    from autointerp_dagster.core.prompts.explainer import format_digest
     from autointerp_dagster.core.store import ResultsStore
     from autointerp_dagster.definitions import defs
     from autointerp_dagster.partitions import SAE_DIMENSION, latent_range_partitions, sae_range_key
 
     key = "tiny/layers.1/run-a"
     partition = sae_range_key(key, latent_range_partitions.get_partition_keys()[0])
+    output_lines = re.compile(r"^Words it makes the model predict next: .*$", re.MULTILINE)
     with DagsterInstance.ephemeral(tempdir=str(tmp_path / "dagster")) as instance:
         instance.add_dynamic_partitions(SAE_DIMENSION, [key])
         for job, kwargs in [("inputs_job", {}), ("cache_job", {"partition_key": key})]:
             assert defs.resolve_job_def(job).execute_in_process(instance=instance, **kwargs).success
         explain = defs.resolve_job_def("explain_job")
-        result = explain.execute_in_process(instance=instance, partition_key=partition)  # the unembedding view
-        assert result.success
+        only_explanations = explain.get_subset(asset_selection={AssetKey("explanations")})
+        assert explain.execute_in_process(instance=instance, partition_key=partition).success  # unembedding view
         store = ResultsStore(project.db_path)
         kinds = "SELECT kind, count(DISTINCT latent) AS n FROM latent_digest GROUP BY kind ORDER BY kind"
         assert [r["kind"] for r in store.query(kinds).to_pylist()] == ["promoted", "top_activating"]
 
         monkeypatch.setenv("AUTOINTERP_EXPLAINER_OUTPUT_VIEW", "steering")
-        stale = defs.resolve_job_def("explain_job").get_subset(asset_selection={AssetKey("explanations")})
-        refused = stale.execute_in_process(instance=instance, partition_key=partition, raise_on_error=False)
-        assert not refused.success
-        assert "materialise `examples`" in str(refused.all_events)
+        refused = only_explanations.execute_in_process(instance=instance, partition_key=partition,
+                                                       raise_on_error=False)
+        assert not refused.success and "materialise `examples`" in str(refused.all_events)
 
         sent = len(llm_server.requests)
         result = explain.execute_in_process(instance=instance, partition_key=partition)
         assert result.success
         [metadata] = [m.metadata for m in result.asset_materializations_for_node("examples")]
-        assert metadata["output_view"].value == "steering" and metadata["steering_seconds"].value >= 0
+        assert metadata["output_view"].value == "steering" and "steering_seconds" in metadata
+        steered_kind = f"steered:{steering_settings_id(load_settings())}"
         counts = {r["kind"]: r["n"] for r in store.query(kinds).to_pylist()}
-        assert counts["steered"] == counts["top_activating"] > 0
-        steered = store.query("SELECT latent, token FROM latent_digest WHERE kind = 'steered' AND rank = 0 "
-                              "ORDER BY latent").to_pylist()
-        prompts = [r.prompt for r in llm_server.requests[sent:] if "predict next" in r.prompt]
-        assert prompts and all(any(repr(row["token"].strip())[1:-1] in p for row in steered) for p in prompts)
+        assert counts[steered_kind] == counts["top_activating"] > 0
+        rows = store.query("SELECT latent, kind, token FROM latent_digest WHERE kind <> 'top_activating' "
+                           "ORDER BY latent, kind, rank").to_pylist()
+        lines = {view: {format_digest((), [r["token"] for r in rows if r["latent"] == latent and r["kind"] == kind])
+                        for latent in {r["latent"] for r in rows}}
+                 for view, kind in (("steering", steered_kind), ("unembedding", "promoted"))}
+        shown = [line for r in llm_server.requests[sent:] for line in output_lines.findall(r.prompt)]  # last turn
+        assert len(shown) == counts[steered_kind] and set(shown) == lines["steering"]
+        assert not set(shown) & (lines["unembedding"] - lines["steering"])
+
+        monkeypatch.setenv("AUTOINTERP_EXPLAINER_STEERING_KL_TARGET", "0.33")  # other steering: stale digests
+        stale = only_explanations.execute_in_process(instance=instance, partition_key=partition, raise_on_error=False)
+        assert not stale.success and "materialise `examples`" in str(stale.all_events)

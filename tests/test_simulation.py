@@ -181,16 +181,20 @@ def test_chat_mode_records_a_reply_that_skips_a_line_as_a_failed_window(store):
     assert {j.error for j in owl.judgments} == {"unreadable simulation: the reply has 15 activation values for 16 tokens"}
 
 
-def test_chat_slots_follow_the_tokens_a_tokenizer_merges_or_spells_otherwise():
-    # a tab merged with its digit counts as the slot; digits with a leading space are read as digits
-    slots = chat_slot_logprobs("a\t3\nb\t 0\n", [{"a": -0.1}, {"\t3": -0.2, "\t0": -1.0}, {"\n": 0.0},
-                                                 {"b": 0.0}, {"\t": 0.0}, {" 0": -0.1, "1": -2.0, "12": -3.0},
-                                                 {"\n": 0.0}, {"<|im_end|>": 0.0}], 2, max_level=9)
-    assert slots == [{"3": -0.2, "0": -1.0}, {"0": -0.1, "1": -2.0}]
-    with pytest.raises(ParseError, match="do not spell its text at character 1"):
-        chat_slot_logprobs("a\t3\n", [{"a": 0.0}, {"x": 0.0}], 1, max_level=9)
+def test_chat_slots_follow_the_tokens_a_tokenizer_merges_splits_or_spells_otherwise():
+    # a tab merged with its digit counts as the slot; a digit spelt two ways ("0", " 0") is one value whose
+    # probabilities add; a byte-fallback token (part of a character) misaligns nothing
+    slots = chat_slot_logprobs([{"a": -0.1}, {"\t3": -0.2, "\t0": -1.0}, {"\n": 0.0},
+                                {"\ufffd": -0.1}, {"\ufffd": -0.1}, {"\t": 0.0},
+                                {"0": math.log(0.5), " 0": math.log(0.3), "1": math.log(0.1), "12": -3.0},
+                                {"\n": 0.0}, {"<|im_end|>": 0.0}], 2, max_level=9)
+    assert slots[0] == {"3": -0.2, "0": -1.0}
+    assert slots[1].keys() == {"0", "1"} and slots[1]["0"] == pytest.approx(math.log(0.8))
+    assert expected_value(slots[1]) == pytest.approx(1 / 9)
+    with pytest.raises(ParseError, match="2 activation values for 3 tokens"):
+        chat_slot_logprobs([{"a": 0.0}, {"\t": 0.0}, {"3": 0.0}, {"b\t": 0.0}, {"1": 0.0}], 3, max_level=9)
     with pytest.raises(ParseError, match="no logprobs"):
-        chat_slot_logprobs("a\t3\n", None, 1, max_level=9)
+        chat_slot_logprobs(None, 1, max_level=9)
 
 
 def test_simulation_scores_asset_writes_rows_metadata_and_check(store, tmp_path, monkeypatch):

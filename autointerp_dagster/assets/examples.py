@@ -9,10 +9,9 @@ from dagster import AssetDep, AssetExecutionContext, AutomationCondition, Materi
 import numpy as np
 
 from ..core.activation_cache import ActivationCache
-from ..core.coders import SparseCoderError, decoder_directions, load_coder, lookup, unit_decoder_directions
-from ..core.coders.decoders import steering_site
+from ..core.coders import SparseCoderError, decoder_directions, lookup, unit_decoder_directions
 from ..core.corpus import load_corpus_info, read_tokens
-from ..core.digest import LatentDigest, digest_rows, promoted_tokens, steered_tokens, steering_prompts
+from ..core.digest import LatentDigest, digest_rows, promoted_tokens, steered_for_explainer, steering_settings_id
 from ..core.sampling import examples_to_rows, sample_latent_range, token_decoder, window_pool_embeddings
 from ..core.store.tables import EXAMPLES, IN_LATENT_RANGE, LATENT_DIGEST, LATENT_SAMPLING
 from ..partitions import sae_latent_partitions
@@ -73,12 +72,12 @@ def examples(context: AssetExecutionContext, settings: SettingsResource, subject
         counts = np.bincount(tokens.ravel(), minlength=1)
         promoted = promoted_tokens(model, directions, sampling.promoted_tokens, counts)
     explainer = config.explainer_config()
-    steered, steering_seconds = {}, None
-    if kept and explainer.digest == "input+output" and explainer.output_view == "steering":
+    steered, steering_id, steering_seconds = {}, "", None
+    if kept and sampling.promoted_tokens and explainer.digest == "input+output" and explainer.output_view == "steering":
         began = time.monotonic()
-        steered = _steered(config, sae, kept, subject_model.load(), explainer)
+        steered, steering_id = steered_for_explainer(config, sae, kept, subject_model.load()), steering_settings_id(config)
         steering_seconds = round(time.monotonic() - began, 1)
-    digests = [LatentDigest(le.latent, tuple(le.top_tokens), tuple(p), tuple(steered.get(le.latent, ())))
+    digests = [LatentDigest(le.latent, tuple(le.top_tokens), tuple(p), tuple(steered.get(le.latent, ())), steering_id)
                for le, p in zip(kept, promoted)]
     db.replace_rows("latent_digest", pa.Table.from_pylist(digest_rows(sae, digests), schema=LATENT_DIGEST),
                     IN_LATENT_RANGE, params)
@@ -99,13 +98,3 @@ def examples(context: AssetExecutionContext, settings: SettingsResource, subject
         **({"steering_seconds": steering_seconds} if steering_seconds is not None else {}),
     })
 
-
-def _steered(config, sae: str, kept, model, explainer) -> dict[int, list[tuple[str, float]]]:
-    """The output-side explainer's view: each latent steered on its explainer windows (never the scorers')."""
-    coder = load_coder(lookup(config, [sae])[sae].source, base_model=model.body, device=model.device)
-    site = steering_site(coder, [le.latent for le in kept], model.body)
-    prompts = {le.latent: steering_prompts(model, le.train, explainer.steering_prompts) for le in kept}
-    search = config.subject_scorers
-    return steered_tokens(model, site.module, prompts, dict(zip(site.latents, site.directions)),
-                          config.sampling.promoted_tokens, explainer.steering_kl_target, search.kl_tolerance,
-                          search.search_steps)

@@ -22,6 +22,7 @@ from ..core.explainers import (
     explainer_id,
     explanation_id,
 )
+from ..core.digest import steering_settings_id
 from ..core.sampling import evenly_spaced
 from ..core.store.tables import EXPLANATIONS, IN_LATENT_RANGE
 from ..partitions import sae_latent_partitions
@@ -58,9 +59,11 @@ def explanations(context: AssetExecutionContext, settings: SettingsResource, sto
     sets = read_example_sets(db, sae, start, end)
     digests = read_digests(db, sae, start, end)
     steering_view = explainer.digest == "input+output" and explainer.output_view == "steering"
-    if steering_view and config.sampling.promoted_tokens and digests and not any(d.steered for d in digests.values()):
-        raise ValueError(f"explainer.output_view is steering, but no latent of {sae} {range_key} has steered tokens "
-                         "in its digest: materialise `examples` for this partition with these settings first")
+    wanted = steering_settings_id(config)
+    if steering_view and config.sampling.promoted_tokens and digests and not any(
+            d.steering_id == wanted for d in digests.values()):
+        raise ValueError(f"explainer.output_view is steering, but no latent of {sae} {range_key} has tokens steered "
+                         "with these settings in its digest: materialise `examples` for this partition first")
     client = llm.client(db)
     # A quantile-balanced subset; explain_latents shows it in the configured order (strongest first by default).
     neighbours = "neighbour" in config.negatives.split("+")  # a contrastive explainer also sees its neighbour share

@@ -5,24 +5,30 @@ steered on its explainer windows (the tokens whose next-token probability rises 
 The explainer sees it beside the marked examples (Gur-Arieh et al. 2025: input and output descriptions together
 beat either alone), and the top-tokens baseline explainer is made from it alone, so an LLM's explanation is
 always shown against what a frequency count gets. Both sides are computed without the scorers' windows: the
-input side counts only windows no scorer judges, and the output side reads only weights.
+input side counts only windows no scorer judges, the unembedding view reads only weights, and the steering
+view steers only the explainer's windows (the intervention scorer steers the held-out ones). Steered tokens
+are stored with the id of the settings that made them (kind `steered:<id>`), so explanations are never made
+from steering done with other settings.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from .sampling import Example, evenly_spaced
+from .coders import load_coder, lookup
+from .coders.decoders import steering_site
+from .sampling import Example, ExampleSets, evenly_spaced
 from .steering import Steerer, prompt_ids
 
 TOP_ACTIVATING = "top_activating"
 PROMOTED = "promoted"
-STEERED = "steered"
-KINDS = (TOP_ACTIVATING, PROMOTED, STEERED)
+STEERED = "steered"  # stored as "steered:<settings id>"
 # Tokens whose unembedding row is promoted must occur this often in the corpus: through a middle layer, the top
 # of a 262k-token vocabulary is mostly fragments of other languages that tell a reader nothing about this text.
 MIN_CORPUS_COUNT = 5
@@ -35,6 +41,7 @@ class LatentDigest:
     top_activating: tuple[tuple[str, int], ...] = ()  # (token, windows whose peak it is)
     promoted: tuple[tuple[str, float], ...] = ()  # (token, logit of the decoder direction)
     steered: tuple[tuple[str, float], ...] = ()  # (token, mean probability gain under steering)
+    steering_id: str = ""  # of the settings that made `steered` (`steering_settings_id`)
 
     def output_side(self, view: str) -> tuple[tuple[str, float], ...]:
         """The promoted tokens of an output view: "unembedding" or "steering"."""
@@ -71,6 +78,27 @@ def promoted_tokens(model, directions: torch.Tensor, top: int, corpus_counts: np
             for row_ids, row_values in zip(ids, values.cpu().tolist())]
 
 
+def steering_settings_id(settings) -> str:
+    """Names everything that shapes the steered tokens: the explainer's windows and KL target, the strength
+    search's tolerance and steps, and how many tokens are kept."""
+    explainer = settings.explainer_config()
+    chosen = {"prompts": explainer.steering_prompts, "kl_target": explainer.steering_kl_target,
+              "tolerance": settings.subject_scorers.kl_tolerance, "steps": settings.subject_scorers.search_steps,
+              "tokens": settings.sampling.promoted_tokens}
+    return hashlib.sha256(json.dumps(chosen, sort_keys=True).encode()).hexdigest()[:8]
+
+
+def steered_for_explainer(settings, sae: str, latents: Sequence[ExampleSets], model) -> dict[int, list]:
+    """The output-side explainer's view of each latent: steered on its explainer windows (never the scorers')."""
+    coder = load_coder(lookup(settings, [sae])[sae].source, base_model=model.body, device=model.device)
+    site = steering_site(coder, [s.latent for s in latents], model.body)
+    explainer, search = settings.explainer_config(), settings.subject_scorers
+    prompts = {s.latent: steering_prompts(model, s.train, explainer.steering_prompts) for s in latents}
+    return steered_tokens(model, site.module, prompts, dict(zip(site.latents, site.directions)),
+                          settings.sampling.promoted_tokens, explainer.steering_kl_target, search.kl_tolerance,
+                          search.search_steps)
+
+
 def steering_prompts(lm, windows: Sequence[Example], n: int) -> list[list[int]]:
     """Up to `n` of a latent's windows, spread over its activation quantiles, each cut where it first fires."""
     cut = (prompt_ids(lm, window) for window in evenly_spaced(windows, n, key=lambda w: w.quantile or 0))
@@ -97,17 +125,22 @@ def steered_tokens(lm, module: str, prompts: dict[int, list[list[int]]], directi
 def digest_rows(sae: str, digests: Sequence[LatentDigest]) -> list[dict]:
     """Rows of the `latent_digest` table: one per (latent, kind, rank)."""
     return [{"sae": sae, "latent": d.latent, "kind": kind, "rank": rank, "token": token, "value": float(value)}
-            for d in digests for kind, pairs in zip(KINDS, (d.top_activating, d.promoted, d.steered))
+            for d in digests for kind, pairs in ((TOP_ACTIVATING, d.top_activating), (PROMOTED, d.promoted),
+                                                 (f"{STEERED}:{d.steering_id}", d.steered))
             for rank, (token, value) in enumerate(pairs)]
 
 
 def digests_from_rows(rows: Sequence[dict]) -> dict[int, LatentDigest]:
     """The inverse of `digest_rows` (rows in any order)."""
-    parts: dict[int, dict[str, list]] = {}
+    parts: dict[int, dict] = {}
     for r in sorted(rows, key=lambda r: (r["latent"], r["kind"], r["rank"])):
-        parts.setdefault(r["latent"], {kind: [] for kind in KINDS})[r["kind"]].append(
-            (r["token"], int(r["value"]) if r["kind"] == TOP_ACTIVATING else r["value"]))
-    return {latent: LatentDigest(latent, *(tuple(p[kind]) for kind in KINDS)) for latent, p in parts.items()}
+        part = parts.setdefault(r["latent"], {TOP_ACTIVATING: [], PROMOTED: [], STEERED: [], "steering_id": ""})
+        kind, _, steering_id = r["kind"].partition(":")
+        part[kind].append((r["token"], int(r["value"]) if kind == TOP_ACTIVATING else r["value"]))
+        if kind == STEERED:
+            part["steering_id"] = steering_id
+    return {latent: LatentDigest(latent, tuple(p[TOP_ACTIVATING]), tuple(p[PROMOTED]), tuple(p[STEERED]),
+                                 p["steering_id"]) for latent, p in parts.items()}
 
 
 def top_tokens_explanation(digest: LatentDigest, n: int) -> str | None:

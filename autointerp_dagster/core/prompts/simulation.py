@@ -19,6 +19,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
+
 from autointerp_dagster.core.prompts import ParseError, clean_token
 
 PLACEHOLDER = "?"  # a token boundary after the tab in common tokenizers; never a digit
@@ -91,30 +93,32 @@ def chat_answer_tokens(n_tokens: int) -> int:
     return 8 * n_tokens + 16
 
 
-def chat_slot_logprobs(text: str, top_logprobs: list[dict[str, float]] | None, n_tokens: int,
+def chat_slot_logprobs(top_logprobs: list[dict[str, float]] | None, n_tokens: int,
                        max_level: int) -> list[dict[str, float]]:
     """Per window token, digit -> logprob at the value the reply wrote for it; raises ParseError.
 
-    The reply's generated tokens are recovered from their top logprobs (the one that continues the text, the
-    likeliest if several do); a value slot is a token that follows a tab (or is a tab and a digit, where the
-    tokenizer merges them). A reply with another number of values than the window has tokens is refused:
-    values cannot be assigned to tokens with confidence then.
+    The reply is greedy (temperature 0), so each generated token is the likeliest of its top logprobs; read
+    from those, not from the reply's text, a token holding part of a character (a byte fallback) cannot
+    misalign anything. A value slot is a token that follows one ending in a tab, or a tab and a digit where the
+    tokenizer merges them. Alternatives that are the same digit written differently ("0", " 0", "\t0") are one
+    value: their probabilities add. A reply with another number of values than the window has tokens is
+    refused: values cannot be assigned to tokens with confidence then.
     """
     if not top_logprobs:
         raise ParseError("no logprobs came back: the chat simulator needs a server that returns top logprobs")
-    position, slots = 0, []
+    slots, previous = [], ""
     for top in top_logprobs:
-        rest = text[position:]
-        if not rest:
-            break  # an end-of-turn token after the text
-        fits = [(logprob, token) for token, logprob in top.items() if token and rest.startswith(token)]
-        if not fits:
-            raise ParseError(f"the reply's tokens do not spell its text at character {position}")
-        _, token = max(fits)
-        if (position and text[position - 1] == "\t") or (token.startswith("\t") and token[1:].strip().isdigit()):
-            slots.append({key.strip(): logprob for key, logprob in top.items()
-                          if key.strip().isdigit() and int(key.strip()) <= max_level})
-        position += len(token)
+        if not top:
+            raise ParseError("a generated token came back without logprobs")
+        token = max(top.items(), key=lambda kv: kv[1])[0]
+        if previous.endswith("\t") or (token.startswith("\t") and token[1:].strip().isdigit()):
+            digits: dict[str, float] = {}
+            for key, logprob in top.items():
+                value = key.strip()
+                if value.isdigit() and int(value) <= max_level:
+                    digits[value] = float(np.logaddexp(digits[value], logprob)) if value in digits else logprob
+            slots.append(digits)
+        previous = token
     if len(slots) != n_tokens:
         raise ParseError(f"the reply has {len(slots)} activation values for {n_tokens} tokens")
     return slots

@@ -9,7 +9,7 @@ slot, renormalised over the digits it returned, weight their values. Two ways to
   `echo`, as vLLM serves). One prompt per window, nothing generated.
 - "chat": for chat-only APIs (OpenAI's chat models, most hosted routers), which return logprobs of generated
   tokens only: the model writes the window's `token<TAB>N` lines itself and each N's distribution is that
-  token's top logprobs (core/prompts/simulation.py). It costs ~5 generated tokens per window token, and a
+  token's top logprobs (core/prompts/simulation.py). It costs ~4 generated tokens per window token, and a
   reply that skips or adds a line is recorded as a failed window.
 
 The interval is a percentile bootstrap over windows (activating and negative windows resampled separately),
@@ -94,7 +94,7 @@ def _read_chat(reply: ChatResult, n_tokens: int, max_level: int) -> PromptScoreR
     status, error, slots = reply.status, reply.error, None
     if reply.ok:
         try:
-            slots = chat_slot_logprobs(reply.text or "", reply.top_logprobs, n_tokens, max_level)
+            slots = chat_slot_logprobs(reply.top_logprobs, n_tokens, max_level)
         except ParseError as exc:
             status, error = ERROR, f"unreadable simulation: {exc}"
     return PromptScoreResult(slots, status, error, reply.tokens_in, reply.latency_s, reply.cached, reply.call_id)

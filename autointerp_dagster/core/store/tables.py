@@ -79,8 +79,9 @@ LLM_CALLS = pa.schema([
     ("latency_s", pa.float64()), ("attempts", pa.int32()), ("status", pa.string()), ("error", pa.string()),
     ("created_at", _TS_UTC),
 ])
-# A latent's digest (core/digest.py): kind 'top_activating' (value: windows whose peak is the token) or
-# 'promoted' (value: the logit its decoder direction gives the token), rank 0 first.
+# A latent's digest (core/digest.py): kind 'top_activating' (value: windows whose peak is the token),
+# 'promoted' (value: the logit its decoder direction gives the token) or, for the output-side explainer,
+# 'steered:<settings id>' (value: the mean probability gain under steering), rank 0 first.
 LATENT_DIGEST = pa.schema([
     ("sae", pa.string()), ("latent", pa.int32()), ("kind", pa.string()), ("rank", pa.int32()), ("token", pa.string()),
     ("value", pa.float64()),
