@@ -78,12 +78,17 @@ def _sets(latent: int, word: str, rng) -> ExampleSets:
                        random_negatives=[_window(rng, None, 100 * latent + 50 + i, RANDOM_NEGATIVE) for i in range(6)])
 
 
-def test_planted_explanation_correlates_and_its_shuffled_control_does_not(store):
-    rng = np.random.default_rng(0)
+def _fox_and_owl_tasks(seed: int):
+    """Own and shuffled scoring tasks of two latents, 'the word "fox"' and 'the word "owl"', with planted windows."""
+    rng = np.random.default_rng(seed)
     sets = {1: _sets(1, "fox", rng), 2: _sets(2, "owl", rng)}
     explained = {1: {"explanation": 'the word "fox"', "explanation_id": "e1"},
                  2: {"explanation": 'the word "owl"', "explanation_id": "e2"}}
-    tasks = scoring_tasks("sae", explained, sets, {k: v["explanation"] for k, v in explained.items()}, "random", 0)
+    return scoring_tasks("sae", explained, sets, {k: v["explanation"] for k, v in explained.items()}, "random", 0)
+
+
+def test_planted_explanation_correlates_and_its_shuffled_control_does_not(store):
+    tasks = _fox_and_owl_tasks(seed=0)
     with StubLLMServer(prompt_logprobs=_planted_rule) as server:
         client = stub_client(server, store)
         scores = simulation_scores(client, [t.item for t in tasks], max_level=9)
@@ -148,11 +153,7 @@ def _chat_simulator(skip_line_for: str | None = None):
 def test_chat_mode_simulates_through_a_chat_only_server(store):
     """The chat form on a server without prompt logprobs: the model writes each value, and its top logprobs at
     the value give the prediction; the planted explanation correlates, the shuffled one does not."""
-    rng = np.random.default_rng(2)
-    sets = {1: _sets(1, "fox", rng), 2: _sets(2, "owl", rng)}
-    explained = {1: {"explanation": 'the word "fox"', "explanation_id": "e1"},
-                 2: {"explanation": 'the word "owl"', "explanation_id": "e2"}}
-    tasks = scoring_tasks("sae", explained, sets, {k: v["explanation"] for k, v in explained.items()}, "random", 0)
+    tasks = _fox_and_owl_tasks(seed=2)
     with StubLLMServer(reply=_chat_simulator()) as server:  # /completions answers 404: chat only
         scores = simulation_scores(stub_client(server, store), [t.item for t in tasks], max_level=9, mode=CHAT)
         assert server.call_count == 4 * 12
@@ -167,11 +168,7 @@ def test_chat_mode_simulates_through_a_chat_only_server(store):
 
 
 def test_chat_mode_records_a_reply_that_skips_a_line_as_a_failed_window(store):
-    rng = np.random.default_rng(3)
-    sets = {1: _sets(1, "fox", rng), 2: _sets(2, "owl", rng)}
-    explained = {1: {"explanation": 'the word "fox"', "explanation_id": "e1"},
-                 2: {"explanation": 'the word "owl"', "explanation_id": "e2"}}
-    tasks = scoring_tasks("sae", explained, sets, {k: v["explanation"] for k, v in explained.items()}, "random", 0)
+    tasks = _fox_and_owl_tasks(seed=3)
     own = [t.item for t in tasks if t.control == "none"]
     with StubLLMServer(reply=_chat_simulator(skip_line_for="owl")) as server:
         fox, owl = simulation_scores(stub_client(server, store), own, max_level=9, mode=CHAT)

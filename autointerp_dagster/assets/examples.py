@@ -11,7 +11,8 @@ import numpy as np
 from ..core.activation_cache import ActivationCache
 from ..core.coders import SparseCoderError, decoder_directions, lookup, unit_decoder_directions
 from ..core.corpus import load_corpus_info, read_tokens
-from ..core.digest import LatentDigest, digest_rows, promoted_tokens, steered_for_explainer, steering_settings_id
+from ..core.digest import (LatentDigest, digest_rows, promoted_tokens, steered_for_explainer,
+                           steering_settings_id, uses_steering)
 from ..core.sampling import examples_to_rows, sample_latent_range, token_decoder, window_pool_embeddings
 from ..core.store.tables import EXAMPLES, IN_LATENT_RANGE, LATENT_DIGEST, LATENT_SAMPLING
 from ..partitions import sae_latent_partitions
@@ -73,12 +74,13 @@ def examples(context: AssetExecutionContext, settings: SettingsResource, subject
         promoted = promoted_tokens(model, directions, sampling.promoted_tokens, counts)
     explainer = config.explainer_config()
     steered, steering_id, steering_seconds = {}, "", None
-    if kept and sampling.promoted_tokens and explainer.digest == "input+output" and explainer.output_view == "steering":
+    if kept and uses_steering(config):
         began = time.monotonic()
-        steered, steering_id = steered_for_explainer(config, sae, kept, subject_model.load()), steering_settings_id(config)
+        steered = steered_for_explainer(config, sae, kept, subject_model.load())
+        steering_id = steering_settings_id(config)
         steering_seconds = round(time.monotonic() - began, 1)
-    digests = [LatentDigest(le.latent, tuple(le.top_tokens), tuple(p), tuple(steered.get(le.latent, ())), steering_id)
-               for le, p in zip(kept, promoted)]
+    digests = [LatentDigest(le.latent, tuple(le.top_tokens), tuple(p), tuple(steered.get(le.latent, ())),
+                            steering_id) for le, p in zip(kept, promoted)]
     db.replace_rows("latent_digest", pa.Table.from_pylist(digest_rows(sae, digests), schema=LATENT_DIGEST),
                     IN_LATENT_RANGE, params)
     reasons = Counter("dead" if r["reason"].startswith("dead") else "too few activations or windows"
@@ -97,4 +99,3 @@ def examples(context: AssetExecutionContext, settings: SettingsResource, subject
         "output_view": explainer.output_view if explainer.digest == "input+output" else "none",
         **({"steering_seconds": steering_seconds} if steering_seconds is not None else {}),
     })
-

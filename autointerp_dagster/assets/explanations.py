@@ -22,7 +22,7 @@ from ..core.explainers import (
     explainer_id,
     explanation_id,
 )
-from ..core.digest import steering_settings_id
+from ..core.digest import steering_settings_id, uses_steering
 from ..core.sampling import evenly_spaced
 from ..core.store.tables import EXPLANATIONS, IN_LATENT_RANGE
 from ..partitions import sae_latent_partitions
@@ -58,10 +58,8 @@ def explanations(context: AssetExecutionContext, settings: SettingsResource, sto
     sae, range_key, start, end = partition_latents(context, db)
     sets = read_example_sets(db, sae, start, end)
     digests = read_digests(db, sae, start, end)
-    steering_view = explainer.digest == "input+output" and explainer.output_view == "steering"
-    wanted = steering_settings_id(config)
-    if steering_view and config.sampling.promoted_tokens and digests and not any(
-            d.steering_id == wanted for d in digests.values()):
+    if uses_steering(config) and digests and not any(
+            d.steering_id == steering_settings_id(config) for d in digests.values()):
         raise ValueError(f"explainer.output_view is steering, but no latent of {sae} {range_key} has tokens steered "
                          "with these settings in its digest: materialise `examples` for this partition first")
     client = llm.client(db)

@@ -68,7 +68,8 @@ def simulation_scores(context: AssetExecutionContext, settings: SettingsResource
     bad = [(r["latent"], r["control"]) for r in rows
            for m in ("correlation", "correlation_ci_low", "correlation_ci_high")
            if r[m] is not None and not -1.0 <= r[m] <= 1.0]
-    metadata = {"enabled": True, "mode": config.simulation.mode, "latents_scored": len({t.item.latent for t in tasks}), "judge": config.llm.label,
+    metadata = {"enabled": True, "mode": config.simulation.mode, "latents_scored": len({t.item.latent for t in tasks}),
+                "judge": config.llm.label,
                 "statuses": dict(Counter(f"{r['control']}/{r['status']}" for r in rows)),
                 "prompt_tokens": sum(r["prompt_tokens"] for r in rows),
                 "llm_requests": sum(len(r["call_ids"]) for r in rows),

@@ -78,6 +78,14 @@ def promoted_tokens(model, directions: torch.Tensor, top: int, corpus_counts: np
             for row_ids, row_values in zip(ids, values.cpu().tolist())]
 
 
+def uses_steering(settings) -> bool:
+    """Whether the explainer is shown steered tokens: the output-side view of a digest that has an output side and
+    keeps some tokens."""
+    explainer = settings.explainer_config()
+    return (explainer.digest == "input+output" and explainer.output_view == "steering"
+            and settings.sampling.promoted_tokens > 0)
+
+
 def steering_settings_id(settings) -> str:
     """Names everything that shapes the steered tokens: the explainer's windows and KL target, the strength
     search's tolerance and steps, and how many tokens are kept."""

@@ -53,10 +53,15 @@ def _block(number: int, explanation: str) -> str:
     return f"Neuron {number}\nExplanation of neuron {number} behavior: {explanation.strip()}\nActivations:\n<start>\n"
 
 
+def _worked_lines(max_level: int) -> str:
+    """The worked example's `token<TAB>activation` lines, its 0-10 levels rescaled to 0..max_level."""
+    return "".join(f"{_line(t)}\t{round(level * max_level / 10)}\n" for t, level in _EXAMPLE)
+
+
 def simulation_prompt(explanation: str, tokens: Sequence[str], max_level: int) -> SimulationPrompt:
     """The prompt for one window; `offsets[i]` is where the placeholder of `tokens[i]` sits."""
     text = _HEADER.format(max_level=max_level) + _block(1, _EXAMPLE_EXPLANATION)
-    text += "".join(f"{_line(t)}\t{round(level * max_level / 10)}\n" for t, level in _EXAMPLE)
+    text += _worked_lines(max_level)
     text += "<end>\n\n" + _block(2, explanation)
     offsets = []
     for token in tokens:
@@ -81,10 +86,9 @@ def _chat_user(explanation: str, tokens: Sequence[str]) -> str:
 
 def simulation_chat_messages(explanation: str, tokens: Sequence[str], max_level: int) -> list[dict]:
     """The chat form for one window: a worked turn (the example neuron), then this window with "?" values."""
-    worked = "".join(f"{_line(t)}\t{round(level * max_level / 10)}\n" for t, level in _EXAMPLE)
     return [{"role": "system", "content": _CHAT_SYSTEM.format(max_level=max_level)},
             {"role": "user", "content": _chat_user(_EXAMPLE_EXPLANATION, [t for t, _ in _EXAMPLE])},
-            {"role": "assistant", "content": worked},
+            {"role": "assistant", "content": _worked_lines(max_level)},
             {"role": "user", "content": _chat_user(explanation, tokens)}]
 
 
