@@ -214,6 +214,7 @@ def test_the_output_side_explainer_steers_in_examples_and_its_prompts_show_what_
         assert metadata["output_view"].value == "steering" and "steering_seconds" in metadata
         steered_kind = f"steered:{steering_settings_id(load_settings())}"
         counts = {r["kind"]: r["n"] for r in store.query(kinds).to_pylist()}
+        assert metadata["latents_steered"].value == counts[steered_kind]
         assert counts[steered_kind] == counts["top_activating"] > 0
         rows = store.query("SELECT latent, kind, token FROM latent_digest WHERE kind <> 'top_activating' "
                            "ORDER BY latent, kind, rank").to_pylist()

@@ -97,5 +97,7 @@ def examples(context: AssetExecutionContext, settings: SettingsResource, subject
         "hard_negatives": bool(pool is not None),
         "neighbour_negatives": bool(decoder is not None) if no_neighbours is None else no_neighbours,
         "output_view": explainer.output_view if explainer.digest == "input+output" else "none",
-        **({"steering_seconds": steering_seconds} if steering_seconds is not None else {}),
+        **({"steering_seconds": steering_seconds,  # a latent never firing in its explainer windows gets none
+            "latents_steered": sum(bool(tokens) for tokens in steered.values())}
+           if steering_seconds is not None else {}),
     })
