@@ -6,6 +6,8 @@ Each engine runs in its own process (clean timings and peak memory), on the same
   LORD and 10 others under one explanation, sharing their prefix: judgments/s, and P(yes) of each;
 - generation: a short prompt asking for a long answer, 32 tokens: generated tokens/s (prompt included).
 Agreement: P(yes) differences between engines, and how often they give the same answer (Yes/No).
+Batching (CTranslate2): the same judgments, whole prompts of different lengths, in batches of 8 against one
+at a time: seconds a judgment and the largest P(yes) difference (why the engine serves one at a time).
 
 CPU kinds: `native` is this machine; `avx2` caps every library at AVX2 in the child processes (torch's
 ATen and FBGEMM, oneDNN, MKL, CTranslate2), which emulates an AVX2-only Intel machine; `avx2-nomkl`
@@ -26,6 +28,9 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+import numpy as np
+import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -95,6 +100,7 @@ def worker(engine: str, models_dir: str, per_class: int, prompt_tokens: int, rep
         judged.append({"label": label, "p_yes": yes_probability(reply.top_logprobs[0]), "answer": reply.text.strip(),
                        "tokens_in": reply.tokens_in})
     judge_s = time.perf_counter() - started
+    batched = batched_judgments(backend, per_class) if engine == "ctranslate2" else {}
     story = ChatRequest([{"role": "user", "content": "Tell a long story about a river and the people along it."}],
                         max_tokens=32)
     generated, gen_s = timed(backend, story)
@@ -102,7 +108,35 @@ def worker(engine: str, models_dir: str, per_class: int, prompt_tokens: int, rep
             "prompt_tokens_per_s": prompt_runs[0][0].tokens_in / best, "judgments": len(judged),
             "judgments_per_s": len(judged) / judge_s, "judged": judged,
             "generation_tokens_per_s": generated.tokens_out / gen_s, "generated_tokens": generated.tokens_out,
-            "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6}
+            "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6, **batched}
+
+
+def batched_judgments(backend, per_class: int, size: int = 8) -> dict:
+    """Why the engine serves one request at a time: the same judgments in CTranslate2 batches of `size`
+    (prompts of different lengths, whole prompts) against one at a time (whole prompts too): P(yes)
+    differences and seconds a judgment."""
+    from autointerp_dagster.core.llm.chat_tokens import prompt_ids
+
+    tokens = [backend._tokenizer.convert_ids_to_tokens(prompt_ids(backend._tokenizer, judgment(text, label)))
+              for text, label in verses(per_class)]
+    options = {"max_length": 1, "include_prompt_in_result": False, "return_logits_vocab": True}
+
+    def p_yes(result) -> float:  # 0 when neither Yes nor No is among the 200 likeliest tokens
+        row = torch.log_softmax(torch.from_numpy(np.asarray(result.logits[0][0])).float().reshape(-1), dim=-1)
+        top = {}
+        for i in row.topk(200).indices.tolist():
+            top.setdefault(backend._tokenizer.decode([i]), float(row[i]))
+        return yes_probability(top) or 0.0
+
+    started = time.perf_counter()
+    single = [p_yes(backend._generator.generate_batch([t], **options)[0]) for t in tokens]
+    single_s = (time.perf_counter() - started) / len(tokens)
+    started = time.perf_counter()
+    batched = [p_yes(r) for i in range(0, len(tokens), size)
+               for r in backend._generator.generate_batch(tokens[i:i + size], **options)]
+    batched_s = (time.perf_counter() - started) / len(tokens)
+    return {"batch_p_yes_abs_diff_max": max(abs(a - b) for a, b in zip(single, batched)),
+            "batch_seconds_per_judgment": batched_s, "single_seconds_per_judgment": single_s}
 
 
 def run_kind(kind: str, engine: str, args) -> dict:
@@ -154,6 +188,10 @@ def main() -> None:
             lines += [f"{kind}_p_yes_abs_diff_max={max(diffs):.3f}",
                       f"{kind}_p_yes_abs_diff_median={sorted(diffs)[len(diffs) // 2]:.3f}",
                       f"{kind}_same_answer={sum(same)}/{len(same)}"]
+        ct2 = runs["ctranslate2"]
+        lines += [f"{kind}_ct2_whole_prompt_seconds_per_judgment={ct2['single_seconds_per_judgment']:.3f}",
+                  f"{kind}_ct2_batch8_seconds_per_judgment={ct2['batch_seconds_per_judgment']:.3f}",
+                  f"{kind}_ct2_batch8_p_yes_abs_diff_max={ct2['batch_p_yes_abs_diff_max']:.3f}"]
         mean_tokens = sum(j["tokens_in"] for j in runs["ctranslate2"]["judged"]) / runs["ctranslate2"]["judgments"]
         lines.append(f"{kind}_judgment_prompt_tokens_mean={mean_tokens:.0f}")
     print()

@@ -25,7 +25,7 @@ from autointerp_dagster.core.llm.ct2_models import converted_ct2_folder
 from autointerp_dagster.core.llm.factory import local_engine
 from autointerp_dagster.core.llm.types import PromptScoreRequest
 from autointerp_dagster.core.prompts.simulation import simulation_prompt
-from tests.test_llm_client import _request, tiny_chat_model_dir  # noqa: F401 (fixture)
+from tests.test_llm_client import _request, tiny_chat_model_dir, write_tiny_gguf  # noqa: F401 (fixture)
 
 
 @pytest.fixture(scope="module")
@@ -115,19 +115,42 @@ def test_judgments_do_not_depend_on_the_order_or_the_cached_prefix(tiny_chat_mod
                                                                    monkeypatch):
     """int8, the default: a shared prefix is cached, yet each answer is the same in any order and after the
     model is reloaded to drop cached prefixes."""
+    prefilled = _judgment("the cat").messages + [{"role": "assistant", "content": "the"}]  # an explainer's shape
     requests = [_judgment("words about dogs"), _judgment("the mat"), _judgment("the cat", system="short sentence"),
-                _request("the cat sat", max_tokens=1, logprobs=True, top_logprobs=5)]
+                _request("the cat sat", max_tokens=1, logprobs=True, top_logprobs=5),
+                ChatRequest(prefilled, max_tokens=3, logprobs=True, top_logprobs=5)]
 
     def answers(order, max_prefixes=8):
         monkeypatch.setattr(ct2_backend, "MAX_CACHED_PREFIXES", max_prefixes)
         backend = CT2Backend(str(tiny_chat_model_dir), models_dir)
         return {i: backend.generate(requests[i]).top_logprobs for i in order}, backend
 
-    forward, backend = answers([0, 1, 2, 3, 0])
-    assert len(backend._prefixes) == 2  # the two system turns; the one-message request has no prefix
-    backward, _ = answers([3, 2, 1, 0])
-    reloading, _ = answers([0, 2, 1, 3, 2, 0], max_prefixes=1)
+    forward, backend = answers([0, 1, 2, 3, 4, 0])
+    # cached from its second request on: the turns before the example, which the judgments and the prefilled
+    # request share (its prefix ends before the last user message); not the one-off system turn's, and the
+    # one-message request has none
+    assert len(backend._prefixes) == 1
+    backward, _ = answers([4, 3, 2, 1, 0])
+    reloading, _ = answers([0, 2, 1, 3, 2, 4, 0], max_prefixes=1)
     assert forward == backward == reloading
+
+
+def test_a_gguf_converts_in_memory_to_the_same_model(tiny_chat_model_dir, tmp_path):  # noqa: F811
+    """No float32 safetensors copy on the way; the folder carries the tokenizer; float32 answers match the
+    same weights converted from their folder."""
+    (tmp_path / "gguf").mkdir()
+    gguf = tmp_path / "gguf" / "tiny.gguf"
+    write_tiny_gguf(tiny_chat_model_dir, gguf)
+    request = _request("explain the latent", max_tokens=5, logprobs=True, top_logprobs=3)
+    expected = CT2Backend(str(tiny_chat_model_dir), tmp_path / "from-folder", quantize="none").generate(request)
+    backend = CT2Backend(str(gguf), tmp_path / "models", quantize="none")
+    reply = backend.generate(request)
+    assert reply.text == expected.text and reply.tokens_in == expected.tokens_in
+    for got, want in zip(reply.top_logprobs, expected.top_logprobs):
+        assert got.keys() == want.keys() and all(math.isclose(got[k], want[k], abs_tol=1e-4) for k in got)
+    assert not (tmp_path / "models" / "converted").exists()
+    assert sorted(p.name for p in (tmp_path / "models").iterdir()) == ["ct2"]  # no scratch left behind
+    assert (backend._folder / "hf" / "tokenizer.json").is_file()
 
 
 def test_conversion_happens_once_and_leaves_no_partial_folder(tiny_chat_model_dir, models_dir, tmp_path,  # noqa: F811

@@ -378,7 +378,7 @@ def test_int8_only_where_its_kernels_exist(tiny_chat_model_dir, tmp_path):
     assert not bf16.quantize and bf16.generate(ChatRequest([{"role": "user", "content": "the cat"}], 2)).tokens_out
 
 
-def _write_gguf(model_dir, gguf_path) -> None:
+def write_tiny_gguf(model_dir, gguf_path) -> None:
     """Writes the tiny HF model as an unquantised qwen2 GGUF, tokenizer and chat template included."""
     import json
 
@@ -427,7 +427,7 @@ def test_local_backend_converts_a_gguf_once(tiny_chat_model_dir, tmp_path, monke
 
     gguf_dir = tmp_path / "gguf"
     gguf_dir.mkdir()
-    _write_gguf(tiny_chat_model_dir, gguf_dir / "tiny.gguf")
+    write_tiny_gguf(tiny_chat_model_dir, gguf_dir / "tiny.gguf")
     request = _request("explain the latent", max_tokens=5, logprobs=True, top_logprobs=3)
     expected = LocalBackend(str(tiny_chat_model_dir), tmp_path / "unused").generate(request)
 

@@ -39,14 +39,21 @@ def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
     return getattr(torch, dtype)
 
 
-def model_source(spec: str, models_dir: Path) -> str:
-    """Where transformers should load `spec` from: a Hub name, a local folder, or a converted GGUF."""
+def gguf_file(spec: str, models_dir: Path) -> Path | None:
+    """The GGUF file behind `spec` (an embedded model's is assembled on first use); None for other specs."""
     if spec.startswith("embedded:"):
-        return str(converted_gguf_folder(embedded_gguf(spec.removeprefix("embedded:"), models_dir), models_dir))
+        return embedded_gguf(spec.removeprefix("embedded:"), models_dir)
     if spec.endswith(".gguf"):
         gguf = Path(spec).expanduser()
         if not gguf.is_file():
             raise FileNotFoundError(f"GGUF model file {gguf} does not exist")
+        return gguf
+    return None
+
+
+def model_source(spec: str, models_dir: Path) -> str:
+    """Where transformers should load `spec` from: a Hub name, a local folder, or a converted GGUF."""
+    if (gguf := gguf_file(spec, models_dir)) is not None:
         return str(converted_gguf_folder(gguf, models_dir))
     folder = Path(spec).expanduser()
     return str(folder) if folder.is_dir() else spec
@@ -109,20 +116,15 @@ def converted_gguf_folder(gguf: Path, models_dir: Path) -> Path:
     quantisation, so the weights move into a fresh model built from a cleaned config.
     The folder is built beside its final name and renamed, so a crash leaves no half copy.
     """
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM
 
     target = models_dir / "converted" / gguf.stem
     if (target / "config.json").exists():
         return target
     started = time.monotonic()
     print(f"converting {gguf.name} to safetensors (once) ...", flush=True)
-    with _one_gguf_reader():
-        tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
-        loaded = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)
-    config = loaded.config
-    if hasattr(config, "quantization_config"):
-        del config.quantization_config
-    fresh = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    tokenizer, loaded = load_gguf(gguf, torch.float32)
+    fresh = AutoModelForCausalLM.from_config(loaded.config, dtype=torch.float32)
     fresh.load_state_dict(loaded.state_dict())
     fresh.generation_config = loaded.generation_config
     with atomic_path(target) as partial:
@@ -130,6 +132,19 @@ def converted_gguf_folder(gguf: Path, models_dir: Path) -> Path:
         tokenizer.save_pretrained(partial)
     print(f"converted {gguf.name} to {target} in {time.monotonic() - started:.0f} s", flush=True)
     return target
+
+
+def load_gguf(gguf: Path, dtype: torch.dtype):
+    """(tokenizer, model) dequantised from a GGUF file into memory; the config no longer names the quantisation,
+    so the model can be saved or converted like any other."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    with _one_gguf_reader():
+        tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+        model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=dtype)
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    return tokenizer, model
 
 
 @contextmanager

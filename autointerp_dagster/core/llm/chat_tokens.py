@@ -24,10 +24,12 @@ def prompt_ids(tokenizer, request: ChatRequest) -> list[int]:
 
 
 def prefix_length(tokenizer, request: ChatRequest, ids: list[int]) -> int:
-    """Tokens of the messages before the last one, when they are a proper prefix of the prompt's tokens."""
-    if len(request.messages) < 2:
+    """Tokens of the messages before the last user message (the instructions and worked turns that requests of
+    one kind share; a prefilled answer after it does not count), when they are a proper prefix of the prompt."""
+    users = [i for i, message in enumerate(request.messages) if message["role"] == "user"]
+    if not users or users[-1] == 0:
         return 0
-    head = tokenizer.apply_chat_template(request.messages[:-1], tokenize=False)
+    head = tokenizer.apply_chat_template(request.messages[:users[-1]], tokenize=False)
     head_ids = tokenizer(head, add_special_tokens=False)["input_ids"]
     return len(head_ids) if len(head_ids) < len(ids) and ids[: len(head_ids)] == head_ids else 0
 

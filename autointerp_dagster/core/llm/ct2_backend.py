@@ -3,12 +3,17 @@
 Prompt-heavy work (one-token judgments over 300-600-token prompts) is bound by how fast the
 engine reads prompts. CTranslate2's int8 kernels read them faster than torch's dynamic int8 on
 both AVX2 and AVX-512 CPUs (bench/bench_llm_engines.py; figures in the README), so `llm.engine:
-auto` picks it on CPU. The model is converted once from its safetensors folder (core/llm/ct2_models.py).
+auto` picks it on CPU. The model is converted once (core/llm/ct2_models.py).
 
-Like the torch engine it serves one request at a time. A one-token greedy answer (a judgment) is
-computed in chunks fixed by the request alone: the messages before the last one (CTranslate2's
-static prompt, whose state it caches for the next request with the same one), then the rest, so an
-answer never depends on the requests before it (see core/llm/local_backend.py for why that matters).
+Like the torch engine it serves one request at a time. Every answer is computed in chunks fixed by
+the request alone: the messages before the last user message (CTranslate2's static prompt: a judge's
+or explainer's instructions and worked turns), then the rest, so an answer never depends on the
+requests before it (see core/llm/local_backend.py for why that matters). A static prompt's state is
+cached once a second request brings the same one, so the shared instructions are read once, and
+one-off prefixes (a retry's) are not kept. CTranslate2 int8 answers move with how a prompt is
+chunked (P(yes) by up to ~0.06 between one chunk and two), which is why the chunks are fixed.
+Requests are not batched: CTranslate2 4.8's batches of prompts of different lengths gave P(yes)
+values up to 0.77 away from the same prompts one at a time (bench/bench_llm_engines.py shows it).
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from autointerp_dagster.core.hf_models import load_tokenizer, model_fingerprint, model_source, resolve_device
+from autointerp_dagster.core.hf_models import model_fingerprint, resolve_device
 from autointerp_dagster.core.llm.chat_tokens import (
     before_stop,
     prefix_length,
@@ -30,12 +35,13 @@ from autointerp_dagster.core.llm.chat_tokens import (
     prompt_score_reply,
     top_logprobs,
 )
-from autointerp_dagster.core.llm.ct2_models import converted_ct2_folder
+from autointerp_dagster.core.llm.ct2_models import HF_FILES, converted_ct2_folder
 from autointerp_dagster.core.llm.types import BackendError, BackendReply, ChatRequest, PromptScoreReply, PromptScoreRequest
 
-# Static-prompt states CTranslate2 keeps (it never drops one); a judge has a few (detection, fuzzing),
-# so more means varied prefixes, and the model is reloaded (seconds) to free them.
+# Static-prompt states CTranslate2 keeps (it never drops one); a run has a few (explainer, detection,
+# fuzzing), so more means varied prefixes, and the model is reloaded (seconds) to free them.
 MAX_CACHED_PREFIXES = 8
+SEEN_PREFIXES = 4096  # prefixes remembered (as hashes) to tell a shared one from a one-off
 
 
 def compute_type(device: torch.device, quantize: str) -> str:
@@ -73,6 +79,7 @@ class CT2Backend:
         self.max_context = max_context
         self.threads = threads or len(os.sched_getaffinity(0))
         self._prefixes: set[tuple[int, ...]] = set()
+        self._seen: dict[int, None] = {}  # hashes of static prompts met, oldest first
         self._lock = threading.Lock()
         self._folder: Path | None = None
         self._generator = None
@@ -100,9 +107,7 @@ class CT2Backend:
             budget = min(request.max_tokens, self.max_context - len(ids))
             if budget <= 0:
                 raise BackendError(f"prompt of {len(ids)} tokens fills the {self.max_context}-token context", 1)
-            one_token = request.max_tokens == 1 and request.temperature == 0
-            split = prefix_length(self._tokenizer, request, ids) if one_token else 0
-            generated, rows = self._run(ids, split, budget, request)
+            generated, rows = self._run(ids, prefix_length(self._tokenizer, request, ids), budget, request)
             text = self._tokenizer.decode(generated, skip_special_tokens=True)
             return BackendReply(
                 text=before_stop(text, request.stop),
@@ -125,13 +130,13 @@ class CT2Backend:
         return torch.from_numpy(_host_array(logits)[0, rows])
 
     def _load(self) -> None:
-        from transformers import GenerationConfig
+        from transformers import AutoTokenizer, GenerationConfig
 
-        folder = converted_ct2_folder(self.spec, self.models_dir, self.weights)  # first: it may assemble the source
-        self._tokenizer = load_tokenizer(self.spec, self.models_dir)
+        folder = converted_ct2_folder(self.spec, self.models_dir, self.weights)
+        self._tokenizer = AutoTokenizer.from_pretrained(folder / HF_FILES)
         try:
-            end = GenerationConfig.from_pretrained(model_source(self.spec, self.models_dir)).eos_token_id
-        except OSError:  # no generation_config.json
+            end = GenerationConfig.from_pretrained(folder / HF_FILES).eos_token_id
+        except OSError:  # the source had no generation_config.json
             end = None
         end = end if end is not None else self._tokenizer.eos_token_id
         self._end_ids = [end] if isinstance(end, int) else list(end)
@@ -155,7 +160,7 @@ class CT2Backend:
         if request.stop:
             options["callback"] = self._stopper(request.stop)
         if split:
-            self._keep_prefix(tuple(ids[:split]))
+            options["cache_static_prompt"] = self._keep_prefix(tuple(ids[:split]))
             options["static_prompt"], tokens = tokens[:split], tokens[split:]
         [result] = self._generator.generate_batch([tokens], **options)
         generated = result.sequences_ids[0]
@@ -174,12 +179,20 @@ class CT2Backend:
 
         return stop_here
 
-    def _keep_prefix(self, prefix: tuple[int, ...]) -> None:
+    def _keep_prefix(self, prefix: tuple[int, ...]) -> bool:
+        """Whether CTranslate2 should cache this static prompt's state: yes from its second request on."""
         if prefix in self._prefixes:
-            return
+            return True
+        key = hash(prefix)
+        if key not in self._seen:
+            self._seen[key] = None
+            if len(self._seen) > SEEN_PREFIXES:
+                del self._seen[next(iter(self._seen))]
+            return False
         if len(self._prefixes) >= MAX_CACHED_PREFIXES:
             self._generator, self._prefixes = self._new_generator(), set()  # drops CTranslate2's cached states
         self._prefixes.add(prefix)
+        return True
 
 
 def _host_array(row) -> np.ndarray:
