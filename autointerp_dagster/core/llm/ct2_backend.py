@@ -1,9 +1,10 @@
 """The in-process chat model on CTranslate2: the local backend's interface, a faster engine on CPU.
 
-Prompt-heavy work (one-token judgments over 300-600-token prompts) is bound by how fast the
-engine reads prompts. CTranslate2's int8 kernels read them faster than torch's dynamic int8 on
-both AVX2 and AVX-512 CPUs (bench/bench_llm_engines.py; figures in the README), so `llm.engine:
-auto` picks it on CPU. The model is converted once (core/llm/ct2_models.py).
+CTranslate2's int8 kernels read prompts faster than torch's dynamic int8 (1.67x on the AVX-512 development
+machine), need half the memory, and give logprobs that agree with llama.cpp's, where torch's P(yes) sits a
+median 0.20 away; torch judges faster on that machine (one forward pass a judgment against two), not enough
+to shorten a run (bench/bench_llm_engines.py; figures in the README). So `llm.engine: auto` picks
+CTranslate2 on CPU. The model is converted once (core/llm/ct2_models.py).
 
 Like the torch engine it serves one request at a time. Every answer is computed in chunks fixed by
 the request alone: the messages before the last user message (CTranslate2's static prompt: a judge's
@@ -13,7 +14,7 @@ cached once a second request brings the same one, so the shared instructions are
 one-off prefixes (a retry's) are not kept. CTranslate2 int8 answers move with how a prompt is
 chunked (P(yes) by up to ~0.06 between one chunk and two), which is why the chunks are fixed.
 Requests are not batched: CTranslate2 4.8's batches of prompts of different lengths gave P(yes)
-values up to 0.77 away from the same prompts one at a time (bench/bench_llm_engines.py shows it).
+values up to ~0.8 away from the same prompts one at a time (bench/bench_llm_engines.py shows it).
 """
 
 from __future__ import annotations
