@@ -27,8 +27,9 @@ def build_backend(config: LLMConfig, models_dir: str | Path) -> Backend:
 
 
 def local_engine(config: LLMConfig) -> str:
-    """`auto`: CTranslate2 on CPU, where it reads prompts faster than torch on AVX2 and AVX-512 machines alike
-    (bench/bench_llm_engines.py); torch on CUDA, where the two were not compared."""
+    """`auto`: CTranslate2 on CPU, where it reads prompts faster than torch on AVX2 and AVX-512 machines alike,
+    with half the memory and logprobs that agree with llama.cpp's (bench/bench_llm_engines.py); torch on CUDA,
+    where the two were not compared."""
     if config.engine != "auto":
         return config.engine
     return "ctranslate2" if resolve_device(config.device).type == "cpu" else "torch"
