@@ -115,7 +115,7 @@ def batched_judgments(backend, per_class: int, size: int = 8) -> dict:
     """Why the engine serves one request at a time: the same judgments in CTranslate2 batches of `size`
     (prompts of different lengths, whole prompts) against one at a time (whole prompts too): P(yes)
     differences and seconds a judgment."""
-    from autointerp_dagster.core.llm.chat_tokens import prompt_ids
+    from autointerp_dagster.core.llm.chat_tokens import prompt_ids, top_logprobs
 
     tokens = [backend._tokenizer.convert_ids_to_tokens(prompt_ids(backend._tokenizer, judgment(text, label)))
               for text, label in verses(per_class)]
@@ -123,9 +123,7 @@ def batched_judgments(backend, per_class: int, size: int = 8) -> dict:
 
     def p_yes(result) -> float:  # 0 when neither Yes nor No is among the 200 likeliest tokens
         row = torch.log_softmax(torch.from_numpy(np.asarray(result.logits[0][0])).float().reshape(-1), dim=-1)
-        top = {}
-        for i in row.topk(200).indices.tolist():
-            top.setdefault(backend._tokenizer.decode([i]), float(row[i]))
+        [top] = top_logprobs(backend._tokenizer, [row], [int(row.argmax())], 200)
         return yes_probability(top) or 0.0
 
     started = time.perf_counter()

@@ -58,8 +58,8 @@ def explanations(context: AssetExecutionContext, settings: SettingsResource, sto
     sae, range_key, start, end = partition_latents(context, db)
     sets = read_example_sets(db, sae, start, end)
     digests = read_digests(db, sae, start, end)
-    if uses_steering(config) and digests and not any(
-            d.steering_id == steering_settings_id(config) for d in digests.values()):
+    if uses_steering(config) and digests and steering_settings_id(config) not in {
+            d.steering_id for d in digests.values()}:
         raise ValueError(f"explainer.output_view is steering, but no latent of {sae} {range_key} has tokens steered "
                          "with these settings in its digest: materialise `examples` for this partition first")
     client = llm.client(db)

@@ -128,6 +128,9 @@ class ExplainerConfig(Section):
         "windows (the output-side explainer; costs subject-model forwards in `examples`)")
     steering_prompts: int = Field(4, ge=1, description="output_view steering: explainer windows steered a latent")
     steering_kl_target: float = Field(1.0, gt=0, description="output_view steering: mean next-token KL, nats")
+    highlight_threshold: float = Field(HIGHLIGHT_THRESHOLD, gt=0, le=1)
+    max_tokens: int = Field(256, ge=1)
+    temperature: float = Field(0.0, ge=0)
     later_fields: ClassVar[tuple[str, ...]] = ("output_view", "steering_prompts", "steering_kl_target")
 
     def identity(self) -> dict:
@@ -137,9 +140,6 @@ class ExplainerConfig(Section):
             fields.pop("steering_prompts", None)
             fields.pop("steering_kl_target", None)
         return fields
-    highlight_threshold: float = Field(HIGHLIGHT_THRESHOLD, gt=0, le=1)
-    max_tokens: int = Field(256, ge=1)
-    temperature: float = Field(0.0, ge=0)
 
     @model_validator(mode="after")
     def _prefill_without_reasoning(self):
