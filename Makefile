@@ -3,7 +3,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PYTHON ?= python3
 
-.PHONY: run test ui bench
+.PHONY: run test chaos ui bench
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,9 @@ $(CHROMIUM):
 
 test: $(BIN)/.installed $(CHROMIUM)  ## the whole test suite, the embedded-model end-to-end test included
 	$(BIN)/pytest -q -rs
+
+chaos: $(BIN)/.installed  ## the chaos suite alone: kills at every stage, a damaged cache, a full disk, a locked file
+	$(BIN)/pytest -q -rs -m chaos
 
 ui: $(BIN)/.installed  ## the Dagster UI on http://127.0.0.1:3000
 	$(BIN)/autointerp ui

@@ -4,6 +4,11 @@ Its dagster.yaml bounds model work by configuration: steps that load the subject
 `model`, explanation and scoring steps (which may load an in-process judge) in the pool `llm`, each
 limited per step across all runs; and at most `concurrency.runs` runs are in progress at once. So a
 backfill or the sensor's automation over many partitions queues instead of loading many models.
+
+It also keeps the daemon path moving after a crash (settings `instance`, see liveness.py): run monitoring
+asks the launcher whether each run's process is alive and fails a dead run, frees the pool slots of ended
+runs, and run retries re-execute a failed run from its failed step. Messages of the project's own loggers
+(e.g. a writer waiting for the results file) go into the runs' logs.
 """
 
 from __future__ import annotations
@@ -20,14 +25,24 @@ LLM_POOL = "llm"
 
 
 def instance_yaml(settings: Settings) -> str:
+    kept = settings.instance
     config = {
         "telemetry": {"enabled": False},
         "concurrency": {
             "pools": {"default_limit": 1, "granularity": "op"},
             "runs": {"max_concurrent_runs": settings.concurrency.runs},
         },
+        "run_launcher": {"module": "autointerp_dagster.liveness", "class": "LocalRunLauncher"},
+        "run_monitoring": {
+            "enabled": True,
+            "poll_interval_seconds": kept.monitor_interval_s,
+            "free_slots_after_run_end_seconds": kept.free_slots_after_s,
+            "max_resume_run_attempts": 0,  # the default launcher cannot resume a run worker: fail, then retry
+        },
+        "run_retries": {"enabled": kept.run_retries > 0, "max_retries": kept.run_retries},
+        "python_logs": {"managed_python_loggers": ["autointerp_dagster"], "python_log_level": "INFO"},
     }
-    return "# Written by autointerp from the settings' `concurrency` section; edits are replaced.\n" + yaml.safe_dump(
+    return "# Written by autointerp from the settings' `concurrency` and `instance` sections; edits are replaced.\n" + yaml.safe_dump(
         config, sort_keys=False)
 
 

@@ -20,7 +20,7 @@ from urllib.parse import unquote
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from autointerp_dagster.core.activation_cache import MANIFEST, ActivationCache  # noqa: E402
+from autointerp_dagster.core.cache import MANIFEST, ActivationCache  # noqa: E402
 from autointerp_dagster.core.corpus import load_corpus_info, read_tokens  # noqa: E402
 from autointerp_dagster.core.hf_models import load_tokenizer  # noqa: E402
 from autointerp_dagster.core.sampling import (  # noqa: E402

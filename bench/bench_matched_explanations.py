@@ -19,7 +19,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from autointerp_dagster.core.activation_cache import ActivationCache  # noqa: E402
+from autointerp_dagster.core.cache import ActivationCache  # noqa: E402
 from autointerp_dagster.core.coders import decoder_directions, lookup  # noqa: E402
 from autointerp_dagster.core.config import load_settings  # noqa: E402
 from autointerp_dagster.core.corpus import load_corpus_info, read_tokens  # noqa: E402

@@ -106,6 +106,9 @@ class StubLLMServer:
     reject_logprobs: bool = False
     prompt_logprobs: Callable[[str, int], dict[str, float]] | None = None
     requests: list[RecordedRequest] = field(default_factory=list)
+    answered: list[dict] = field(default_factory=list)  # bodies of the requests answered with a completion
+    models: tuple[str, ...] = ()  # what GET /models lists
+    api_key: str | None = None  # when set, requests without `Authorization: Bearer <api_key>` get a 401
 
     def __post_init__(self):
         self._queue: deque[Answer] = deque()
@@ -170,9 +173,27 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format, *args):  # quiet: tests read their own logs
         pass
 
+    def _refused(self) -> bool:
+        """A 401 like OpenAI's when the server wants a key and the request lacks it."""
+        if self.stub.api_key is None or self.headers.get("Authorization") == f"Bearer {self.stub.api_key}":
+            return False
+        self._send(401, {"error": {"message": "Incorrect API key provided", "type": "invalid_request_error",
+                                   "code": "invalid_api_key"}})
+        return True
+
+    def do_GET(self):
+        if self._refused():
+            return
+        if self.path.rstrip("/").endswith("/models"):  # what vLLM and OpenAI list: the served model names
+            self._send(200, {"object": "list", "data": [{"id": name, "object": "model"} for name in self.stub.models]})
+        else:
+            self._send(404, {"error": {"message": f"no route {self.path}"}})
+
     def do_POST(self):
         length = int(self.headers.get("Content-Length", 0))
         body = json.loads(self.rfile.read(length) or b"{}")
+        if self._refused():
+            return
         chat = self.path.rstrip("/").endswith("/chat/completions")
         legacy = not chat and self.path.rstrip("/").endswith("/completions") and self.stub.prompt_logprobs
         if not (chat or legacy):
@@ -196,6 +217,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(answer.status, {"error": error}, headers)
         else:
             self._send(200, _completion(body, answer if isinstance(answer, StubReply) else StubReply(answer)))
+            with self.stub._lock:
+                self.stub.answered.append(body)
 
     def _send(self, status: int, payload: dict, headers: dict | None = None) -> None:
         self._send_raw(status, json.dumps(payload).encode(), headers or {})

@@ -14,7 +14,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from autointerp_dagster.core.activation_cache import MANIFEST, CacheSummary
+from autointerp_dagster.core.cache import MANIFEST, CacheSummary
 from autointerp_dagster.core.store import TABLES, ResultsStore
 
 SAE = "tiny/layers.1/run-a"

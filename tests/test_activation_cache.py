@@ -7,12 +7,8 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
-from autointerp_dagster.core.activation_cache import (
-    ActivationCache,
-    CacheMissingError,
-    CacheTarget,
-    cache_activations,
-)
+from autointerp_dagster.core.cache import ActivationCache, CacheMissingError
+from autointerp_dagster.core.cache.writer import CacheTarget, cache_activations
 from autointerp_dagster.core.coders import CoderSource, SparseCoderError, load_coder
 from autointerp_dagster.core.corpus import build_corpus, read_tokens
 from autointerp_dagster.core.latent_ranges import latent_range, range_bounds, range_keys

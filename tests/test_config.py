@@ -1,4 +1,5 @@
-"""The one settings tree: precedence, validation at load, the printed configuration, the README's table."""
+"""The one settings tree: precedence, validation at load, the printed configuration, the reference table in
+docs/configuration.md."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import yaml
 
 from autointerp_dagster.core.config import ConfigError, load_settings, load_settings_with_sources
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+REFERENCE = Path(__file__).resolve().parents[1] / "docs" / "configuration.md"
 
 
 def test_precedence_defaults_file_environment(tmp_path):
@@ -74,11 +75,11 @@ def test_config_command_shows_sources_and_never_the_key(tmp_path):
     assert bad.returncode == 2 and "AUTOINTERP_CORPUS_CTX_LEN" in bad.stderr
 
 
-def test_readme_settings_table_is_the_code_s():
+def test_the_settings_reference_is_the_code_s():
     from autointerp_dagster.cli import settings_reference_markdown
 
-    text = README.read_text()
+    text = REFERENCE.read_text()
     start, end = "<!-- settings:start -->\n", "\n<!-- settings:end -->"
-    assert start in text and end in text, "README lacks the generated settings table"
+    assert start in text and end in text, "docs/configuration.md lacks the generated settings table"
     table = text[text.index(start) + len(start):text.index(end)]
-    assert table == settings_reference_markdown(), "README's settings table is stale: autointerp config --markdown"
+    assert table == settings_reference_markdown(), "docs/configuration.md is stale: autointerp config --markdown"

@@ -56,8 +56,7 @@ def test_core_does_not_import_dagster():
 
 def test_main_job_then_sensor(project, instance, llm_server, capsys):
     from autointerp_dagster.cli import run_pipeline
-    from autointerp_dagster.core.activation_cache import ActivationCache
-    from autointerp_dagster.core.coders import cache_path
+    from autointerp_dagster.core.cache import ActivationCache, cache_folder
     from autointerp_dagster.definitions import build_resources, defs
 
     assert run_pipeline(project) == 0
@@ -83,7 +82,7 @@ def test_main_job_then_sensor(project, instance, llm_server, capsys):
         record = instance.fetch_materializations(
             AssetRecordsFilter(asset_key=AssetKey("activation_cache"), asset_partitions=[key]), limit=1).records[0]
         metadata = record.asset_materialization.metadata
-        summary = ActivationCache(cache_path(project, key)).summary
+        summary = ActivationCache(cache_folder(project.cache_dir, key)).summary
         assert metadata["nonzeros"].value == summary.nnz == caches[key]["nnz"]
         assert metadata["tokens"].value == summary.encoded_tokens
         assert "data:image/png;base64," in metadata["firing_frequency_histogram"].value
@@ -195,7 +194,7 @@ def test_main_job_then_sensor(project, instance, llm_server, capsys):
 
     # A cache is stale once what it was built from changes: the corpus spec, or the model behind the alias.
     from autointerp_dagster.core.config import load_settings
-    from autointerp_dagster.planning import plan_caches
+    from autointerp_dagster.core.cache.plan import plan_caches
 
     assert plan_caches(project, KEYS).changed == []
     for change in ({"corpus.token_budget": 32 * 20}, {"model": str(project.model) + "/"}):
@@ -225,5 +224,10 @@ def test_sensor_groups_new_coders_into_one_run(project, instance):
     sensor = defs.get_sensor_def("sae_discovery_sensor")
     result = sensor(build_sensor_context(instance=instance, resources={"settings": build_resources()["settings"]}))
     assert result.dynamic_partitions_requests[0].partition_keys == KEYS
+    # A fresh home first gets its inputs (the corpus, which examples read), once; then one caching run.
+    assert [r.job_name for r in result.run_requests] == ["inputs_job", "cache_job"]
     assert [(r.tags[ASSET_PARTITION_RANGE_START_TAG], r.tags[ASSET_PARTITION_RANGE_END_TAG])
-            for r in result.run_requests] == [(KEYS[0], KEYS[-1])]
+            for r in result.run_requests[1:]] == [(KEYS[0], KEYS[-1])]
+    again = sensor(build_sensor_context(instance=instance, resources={"settings": build_resources()["settings"]},
+                                        cursor=result.cursor))
+    assert "inputs_job" not in [r.job_name for r in getattr(again, "run_requests", None) or []]

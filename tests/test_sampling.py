@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import shutil
 
 import numpy as np
@@ -11,7 +12,9 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
-from autointerp_dagster.core.activation_cache import ActivationCache, CacheTarget, cache_activations
+from autointerp_dagster.core.cache import MANIFEST, ActivationCache
+from autointerp_dagster.core.cache.reader import file_record
+from autointerp_dagster.core.cache.writer import CacheTarget, cache_activations
 from autointerp_dagster.core.coders import CoderSource, load_coder
 from autointerp_dagster.core.config import SamplingConfig
 from autointerp_dagster.core.store.tables import EXAMPLES
@@ -307,6 +310,9 @@ def test_dead_and_rare_latents_are_skipped(setup, tmp_path):
         latent = part["latent"].to_numpy()
         keep = (latent != dead) & ((latent != rare) | (np.cumsum(latent == rare) <= 3))
         pq.write_table(part.filter(pa.array(keep)), shard)
+    manifest = json.loads((folder / MANIFEST).read_text())  # the edited shards are what this cache holds now
+    manifest["files"] = {name: file_record(folder / name) for name in manifest["files"]}
+    (folder / MANIFEST).write_text(json.dumps(manifest))
     examples = build_examples(ActivationCache(folder), setup["tokens"], setup["decode"], [rare, dead, 0], KEY, CONFIG)
     assert [le.latent for le in examples] == [rare, dead, 0]
     assert examples[1].status == "skipped" and examples[1].reason == "dead latent: never fires in the cache"

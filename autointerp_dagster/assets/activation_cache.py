@@ -4,14 +4,15 @@
 import pyarrow as pa
 from dagster import AssetExecutionContext, BackfillPolicy, MaterializeResult, MetadataValue, asset
 
-from ..core.activation_cache import ActivationCache, CacheTarget, cache_activations
-from ..core.coders import cache_path, load_coder, lookup
+from ..core.cache import ActivationCache, cache_folder
+from ..core.cache.plan import cache_inputs_fingerprint
+from ..core.cache.writer import CacheTarget, cache_activations
+from ..core.coders import load_coder, lookup
 from ..core.corpus import build_corpus
 from ..core.plots import firing_frequency_histogram, markdown_image
 from ..core.store.tables import ACTIVATION_CACHES
 from ..partitions import sae_partitions
 from ..instance import MODEL_POOL
-from ..planning import cache_inputs_fingerprint
 from .progress import throttled_log
 from ..resources import SettingsResource, StoreResource, SubjectModelResource
 from .corpus import corpus
@@ -42,7 +43,7 @@ def activation_cache(
         CacheTarget(
             key=key,
             coder=load_coder(coder.source, base_model=model.body, device=model.device),
-            path=cache_path(config, key),
+            path=cache_folder(config.cache_dir, key),
             fingerprint=cache_inputs_fingerprint(config, coder),
         )
         for key, coder in registered.items()

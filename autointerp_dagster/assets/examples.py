@@ -8,7 +8,7 @@ from dagster import AssetDep, AssetExecutionContext, AutomationCondition, Materi
 
 import numpy as np
 
-from ..core.activation_cache import ActivationCache
+from ..core.cache import ActivationCache
 from ..core.coders import SparseCoderError, decoder_directions, lookup, unit_decoder_directions
 from ..core.corpus import load_corpus_info, read_tokens
 from ..core.digest import (LatentDigest, digest_rows, promoted_tokens, steered_for_explainer,

@@ -13,8 +13,7 @@ from dagster import (
     asset,
 )
 
-from ..core.activation_cache import ActivationCache
-from ..core.coders import cache_path
+from ..core.cache import ActivationCache, cache_folder
 from ..core.latent_ranges import latent_range
 from ..core.store.tables import IN_LATENT_RANGE
 from ..partitions import RANGE_DIMENSION, SAE_DIMENSION, sae_latent_partitions
@@ -33,7 +32,7 @@ def latent_stats(context: AssetExecutionContext, settings: SettingsResource, sto
     config = settings.get()
     keys = context.partition_key.keys_by_dimension
     sae, range_key = keys[SAE_DIMENSION], keys[RANGE_DIMENSION]
-    cache = ActivationCache(cache_path(config, sae))
+    cache = ActivationCache(cache_folder(config.cache_dir, sae))
     start, end = latent_range(cache.n_latents, range_key)
     stats = cache.latent_stats()
     stats = stats.filter(pc.and_(pc.greater_equal(stats["latent"], start), pc.less(stats["latent"], end)))

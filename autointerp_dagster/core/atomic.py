@@ -20,6 +20,12 @@ from pathlib import Path
 
 import psutil
 
+from .errors import UserError
+
+
+class NoSpaceError(UserError, OSError):
+    """The disk filled up during a build; the previous target is intact."""
+
 
 @contextmanager
 def atomic_path(target: str | Path) -> Iterator[Path]:
@@ -35,8 +41,13 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
     try:
         yield tmp
         _replace(tmp, target)
-    except BaseException:
+    except BaseException as exc:
         _remove(tmp)
+        if isinstance(exc, OSError) and (exc.errno == errno.ENOSPC or "No space left" in str(exc)):
+            free = shutil.disk_usage(target.parent).free
+            raise NoSpaceError(f"no space left on the disk holding {target.parent} ({free / 1e6:,.1f} MB free) while "
+                               f"writing {target.name}; nothing was replaced: {target} is as it was. Free space, or "
+                               "move AUTOINTERP_HOME (setting `home`) to a larger disk, then run again") from exc
         raise
 
 

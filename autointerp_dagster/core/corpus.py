@@ -21,11 +21,12 @@ import pyarrow.parquet as pq
 from .atomic import atomic_path
 from .embedded import kjv_documents
 from .config import EMBEDDED_CORPUS, CorpusSpec
+from .errors import UserError
 
 TEXT_SUFFIXES = (".txt", ".jsonl", ".parquet")
 
 
-class CorpusError(ValueError):
+class CorpusError(UserError, ValueError):
     """A corpus that cannot be built: missing files, no text, or fewer tokens than one row."""
 
 

@@ -16,12 +16,13 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from .errors import UserError
 from .hf_models import load_causal_lm, load_tokenizer, resolve_device, resolve_dtype
 
 Capture = tuple[str, str]  # (module name, "input" | "output")
 
 
-class HookpointError(ValueError):
+class HookpointError(UserError, ValueError):
     """A hookpoint that the model does not have."""
 
 

@@ -12,7 +12,7 @@ from .discovery import discover_coders
 from .identity import coder_identity, coder_key, source_fingerprint
 from .load import KINDS, load_coder
 from .locate import detect_format, parse_hub_path, resolve_local
-from .registry import CoderSettings, RegisteredCoder, cache_fingerprint, cache_path, lookup, registered_coders
+from .registry import CoderSettings, RegisteredCoder, lookup, registered_coders
 
 __all__ = [
     "KINDS",
@@ -21,8 +21,6 @@ __all__ = [
     "RegisteredCoder",
     "SparseCoder",
     "SparseCoderError",
-    "cache_fingerprint",
-    "cache_path",
     "coder_identity",
     "coder_key",
     "decoder_directions",

@@ -11,9 +11,10 @@ from __future__ import annotations
 import torch
 
 from ..config import CoderSource
+from ..errors import UserError
 
 
-class SparseCoderError(ValueError):
+class SparseCoderError(UserError, ValueError):
     """A sparse coder that cannot be found, read or placed on the model."""
 
 

@@ -1,4 +1,4 @@
-"""Which sparse coders a deployment has, under which keys, and where their caches live.
+"""Which sparse coders a deployment has, and under which keys.
 
 Coders come from the settings (`saes:`) and from the watched directory (`sae_dir`, by
 default `$AUTOINTERP_HOME/saes`). Each gets a key `model/hookpoint[/name]`: the name
@@ -8,12 +8,10 @@ on one hookpoint apart, so they never share a partition or a cache folder.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
-from urllib.parse import quote
 
 from .base import CoderSource, SparseCoderError
 from .discovery import discover_coders
@@ -21,7 +19,7 @@ from .identity import coder_identity, coder_key, source_fingerprint
 
 
 class CoderSettings(Protocol):
-    """The parts of the deployment settings that say which coders exist and where caches go."""
+    """The parts of the deployment settings that say which coders exist."""
 
     @property
     def saes(self) -> Sequence[CoderSource]: ...
@@ -31,9 +29,6 @@ class CoderSettings(Protocol):
 
     @property
     def alias(self) -> str: ...
-
-    @property
-    def cache_dir(self) -> Path: ...
 
 
 @dataclass(frozen=True)
@@ -75,17 +70,3 @@ def lookup(settings: CoderSettings, keys: list[str]) -> dict[str, RegisteredCode
             f"Known coders:\n  {known}"
         )
     return {key: coders[key] for key in keys}
-
-
-def cache_fingerprint(settings: CoderSettings, key: str) -> str | None:
-    """The coder fingerprint a complete cache was built from (None when there is no complete cache)."""
-    # Imported here: the cache module imports the settings, which import this package.
-    from ..activation_cache import MANIFEST
-
-    manifest = cache_path(settings, key) / MANIFEST
-    return json.loads(manifest.read_text()).get("fingerprint") if manifest.exists() else None
-
-
-def cache_path(settings: CoderSettings, key: str) -> Path:
-    """The cache folder of a coder: one flat folder per key (the key quoted, so keys never nest)."""
-    return settings.cache_dir / quote(key, safe="")

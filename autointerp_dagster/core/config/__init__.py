@@ -24,6 +24,7 @@ from .sections import (
     CorpusSpec,
     EmbeddedSaeSpec,
     ExplainerConfig,
+    InstanceConfig,
     LLMConfig,
     SamplingConfig,
     ScorerConfig,
@@ -36,7 +37,7 @@ from .sections import (
 __all__ = [
     "CONFIG_ENV", "ENV_PREFIX", "EMBEDDED_CORPUS", "EMBEDDED_JUDGE", "EMBEDDED_MODEL", "HIGHLIGHT_THRESHOLD",
     "LOCAL_EXPLAINER", "CoderSource", "ConcurrencyConfig", "ConfigError", "CorpusSpec", "EmbeddedSaeSpec",
-    "ExplainerConfig", "LLMConfig", "SamplingConfig", "ScorerConfig", "Section", "Settings", "SimulationConfig",
+    "ExplainerConfig", "InstanceConfig", "LLMConfig", "SamplingConfig", "ScorerConfig", "Section", "Settings", "SimulationConfig",
     "SubjectScorersConfig", "describe",
     "env_names", "load_settings", "load_settings_with_sources", "reference_rows",
 ]

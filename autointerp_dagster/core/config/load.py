@@ -19,13 +19,14 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from ..errors import UserError
 from .sections import LLMConfig, Section, Settings
 
 ENV_PREFIX = "AUTOINTERP_"
 CONFIG_ENV = "AUTOINTERP_CONFIG"
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """A configuration that cannot be used: the message names the key and what it accepts."""
 
 
@@ -84,7 +85,7 @@ def _flatten(tree: Any, prefix: tuple[str, ...] = ()) -> Iterator[tuple[str, ...
 
 def _read_yaml(path: Path) -> dict:
     if not path.is_file():
-        raise ConfigError(f"{CONFIG_ENV} names {path}, which does not exist")
+        raise ConfigError(f"the settings file {path} does not exist (from --config or {CONFIG_ENV})")
     try:
         values = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as exc:

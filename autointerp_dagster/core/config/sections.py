@@ -248,6 +248,16 @@ class ConcurrencyConfig(Section):
     runs: int = Field(4, ge=1, description="Dagster runs in progress at once")
 
 
+class InstanceConfig(Section):
+    """How the Dagster instance keeps runs moving (written into its dagster.yaml by `autointerp`): run monitoring
+    finds runs whose process died (killed, out of memory) and fails them, frees the pool slots of ended runs,
+    and the run-retry daemon re-executes a failed run from its failed step (LLM answers come from the cache)."""
+
+    run_retries: int = Field(2, ge=0, description="re-executions of a failed run, from its failed step (daemon path)")
+    monitor_interval_s: int = Field(15, ge=1, description="how often run monitoring checks that runs are alive")
+    free_slots_after_s: int = Field(15, ge=0, description="pool slots of an ended run are freed this long after")
+
+
 LOCAL_EXPLAINER = {"few_shot": True, "show_activations": False, "reasoning": False, "prefill": True, "max_tokens": 40}
 
 
@@ -285,6 +295,7 @@ class Settings(Section):
     max_parse_failure_rate: float = Field(0.25, ge=0, le=1, description="asset checks fail above this share")
     llm: LLMConfig = LLMConfig()
     concurrency: ConcurrencyConfig = ConcurrencyConfig()
+    instance: InstanceConfig = InstanceConfig()
 
     @field_validator("home", "sae_dir")
     @classmethod

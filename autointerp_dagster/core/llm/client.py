@@ -18,7 +18,7 @@ from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, replace
 
-from autointerp_dagster.core.llm.records import CallRecord, LLMRecords, cache_key, prompt_score_key
+from autointerp_dagster.core.llm.records import CallRecord, Journal, LLMRecords, cache_key, prompt_score_key
 from autointerp_dagster.core.llm.types import (
     CACHED,
     ERROR,
@@ -93,6 +93,7 @@ class LLMClient:
         results: list = [None] * len(requests)
         done = 0
         batch = _PendingRows(self.records)
+        journal = self.records.journal() if self.records is not None else None
         try:
             hits = self.records.lookup(list(positions)) if self.use_cache else {}
             for key, where in positions.items():
@@ -110,7 +111,7 @@ class LLMClient:
                     for future in finished:
                         key = running.pop(future)
                         where = positions[key]
-                        result = self._record(requests[where[0]], key, *future.result(), kind, batch)
+                        result = self._record(requests[where[0]], key, *future.result(), kind, batch, journal)
                         done += _fill(results, where, result)
                         if on_progress:
                             on_progress(done, len(requests))
@@ -119,6 +120,8 @@ class LLMClient:
                         last_flush = time.monotonic()
         finally:
             batch.flush()
+            if journal is not None:  # only once its rows are in the tables (a failed flush keeps it)
+                journal.discard()
         return results
 
     def _call(self, call: Callable, request) -> tuple[object | None, str | None, int, float]:
@@ -133,14 +136,18 @@ class LLMClient:
             return None, f"{type(exc).__name__}: {exc}", 1, time.perf_counter() - start
 
     def _record(self, request, key: str, reply, error: str | None, attempts: int, latency_s: float,
-                kind: _Kind, batch: _PendingRows):
+                kind: _Kind, batch: _PendingRows, journal: Journal | None):
         if reply is None:
             log.warning("LLM request failed (%s) after %d attempts: %s", request.purpose or "-", attempts, error)
         result = kind.result(reply, error, latency_s, False)
+        response = None
         if reply is not None and self.use_cache:
-            response = {k: v for k, v in vars(reply).items() if k != "attempts"}
-            batch.responses.append((key, self.backend.model, response))
-        batch.calls.append(self._log_row(result, request, key, attempts))
+            response = (key, self.backend.model, {k: v for k, v in vars(reply).items() if k != "attempts"})
+            batch.responses.append(response)
+        call = self._log_row(result, request, key, attempts)
+        batch.calls.append(call)
+        if journal is not None:
+            journal.append(response, call)
         return result
 
     def _from_cache(self, request, key: str, reply, kind: _Kind, batch: _PendingRows):

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import duckdb
 
-from ..activation_cache import ActivationCache, CacheMissingError
+from ..cache import ActivationCache, CacheMissingError
 from ..report import SCORER_METRICS
 from ..store import ResultsStore
 

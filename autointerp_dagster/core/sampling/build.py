@@ -18,10 +18,9 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
-from typing import TYPE_CHECKING
-
 import numpy as np
 
+from ..cache import ActivationCache
 from ..config import SamplingConfig
 from .examples import ACTIVATING, HARD_NEGATIVE, NEIGHBOUR_NEGATIVE, RANDOM_NEGATIVE, Example
 from .negatives import WindowPool, random_negative_windows
@@ -29,8 +28,6 @@ from .neighbours import NeighbourWindows, nearest_latents
 from .tokens import TokenDecoder
 from .windows import activating_windows, quantile_ranks, split_train_test, window_records
 
-if TYPE_CHECKING:  # only annotated: importing it would load torch wherever an Example is used
-    from ..activation_cache import ActivationCache
 
 OK = "ok"
 SKIPPED = "skipped"

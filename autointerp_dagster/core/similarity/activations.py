@@ -11,7 +11,7 @@ import numpy as np
 import pyarrow as pa
 from scipy.sparse import csc_matrix
 
-from ..activation_cache import ActivationCache
+from ..cache import ActivationCache
 
 
 class CacheMismatchError(ValueError):

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pyarrow as pa
 
-from ..activation_cache import ActivationCache, CacheMissingError
-from ..coders import SparseCoderError, cache_path, registered_coders, unit_decoder_directions
+from ..cache import ActivationCache, CacheMissingError, cache_folder
+from ..coders import SparseCoderError, registered_coders, unit_decoder_directions
 from ..config import Settings
 from ..store import ResultsStore
 from ..store.tables import SAE_SIMILARITY
@@ -57,7 +57,7 @@ def coder_loader(settings: Settings, store: ResultsStore, explainer: str,
         decoder = unit_decoder_directions(coders[key].source)
         data = CoderData(key, decoder, explanations=explained_texts(store, key, explainer, explainer_model))
         try:
-            cache = ActivationCache(cache_path(settings, key))
+            cache = ActivationCache(cache_folder(settings.cache_dir, key))
         except CacheMissingError:
             return data
         data.cache = cache

@@ -15,7 +15,7 @@ import numpy as np
 import pyarrow as pa
 from scipy.sparse import csc_matrix
 
-from ..activation_cache import ActivationCache
+from ..cache import ActivationCache
 from ..metrics import mean_ci
 from ..store.tables import LATENT_MATCHES
 from .activations import matched_correlations

@@ -2,7 +2,8 @@
 
 DuckDB lets one process write a file at a time, and a Dagster run may have several
 processes. So every access opens a connection, does its work and closes it, and a
-connection that finds the file locked waits and tries again instead of failing.
+connection that finds the file locked waits and tries again instead of failing, saying
+(logger `autointerp_dagster...`, so in the run's log) which process holds the file.
 Heavy data (activations, tokens) lives in Parquet files beside the database; the
 tables here hold results keyed so that a re-run replaces rows instead of adding them.
 """
@@ -10,7 +11,10 @@ tables here hold results keyed so that a re-run replaces rows instead of adding 
 from __future__ import annotations
 
 import contextlib
+import logging
+import re
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -22,6 +26,7 @@ from .tables import IN_LATENT_RANGE, TABLES
 
 _LOCK_MESSAGES = ("Could not set lock", "Conflicting lock", "database is locked")
 _process_lock = threading.RLock()
+log = logging.getLogger(__name__)
 
 
 class ResultsStore:
@@ -39,6 +44,7 @@ class ResultsStore:
             retry=retry_if_exception(_is_lock_error),
             stop=stop_after_delay(self.lock_timeout_s),
             wait=wait_random_exponential(multiplier=0.1, max=4.0),
+            before_sleep=self._say_waiting(),
             reraise=True,
         )
         with _process_lock:
@@ -47,6 +53,21 @@ class ResultsStore:
                 yield con
             finally:
                 con.close()
+
+    def _say_waiting(self):
+        """A tenacity hook that logs, at the first wait and every 15 s after, who holds the file."""
+        said = [0.0]
+
+        def say(state) -> None:
+            if time.monotonic() - said[0] < 15.0:
+                return
+            said[0] = time.monotonic()
+            holder = re.search(r"PID (\d+)", str(state.outcome.exception()))
+            log.warning("the results file %s is held by another process%s; waiting up to %.0f s in all for it "
+                        "(waited %.0f s)", self.db_path, f" (PID {holder.group(1)})" if holder else "",
+                        self.lock_timeout_s, state.seconds_since_start)
+
+        return say
 
     def query(self, sql: str, params: Sequence | None = None) -> pa.Table:
         """Runs a query and returns its result as an Arrow table."""

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from autointerp_dagster.core.coders import CoderSource, SparseCoderError, cache_path, lookup, registered_coders
+from autointerp_dagster.core.cache import cache_folder
+from autointerp_dagster.core.coders import CoderSource, SparseCoderError, lookup, registered_coders
 
 from ...conftest import write_sparsify_sae
 
@@ -13,8 +14,8 @@ from ...conftest import write_sparsify_sae
 def test_keys_name_model_hookpoint_and_run(project):
     coders = registered_coders(project)
     assert list(coders) == ["tiny/layers.0/run-a", "tiny/layers.1/run-a", "tiny/layers.1/run-b"]
-    assert cache_path(project, "tiny/layers.1/run-a") != cache_path(project, "tiny/layers.1/run-b")
-    assert cache_path(project, "tiny/layers.1/run-a").parent == project.cache_dir  # flat, never nested
+    assert cache_folder(project.cache_dir, "tiny/layers.1/run-a") != cache_folder(project.cache_dir, "tiny/layers.1/run-b")
+    assert cache_folder(project.cache_dir, "tiny/layers.1/run-a").parent == project.cache_dir  # flat, never nested
 
 
 def test_configured_coders_and_collisions(project, tmp_path):

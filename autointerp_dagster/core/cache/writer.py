@@ -20,25 +20,19 @@ from contextlib import ExitStack
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 
-from .atomic import atomic_path
-from .coders import SparseCoder
-from .corpus import CorpusInfo, iter_token_batches
-from .latent_ranges import range_bounds, range_keys
-from .subject_model import SubjectModel
+from ..atomic import atomic_path
+from ..coders import SparseCoder
+from ..corpus import CorpusInfo, iter_token_batches
+from ..latent_ranges import range_bounds, range_keys
+from ..subject_model import SubjectModel
+from .reader import MANIFEST, STATS_FILE, CacheSummary, file_record, shard_name
 
 FP16_MAX = float(np.finfo(np.float16).max)
-MANIFEST = "manifest.json"
-STATS_FILE = "latent_stats.parquet"
-
-
-class CacheMissingError(FileNotFoundError):
-    """No complete cache at a path (never built, or its build did not finish)."""
 
 
 @dataclass(frozen=True)
@@ -49,29 +43,6 @@ class CacheTarget:
     coder: SparseCoder
     path: Path
     fingerprint: str = ""  # of the coder's files, so a later run can tell whether the cache is current
-
-
-@dataclass(frozen=True)
-class CacheSummary:
-    key: str
-    path: str
-    corpus_id: str
-    n_latents: int
-    n_ranges: int
-    n_rows: int
-    encoded_tokens: int
-    nnz: int
-    dead_latents: int
-    dead_fraction: float
-    seconds: float
-    tokens_per_s: float
-    bytes_on_disk: int
-    activation_dtype: str
-    clamped_values: int
-
-    @property
-    def bytes_per_nonzero(self) -> float:
-        return self.bytes_on_disk / max(self.nnz, 1)
 
 
 class _RangeShards:
@@ -122,7 +93,7 @@ class _RangeShards:
             )
             if index not in self.writers:
                 self.writers[index] = pq.ParquetWriter(
-                    self.folder / f"latents-{self.keys[index]}.parquet",
+                    self.folder / shard_name(self.keys[index]),
                     self.schema,
                     compression="zstd",
                     compression_level=3,
@@ -139,7 +110,7 @@ class _RangeShards:
             if index in self.writers:
                 self.writers[index].close()
             else:  # a range with no activations still gets a (valid, empty) shard
-                pq.write_table(self.schema.empty_table(), self.folder / f"latents-{key}.parquet")
+                pq.write_table(self.schema.empty_table(), self.folder / shard_name(key))
 
 
 class _CoderRun:
@@ -239,6 +210,8 @@ class _CoderRun:
             "coder": {"format": coder.format, "hookpoint": coder.hookpoint, "d_in": coder.d_in,
                       "capture_module": coder.capture_module, "capture": coder.capture},
             "range_bounds": self.bounds.tolist(),
+            # size, time and sha256 of every file, so a damaged cache is found before it is read (reader.verify)
+            "files": {p.name: file_record(p) for p in sorted(self.tmp.glob("*.parquet"))},
         }
         (self.tmp / MANIFEST).write_text(json.dumps(manifest, indent=2))
         return summary
@@ -300,47 +273,3 @@ def cache_activations(
             for run in runs:
                 run.abandon()
             raise
-
-
-class ActivationCache:
-    """Read access to one complete cache: manifest, per-latent statistics, and records by latent."""
-
-    def __init__(self, path: Path):
-        self.path = Path(path)
-        manifest_file = self.path / MANIFEST
-        if not manifest_file.exists():
-            raise CacheMissingError(f"no complete activation cache at {self.path}; materialise activation_cache first")
-        self.manifest = json.loads(manifest_file.read_text())
-        self.summary = CacheSummary(**self.manifest["summary"])
-        self.bounds = np.asarray(self.manifest["range_bounds"])
-
-    @property
-    def n_latents(self) -> int:
-        return self.summary.n_latents
-
-    def shard_files(self, start: int, end: int) -> list[Path]:
-        """The range shards holding latents in [start, end)."""
-        keys = range_keys(len(self.bounds) - 1)
-        return [
-            self.path / f"latents-{key}.parquet"
-            for key, lo, hi in zip(keys, self.bounds[:-1], self.bounds[1:])
-            if lo < end and hi > start
-        ]
-
-    def records(self, start: int, end: int) -> pa.Table:
-        """All (row, pos, latent, activation) records of latents in [start, end), sorted by latent."""
-        files = [str(f) for f in self.shard_files(start, end)]
-        if not files:
-            return pa.table({"row": [], "pos": [], "latent": [], "activation": []})
-        con = duckdb.connect()
-        try:
-            return con.sql(
-                "SELECT row, pos, latent, CAST(activation AS FLOAT) AS activation FROM read_parquet(?) "
-                "WHERE latent >= ? AND latent < ? ORDER BY latent, row, pos",
-                params=[files, start, end],
-            ).to_arrow_table()
-        finally:
-            con.close()
-
-    def latent_stats(self) -> pa.Table:
-        return pq.read_table(self.path / STATS_FILE)
