@@ -18,7 +18,15 @@ import time
 import traceback
 from pathlib import Path
 
-from .core.config import CONFIG_ENV, ConfigError, Settings, describe, env_names, load_settings_with_sources, reference_rows
+from .core.config import (
+    CONFIG_ENV,
+    ConfigError,
+    Settings,
+    describe,
+    env_names,
+    load_settings_with_sources,
+    reference_rows,
+)
 from .core.errors import UserError
 from .instance import LLM_POOL, MODEL_POOL, set_pool_limits, use_dagster_home
 
@@ -39,13 +47,21 @@ def run_pipeline(settings: Settings, force: bool = False) -> int:
     from dagster import DagsterInstance
 
     from .core.cache.plan import plan_caches
-    from .core.explainers import explainer_keys
+    from .core.explain.explainers import explainer_keys
     from .core.preflight import check, coder_problems, judge_problems
-    from .core.report import OFFLINE_JUDGE_NOTE, format_summary
-    from .core.similarity import format_similarity
+    from .core.reporting.similarity import format_similarity
+    from .core.reporting.summary import OFFLINE_JUDGE_NOTE, format_summary
     from .core.store import ResultsStore
     from .definitions import defs
-    from .jobs import cache_job, compare_job, explain_job, inputs_job, score_job, similarity_job, summary_job
+    from .jobs import (
+        cache_job,
+        compare_job,
+        explain_job,
+        inputs_job,
+        score_job,
+        similarity_job,
+        summary_job,
+    )
     from .liveness import release_dead_runs
     from .partitions import SAE_DIMENSION, latent_range_partitions, sae_range_key
     from .planning import cache_run_requests
@@ -158,8 +174,8 @@ def user_error_names() -> set[str]:
 
 
 def coders_comparison_text(settings: Settings, keys: list[str]) -> str:
-    from .core.coder_comparison import coder_reports, format_coder_comparison
-    from .core.explainers import explainer_id
+    from .core.explain.explainers import explainer_id
+    from .core.reporting.coders import coder_reports, format_coder_comparison
     from .core.similarity import model_coders
     from .core.store import ResultsStore
 
@@ -171,13 +187,9 @@ def coders_comparison_text(settings: Settings, keys: list[str]) -> str:
 
 
 def print_cache_table(settings: Settings, keys: list[str]) -> None:
-    from .core.store import ResultsStore
+    from .core.store import ResultsStore, reads
 
-    table = ResultsStore(settings.db_path).query(
-        "SELECT c.sae, c.encoded_tokens, c.nnz, c.dead_fraction, c.tokens_per_s, c.bytes_on_disk, "
-        "count(s.latent) AS latents_with_stats FROM activation_caches c "
-        "LEFT JOIN latent_stats s ON s.sae = c.sae GROUP BY ALL ORDER BY c.sae"
-    ).to_pylist()
+    table = reads.cache_summaries(ResultsStore(settings.db_path)).to_pylist()
     print("\nActivation caches")
     print(f"{'sae':44} {'tokens':>9} {'nonzeros':>11} {'dead':>6} {'tok/s':>7} {'MB':>6} {'stats':>6}")
     for row in table:
@@ -317,7 +329,8 @@ def dispatch(args: argparse.Namespace) -> int:
         print_config(settings, sources, args.variables, args.markdown)
         return 0
     if args.command == "compare":
-        from .core.compare import compare as paired, format_comparison
+        from .core.reporting.compare import compare as paired
+        from .core.reporting.compare import format_comparison
         from .core.store import ResultsStore
 
         results = paired(ResultsStore(settings.db_path), args.by, args.a, args.b, args.metric, args.sae)

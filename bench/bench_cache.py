@@ -31,9 +31,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from autointerp_dagster.core.cache.writer import CacheTarget, cache_activations  # noqa: E402
 from autointerp_dagster.core.coders import CoderSource, load_coder  # noqa: E402
 from autointerp_dagster.core.corpus import build_corpus, iter_token_batches  # noqa: E402
-from autointerp_dagster.core.sae_training import train_embedded_saes  # noqa: E402
+from autointerp_dagster.core.coders.train import train_embedded_saes  # noqa: E402
 from autointerp_dagster.core.config import load_settings  # noqa: E402
-from autointerp_dagster.core.subject_model import load_subject_model  # noqa: E402
+from autointerp_dagster.core.models.subject import load_subject_model  # noqa: E402
 
 BASE_TOKENS = 8_192
 

@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from autointerp_dagster.core.cache import MANIFEST, ActivationCache  # noqa: E402
 from autointerp_dagster.core.corpus import load_corpus_info, read_tokens  # noqa: E402
-from autointerp_dagster.core.hf_models import load_tokenizer  # noqa: E402
+from autointerp_dagster.core.models.loading import load_tokenizer  # noqa: E402
 from autointerp_dagster.core.sampling import (  # noqa: E402
     TokenDecoder,
     build_examples,

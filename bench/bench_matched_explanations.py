@@ -23,15 +23,15 @@ from autointerp_dagster.core.cache import ActivationCache  # noqa: E402
 from autointerp_dagster.core.coders import decoder_directions, lookup  # noqa: E402
 from autointerp_dagster.core.config import load_settings  # noqa: E402
 from autointerp_dagster.core.corpus import load_corpus_info, read_tokens  # noqa: E402
-from autointerp_dagster.core.digest import LatentDigest, promoted_tokens  # noqa: E402
-from autointerp_dagster.core.explainers import ExplainItem, explain_latents, explainer_id  # noqa: E402
+from autointerp_dagster.core.explain.digest import LatentDigest, promoted_tokens  # noqa: E402
+from autointerp_dagster.core.explain.explainers import ExplainItem, explain_latents, explainer_id  # noqa: E402
 from autointerp_dagster.core.llm import build_backend, build_client  # noqa: E402
-from autointerp_dagster.core.metrics import mean_ci  # noqa: E402
+from autointerp_dagster.core.reporting.metrics import mean_ci  # noqa: E402
 from autointerp_dagster.core.sampling import evenly_spaced, token_decoder  # noqa: E402
 from autointerp_dagster.core.sampling.build import build_examples  # noqa: E402
 from autointerp_dagster.core.similarity.explanations import explained_texts, explanation_cosines  # noqa: E402
 from autointerp_dagster.core.store import ResultsStore  # noqa: E402
-from autointerp_dagster.core.subject_model import load_subject_model  # noqa: E402
+from autointerp_dagster.core.models.subject import load_subject_model  # noqa: E402
 
 
 def explain_partners(config, store, model, client, sae: str, latents: list[int]) -> dict[int, str]:

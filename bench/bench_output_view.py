@@ -24,15 +24,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from autointerp_dagster.assets.slices import read_digests, read_example_sets, read_explained  # noqa: E402
 from autointerp_dagster.core.config import load_settings  # noqa: E402
-from autointerp_dagster.core.digest import steered_for_explainer  # noqa: E402
-from autointerp_dagster.core.explainers import ExplainItem, explain_latents, explainer_id  # noqa: E402
+from autointerp_dagster.core.explain.digest import steered_for_explainer  # noqa: E402
+from autointerp_dagster.core.explain.explainers import ExplainItem, explain_latents, explainer_id  # noqa: E402
 from autointerp_dagster.core.llm import build_backend, build_client  # noqa: E402
-from autointerp_dagster.core.metrics import mean_ci  # noqa: E402
+from autointerp_dagster.core.reporting.metrics import mean_ci  # noqa: E402
 from autointerp_dagster.core.sampling import evenly_spaced  # noqa: E402
 from autointerp_dagster.core.scorers import embedding_scores  # noqa: E402
 from autointerp_dagster.core.scorers.runs import scoring_tasks  # noqa: E402
 from autointerp_dagster.core.store import ResultsStore  # noqa: E402
-from autointerp_dagster.core.subject_model import load_subject_model  # noqa: E402
+from autointerp_dagster.core.models.subject import load_subject_model  # noqa: E402
 
 ALL = (0, 1 << 30)
 

@@ -22,8 +22,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from autointerp_dagster.core.embedded import kjv_documents  # noqa: E402
-from autointerp_dagster.core.explainers import ExplainerConfig, ExplainItem, explain_latents  # noqa: E402
+from autointerp_dagster.core.models.embedded import kjv_documents  # noqa: E402
+from autointerp_dagster.core.explain.explainers import ExplainerConfig, ExplainItem, explain_latents  # noqa: E402
 from autointerp_dagster.core.llm import ChatRequest, ChatResult  # noqa: E402
 from autointerp_dagster.core.sampling import ACTIVATING, RANDOM_NEGATIVE, Example  # noqa: E402
 from autointerp_dagster.core.scorers import (  # noqa: E402

@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from autointerp_dagster.assets.slices import read_example_sets, read_explained  # noqa: E402
 from autointerp_dagster.core.config import load_settings  # noqa: E402
-from autointerp_dagster.core.explainers import explainer_id  # noqa: E402
+from autointerp_dagster.core.explain.explainers import explainer_id  # noqa: E402
 from autointerp_dagster.core.llm import ChatRequest, build_backend, build_client  # noqa: E402
 from autointerp_dagster.core.scorers.runs import judged_subset, scoring_tasks  # noqa: E402
 from autointerp_dagster.core.scorers.simulation import simulation_scores  # noqa: E402

@@ -21,12 +21,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from autointerp_dagster.core.coders import load_coder, lookup  # noqa: E402
 from autointerp_dagster.core.config import load_settings  # noqa: E402
-from autointerp_dagster.core.metrics import mean_ci  # noqa: E402
+from autointerp_dagster.core.reporting.metrics import mean_ci  # noqa: E402
 from autointerp_dagster.core.sampling import rows_to_latent_examples  # noqa: E402
 from autointerp_dagster.core.scorers.runs import OWN, scoring_tasks  # noqa: E402
 from autointerp_dagster.core.scorers.subject_runs import score_with_language_models  # noqa: E402
 from autointerp_dagster.core.store import ResultsStore  # noqa: E402
-from autointerp_dagster.core.subject_model import load_subject_model  # noqa: E402
+from autointerp_dagster.core.models.subject import load_subject_model  # noqa: E402
 
 
 def newest_explanations(store: ResultsStore, sae: str) -> tuple[dict, dict]:

@@ -33,7 +33,7 @@ def tiny_model_dir(tmp_path_factory) -> Path:
     """A 3-layer Gemma 3 model (random weights, 64-wide) and a BPE tokenizer trained on the embedded corpus."""
     from transformers import Gemma3ForCausalLM, Gemma3TextConfig
 
-    from autointerp_dagster.core.embedded import kjv_documents
+    from autointerp_dagster.core.models.embedded import kjv_documents
 
     folder = tmp_path_factory.mktemp("tiny-gemma")
     docs = [doc for _, doc in zip(range(60), kjv_documents())]

@@ -12,7 +12,7 @@ from autointerp_dagster.core.cache.writer import CacheTarget, cache_activations
 from autointerp_dagster.core.coders import CoderSource, SparseCoderError, load_coder
 from autointerp_dagster.core.corpus import build_corpus, read_tokens
 from autointerp_dagster.core.latent_ranges import latent_range, range_bounds, range_keys
-from autointerp_dagster.core.subject_model import load_subject_model
+from autointerp_dagster.core.models.subject import load_subject_model
 
 from .conftest import write_sparsify_sae
 

@@ -43,17 +43,6 @@ def test_definitions_load():
                                                                  "compare_job"}
 
 
-def test_core_does_not_import_dagster():
-    import subprocess
-    import sys
-
-    code = ("import sys, pkgutil, importlib, autointerp_dagster.core as c\n"
-            "for m in pkgutil.walk_packages(c.__path__, 'autointerp_dagster.core.'): importlib.import_module(m.name)\n"
-            "print('dagster' in sys.modules)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "False"
-
-
 def test_main_job_then_sensor(project, instance, llm_server, capsys):
     from autointerp_dagster.cli import run_pipeline
     from autointerp_dagster.core.cache import ActivationCache, cache_folder

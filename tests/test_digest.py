@@ -9,17 +9,17 @@ import torch
 
 from autointerp_dagster.core.coders import CoderSource
 from autointerp_dagster.core.coders.decoders import decoder_directions, unit_decoder_directions
-from autointerp_dagster.core.digest import (
+from autointerp_dagster.core.explain.digest import (
     LatentDigest,
     digest_rows,
     digests_from_rows,
     promoted_tokens,
     top_tokens_explanation,
 )
-from autointerp_dagster.core.explainers import FAILED, OK, baseline_explanations, baseline_key
+from autointerp_dagster.core.explain.explainers import FAILED, OK, baseline_explanations, baseline_key
 from autointerp_dagster.core.prompts.explainer import build_explainer_messages, parse_explanation, prefilled_answer
 from autointerp_dagster.core.sampling.build import peak_token_counts
-from autointerp_dagster.core.subject_model import load_subject_model
+from autointerp_dagster.core.models.subject import load_subject_model
 
 from .conftest import write_sparsify_sae
 from .test_sampling import setup  # noqa: F401  (the tiny cache fixture)
@@ -107,7 +107,7 @@ def test_digest_rows_round_trip():
 
 def test_the_output_view_chooses_which_promoted_tokens_the_explainer_sees_and_keys_its_results(store):
     from autointerp_dagster.core.config import ExplainerConfig
-    from autointerp_dagster.core.explainers import ExplainItem, explain_latents, explainer_id
+    from autointerp_dagster.core.explain.explainers import ExplainItem, explain_latents, explainer_id
     from autointerp_dagster.core.llm import LLMClient, OpenAIBackend
     from autointerp_dagster.core.prompts.explainer import _example_from_marked
 
@@ -182,7 +182,7 @@ def test_the_output_side_explainer_steers_in_examples_and_its_prompts_show_what_
     from dagster import AssetKey, DagsterInstance
 
     from autointerp_dagster.core.config import load_settings
-    from autointerp_dagster.core.digest import steering_settings_id
+    from autointerp_dagster.core.explain.digest import steering_settings_id
     from autointerp_dagster.core.prompts.explainer import format_digest
     from autointerp_dagster.core.store import ResultsStore
     from autointerp_dagster.definitions import defs

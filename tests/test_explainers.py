@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from autointerp_dagster.core.explainers import (
+from autointerp_dagster.core.explain.explainers import (
     ExplainerConfig,
     ExplainItem,
     explain_latents,

@@ -15,15 +15,15 @@ from transformers import AutoTokenizer
 from autointerp_dagster.core.coders import CoderSource, load_coder
 from autointerp_dagster.core.coders.decoders import steering_site
 from autointerp_dagster.core.config import SubjectScorersConfig
-from autointerp_dagster.core.digest import steered_tokens, steering_prompts
-from autointerp_dagster.core.embedded import kjv_documents
+from autointerp_dagster.core.explain.digest import steered_tokens, steering_prompts
+from autointerp_dagster.core.models.embedded import kjv_documents
 from autointerp_dagster.core.sampling import ACTIVATING, Example
 from autointerp_dagster.core.scorers.common import OK, ScoreItem, ScoringExample
 from autointerp_dagster.core.scorers.intervention import RANDOM_LATENT, intervention_scores
-from autointerp_dagster.core.scorers.lm_logprobs import token_ids
+from autointerp_dagster.core.models.lm_logprobs import token_ids
 from autointerp_dagster.core.scorers.runs import SHUFFLED, ScoringTask
-from autointerp_dagster.core.steering import Steerer, prompt_ids
-from autointerp_dagster.core.subject_model import load_subject_model
+from autointerp_dagster.core.models.steering import Steerer, prompt_ids
+from autointerp_dagster.core.models.subject import load_subject_model
 
 from .copy_model import build_copy_model, word_tokens
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from sklearn import metrics as skm
 
-from autointerp_dagster.core.metrics import (
+from autointerp_dagster.core.reporting.metrics import (
     balanced_accuracy_rows,
     binary_metrics,
     bootstrap_ci,

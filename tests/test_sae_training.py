@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from autointerp_dagster.core.sae_training import train_topk_sae
+from autointerp_dagster.core.coders.train import train_topk_sae
 from autointerp_dagster.core.config import EmbeddedSaeSpec
 
 pytest.importorskip("sparsify")

@@ -19,7 +19,7 @@ from autointerp_dagster.core.coders import CoderSource, load_coder
 from autointerp_dagster.core.config import SamplingConfig
 from autointerp_dagster.core.store.tables import EXAMPLES
 from autointerp_dagster.core.corpus import build_corpus, read_tokens
-from autointerp_dagster.core.embeddings import embed_texts
+from autointerp_dagster.core.models.embeddings import embed_texts
 from autointerp_dagster.core.prompts.explainer import format_example_for_explainer
 from autointerp_dagster.core.sampling import (
     ACTIVATING,
@@ -40,7 +40,7 @@ from autointerp_dagster.core.sampling import (
 )
 from autointerp_dagster.core.sampling.build import EXPLAINER, SCORER, ExampleSets
 from autointerp_dagster.core.sampling.neighbours import nearest_latents
-from autointerp_dagster.core.subject_model import load_subject_model
+from autointerp_dagster.core.models.subject import load_subject_model
 
 from .conftest import write_sparsify_sae
 

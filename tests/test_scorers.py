@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import balanced_accuracy_score, roc_auc_score
 
-from autointerp_dagster.core.embedded import kjv_documents
+from autointerp_dagster.core.models.embedded import kjv_documents
 from autointerp_dagster.core.sampling import ACTIVATING, HARD_NEGATIVE, RANDOM_NEGATIVE, Example
 from autointerp_dagster.core.scorers import (
     ScoreItem,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pyarrow as pa
 import pytest
 
-from autointerp_dagster.core.report import format_report, sae_report
+from autointerp_dagster.core.reporting.summary import format_report, sae_report
 from autointerp_dagster.core.sampling import ACTIVATING, RANDOM_NEGATIVE, Example, ExampleSets
 from autointerp_dagster.core.scorers.common import FAILED, ONE_CLASS, Judgment, summarise
 from autointerp_dagster.core.scorers.runs import SHUFFLED, scoring_tasks
@@ -99,7 +99,7 @@ def test_replaced_explanation_takes_its_scores_and_judgments_with_it(store):
 
 
 def test_compare_two_judges_pairs_the_same_latents(store, tmp_path):
-    from autointerp_dagster.core.compare import compare
+    from autointerp_dagster.core.reporting.compare import compare
 
     rows = [{**_score_row(i, "none", 0.8 + 0.02 * i), "judge": "big"} for i in range(5)]
     rows += [{**_score_row(i, "none", 0.6 + 0.01 * i), "judge": "small"} for i in range(1, 6)]  # 5 only here

@@ -162,7 +162,7 @@ def test_assets_write_each_pair_once_and_set_neurons_beside_saes(project, monkey
 
 
 def test_coders_side_by_side_show_each_coders_own_score_control_and_difference(store):
-    from autointerp_dagster.core.coder_comparison import coder_reports, format_coder_comparison
+    from autointerp_dagster.core.reporting.coders import coder_reports, format_coder_comparison
     from autointerp_dagster.core.store.tables import SCORES
 
     rng = np.random.default_rng(0)
@@ -199,8 +199,8 @@ def test_controls_of_a_large_coder_use_a_bounded_subset(monkeypatch):
 
 def test_coder_comparison_names_a_control_other_than_the_shuffled_explanation():
     """Intervention has two controls a coder: the random-latent one gets its own, labelled block."""
-    from autointerp_dagster.core.coder_comparison import format_coder_comparison
-    from autointerp_dagster.core.report import SaeReport, ScorerSummary
+    from autointerp_dagster.core.reporting.coders import format_coder_comparison
+    from autointerp_dagster.core.reporting.summary import SaeReport, ScorerSummary
 
     own, shuffled, random_latent = (0.5, 0.1, 0.9), (0.1, 0.0, 0.2), (0.3, 0.2, 0.4)
     scorers = [ScorerSummary("intervention", "log_prob_gain", "lm cfg", 4, own, shuffled, (0.4, 0.1, 0.7)),

@@ -16,7 +16,7 @@ from autointerp_dagster.core.llm import LLMClient, LocalBackend
 from autointerp_dagster.core.llm.types import PromptScoreRequest
 from autointerp_dagster.core.prompts import ParseError
 from autointerp_dagster.core.prompts.simulation import chat_slot_logprobs, simulation_prompt
-from autointerp_dagster.core.report import format_report, sae_report
+from autointerp_dagster.core.reporting.summary import format_report, sae_report
 from autointerp_dagster.core.sampling import ACTIVATING, RANDOM_NEGATIVE, Example, ExampleSets
 from autointerp_dagster.core.scorers.runs import score_rows, scoring_tasks
 from autointerp_dagster.core.scorers.simulation import CHAT, SIMULATION, expected_value, simulation_scores
@@ -212,7 +212,7 @@ def test_simulation_scores_asset_writes_rows_metadata_and_check(store, tmp_path,
                             "LLM_MODEL": "planted", "SIMULATION_ENABLED": "true", "LATENT_RANGES": "8"}.items():
             monkeypatch.setenv(f"AUTOINTERP_{name}", value)
         from autointerp_dagster.core.config import load_settings
-        from autointerp_dagster.core.explainers import explainer_id
+        from autointerp_dagster.core.explain.explainers import explainer_id
         from autointerp_dagster.core.store import ResultsStore
 
         config = load_settings()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from autointerp_dagster.core.subject_model import HookpointError, load_subject_model
+from autointerp_dagster.core.models.subject import HookpointError, load_subject_model
 
 
 @pytest.fixture(scope="module")

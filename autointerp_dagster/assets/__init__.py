@@ -14,7 +14,7 @@ from .corpus import corpus
 from .embedded_saes import embedded_saes
 from .examples import examples
 from .explanations import explanations
-from .latent_report import latent_report
+from .latent_pages import latent_report
 from .latent_stats import latent_stats
 from .scores import scores
 from .similarity import sae_similarity

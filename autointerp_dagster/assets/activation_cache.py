@@ -1,22 +1,27 @@
 """Activation caches, one partition per sparse coder; one run caches all its coders in one forward pass."""
 
 
-import pyarrow as pa
-from dagster import AssetExecutionContext, BackfillPolicy, MaterializeResult, MetadataValue, asset
+from dagster import (
+    AssetExecutionContext,
+    BackfillPolicy,
+    MaterializeResult,
+    MetadataValue,
+    asset,
+)
 
 from ..core.cache import ActivationCache, cache_folder
 from ..core.cache.plan import cache_inputs_fingerprint
 from ..core.cache.writer import CacheTarget, cache_activations
 from ..core.coders import load_coder, lookup
 from ..core.corpus import build_corpus
-from ..core.plots import firing_frequency_histogram, markdown_image
-from ..core.store.tables import ACTIVATION_CACHES
-from ..partitions import sae_partitions
+from ..core.reporting.plots import firing_frequency_histogram, markdown_image
+from ..core.store import writes
 from ..instance import MODEL_POOL
-from .progress import throttled_log
+from ..partitions import sae_partitions
 from ..resources import SettingsResource, StoreResource, SubjectModelResource
 from .corpus import corpus
 from .embedded_saes import embedded_saes
+from .progress import throttled_log
 
 
 @asset(
@@ -87,7 +92,6 @@ def activation_cache(
             "encoded_tokens": summary.encoded_tokens, "nnz": summary.nnz, "dead_fraction": summary.dead_fraction,
             "tokens_per_s": summary.tokens_per_s, "bytes_on_disk": summary.bytes_on_disk,
         })
-    table = pa.Table.from_pylist(rows, schema=ACTIVATION_CACHES)
-    store.get().replace_rows("activation_caches", table, "sae IN (SELECT sae FROM incoming_rows)")
+    writes.write_activation_caches(store.get(), rows)
     return MaterializeResult()
 

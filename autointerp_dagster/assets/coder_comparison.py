@@ -1,10 +1,16 @@
 """Every coder of the model side by side (SAE latents against MLP neurons, raw or top-k): the summary that
 answers "which coder's latents are more interpretable", each beside its own shuffled-explanation control."""
 
-from dagster import AssetExecutionContext, AutomationCondition, MaterializeResult, MetadataValue, asset
+from dagster import (
+    AssetExecutionContext,
+    AutomationCondition,
+    MaterializeResult,
+    MetadataValue,
+    asset,
+)
 
-from ..core.coder_comparison import coder_reports, format_coder_comparison
-from ..core.explainers import explainer_id
+from ..core.explain.explainers import explainer_id
+from ..core.reporting.coders import coder_reports, format_coder_comparison
 from ..core.similarity import model_coders
 from ..resources import SettingsResource, StoreResource
 from .summary import sae_summary

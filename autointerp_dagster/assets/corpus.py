@@ -3,11 +3,16 @@
 
 from dataclasses import asdict
 
-import pyarrow as pa
-from dagster import AssetExecutionContext, DataVersion, MaterializeResult, MetadataValue, asset
+from dagster import (
+    AssetExecutionContext,
+    DataVersion,
+    MaterializeResult,
+    MetadataValue,
+    asset,
+)
 
 from ..core.corpus import build_corpus, read_tokens
-from ..core.store.tables import CORPORA
+from ..core.store import writes
 from ..resources import SettingsResource, StoreResource, SubjectModelResource
 
 
@@ -22,12 +27,7 @@ def corpus(
     tokenizer = subject_model.tokenizer()
     info = build_corpus(config.corpus, tokenizer, config.corpus_dir)
     context.log.info(f"corpus {info.corpus_id}: {info.n_rows} rows x {info.ctx_len} tokens at {info.path}")
-    store.get().replace_rows(
-        "corpora",
-        pa.Table.from_pylist([{**asdict(info), "source": config.corpus.source}], schema=CORPORA),
-        "corpus_id = ?",
-        [info.corpus_id],
-    )
+    writes.write_corpus(store.get(), {**asdict(info), "source": config.corpus.source})
     preview = tokenizer.decode(read_tokens(info)[0][:64].tolist())
     return MaterializeResult(
         data_version=DataVersion(info.corpus_id),  # a new corpus shows downstream caches as stale in the UI

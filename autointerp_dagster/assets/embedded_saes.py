@@ -3,8 +3,8 @@
 
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
 
+from ..core.coders.train import train_embedded_saes
 from ..core.corpus import build_corpus
-from ..core.sae_training import train_embedded_saes
 from ..instance import MODEL_POOL
 from ..resources import SettingsResource, SubjectModelResource
 from .corpus import corpus

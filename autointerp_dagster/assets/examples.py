@@ -3,23 +3,44 @@
 import time
 from collections import Counter
 
-import pyarrow as pa
-from dagster import AssetDep, AssetExecutionContext, AutomationCondition, MaterializeResult, asset
-
 import numpy as np
+from dagster import (
+    AssetDep,
+    AssetExecutionContext,
+    AutomationCondition,
+    MaterializeResult,
+    asset,
+)
 
 from ..core.cache import ActivationCache
-from ..core.coders import SparseCoderError, decoder_directions, lookup, unit_decoder_directions
+from ..core.coders import (
+    SparseCoderError,
+    decoder_directions,
+    lookup,
+    unit_decoder_directions,
+)
 from ..core.corpus import load_corpus_info, read_tokens
-from ..core.digest import (LatentDigest, digest_rows, promoted_tokens, steered_for_explainer,
-                           steering_settings_id, uses_steering)
-from ..core.sampling import examples_to_rows, sample_latent_range, token_decoder, window_pool_embeddings
-from ..core.store.tables import EXAMPLES, IN_LATENT_RANGE, LATENT_DIGEST, LATENT_SAMPLING
+from ..core.explain.digest import (
+    LatentDigest,
+    digest_rows,
+    promoted_tokens,
+    steered_for_explainer,
+    steering_settings_id,
+    uses_steering,
+)
+from ..core.sampling import (
+    examples_to_rows,
+    sample_latent_range,
+    token_decoder,
+    window_pool_embeddings,
+)
+from ..core.store import reads, writes
 from ..partitions import sae_latent_partitions
 from ..resources import SettingsResource, StoreResource, SubjectModelResource
 from .corpus import corpus
 from .latent_stats import latent_stats
 from .slices import CACHE_DEP, partition_latents
+
 
 @asset(
     group_name="interpretation",
@@ -37,14 +58,12 @@ def examples(context: AssetExecutionContext, settings: SettingsResource, subject
     sampling = config.sampling
     db = store.get()
     sae, range_key, start, end = partition_latents(context, db)
-    stored = db.query("SELECT c.cache_path, p.path AS corpus_path FROM activation_caches c "
-                      "JOIN corpora p USING (corpus_id) WHERE c.sae = ?", [sae]).to_pylist()[0]
+    stored = reads.cache_and_corpus(db, sae)
     cache = ActivationCache(stored["cache_path"])
     corpus_info = load_corpus_info(stored["corpus_path"])
     tokens = read_tokens(corpus_info)
     decode = token_decoder(subject_model.tokenizer())
-    counts = db.query(f"SELECT n_activations FROM latent_stats WHERE {IN_LATENT_RANGE} ORDER BY latent",
-                      [sae, start, end]).column("n_activations").to_numpy()
+    counts = reads.firing_counts(db, sae, start, end)
     pool = None
     if sampling.n_hard_negatives:
         pool = window_pool_embeddings(corpus_info, tokens, decode, sampling.example_ctx_len)
@@ -61,10 +80,6 @@ def examples(context: AssetExecutionContext, settings: SettingsResource, subject
     seconds = time.monotonic() - started
     kept, status_rows = sample.kept, sample.status_rows
     rows = examples_to_rows(sae, kept)
-    params = [sae, start, end]
-    db.replace_rows("examples", pa.Table.from_pylist(rows, schema=EXAMPLES), IN_LATENT_RANGE, params)
-    db.replace_rows("latent_sampling", pa.Table.from_pylist(status_rows, schema=LATENT_SAMPLING), IN_LATENT_RANGE,
-                    params)
     promoted = [()] * len(kept)
     if kept and sampling.promoted_tokens:
         model = subject_model.load()
@@ -81,8 +96,7 @@ def examples(context: AssetExecutionContext, settings: SettingsResource, subject
         steering_seconds = round(time.monotonic() - began, 1)
     digests = [LatentDigest(le.latent, tuple(le.top_tokens), tuple(p), tuple(steered.get(le.latent, ())),
                             steering_id) for le, p in zip(kept, promoted)]
-    db.replace_rows("latent_digest", pa.Table.from_pylist(digest_rows(sae, digests), schema=LATENT_DIGEST),
-                    IN_LATENT_RANGE, params)
+    writes.write_examples(db, sae, start, end, rows, status_rows, digest_rows(sae, digests))
     reasons = Counter("dead" if r["reason"].startswith("dead") else "too few activations or windows"
                       for r in status_rows if r["status"] != "ok")
     context.log.info(f"{sae} {range_key}: sampled {len(kept)} latents ({sample.tried} tried) in {seconds:.1f} s")

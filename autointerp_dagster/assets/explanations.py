@@ -1,8 +1,5 @@
 """Explanations per (sae, latent range): the LLM explains each sampled latent from its explainer set."""
 
-import time
-
-import pyarrow as pa
 from dagster import (
     AssetCheckResult,
     AssetCheckSeverity,
@@ -13,7 +10,8 @@ from dagster import (
     asset,
 )
 
-from ..core.explainers import (
+from ..core.explain.digest import steering_settings_id, uses_steering
+from ..core.explain.explainers import (
     ExplainerKey,
     ExplainItem,
     baseline_explanations,
@@ -22,15 +20,16 @@ from ..core.explainers import (
     explainer_id,
     explanation_id,
 )
-from ..core.digest import steering_settings_id, uses_steering
+from ..core.keys import utc_now
 from ..core.sampling import evenly_spaced
-from ..core.store.tables import EXPLANATIONS, IN_LATENT_RANGE
-from ..partitions import sae_latent_partitions
+from ..core.store import reads, writes
 from ..instance import LLM_POOL
+from ..partitions import sae_latent_partitions
 from ..resources import LLMResource, SettingsResource, StoreResource
 from .examples import examples
 from .progress import throttled_log
 from .slices import CACHE_DEP, partition_latents, read_digests, read_example_sets
+
 
 @asset(
     group_name="interpretation",
@@ -74,14 +73,13 @@ def explanations(context: AssetExecutionContext, settings: SettingsResource, sto
     if config.baseline_tokens:
         made.append((baseline_key(config.baseline_tokens),
                      baseline_explanations(sorted(sets), digests, config.baseline_tokens)))
-    for key, key_results in made:
-        _write(db, sae, start, end, key, key_results)
-    orphans = db.delete_orphan_scores(sae, start, end)
+    orphans = sum(writes.write_explanations(db, sae, start, end, key.explainer, key.backend, key.model,
+                                            _rows(sae, key, key_results)) for key, key_results in made)
 
     failed = [r for r in results if r.status != "ok"]
     rate = len(failed) / len(results) if results else 0.0
-    duplicates = db.duplicate_keys("explanations", ("latent", "explainer", "backend", "model"),
-                                   IN_LATENT_RANGE, [sae, start, end])
+    duplicates = reads.range_duplicates(db, "explanations", ("latent", "explainer", "backend", "model"), sae, start,
+                                        end)
     return MaterializeResult(
         metadata={
             "latents_explained": len(results) - len(failed),
@@ -103,16 +101,13 @@ def explanations(context: AssetExecutionContext, settings: SettingsResource, sto
     )
 
 
-def _write(db, sae: str, start: int, end: int, key: ExplainerKey, results) -> None:
-    """Replaces the range's explanations made by `key` (explainer, backend, model) with `results`."""
-    created = pa.scalar(int(time.time() * 1e6), pa.timestamp("us")).as_py()
-    rows = [{
+def _rows(sae: str, key: ExplainerKey, results) -> list[dict]:
+    """The explanations table's rows of one explainer's results."""
+    created = utc_now()
+    return [{
         "sae": sae, "latent": r.latent, "explainer": key.explainer,
         "explanation_id": explanation_id(sae, r.latent, key.explainer, key.model, r.explanation),
         "status": r.status, "explanation": r.explanation, "error": r.error, "raw_answer": r.raw_answer,
         "backend": key.backend, "model": key.model, "call_ids": r.call_ids,
         "prompt_tokens": r.prompt_tokens, "completion_tokens": r.completion_tokens, "created_at": created,
     } for r in results]
-    db.replace_rows("explanations", pa.Table.from_pylist(rows, schema=EXPLANATIONS),
-                    f"{IN_LATENT_RANGE} AND explainer = ? AND backend = ? AND model = ?",
-                    [sae, start, end, key.explainer, key.backend, key.model])

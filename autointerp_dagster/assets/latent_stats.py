@@ -5,17 +5,17 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from dagster import (
+    AssetDep,
     AssetExecutionContext,
     AutomationCondition,
     MaterializeResult,
     MultiToSingleDimensionPartitionMapping,
-    AssetDep,
     asset,
 )
 
 from ..core.cache import ActivationCache, cache_folder
 from ..core.latent_ranges import latent_range
-from ..core.store.tables import IN_LATENT_RANGE
+from ..core.store import writes
 from ..partitions import RANGE_DIMENSION, SAE_DIMENSION, sae_latent_partitions
 from ..resources import SettingsResource, StoreResource
 from .activation_cache import activation_cache
@@ -37,7 +37,7 @@ def latent_stats(context: AssetExecutionContext, settings: SettingsResource, sto
     stats = cache.latent_stats()
     stats = stats.filter(pc.and_(pc.greater_equal(stats["latent"], start), pc.less(stats["latent"], end)))
     stats = stats.add_column(0, "sae", pa.array([sae] * stats.num_rows, pa.string()))
-    store.get().replace_rows("latent_stats", stats, IN_LATENT_RANGE, [sae, start, end])
+    writes.write_latent_stats(store.get(), sae, start, end, stats)
     counts = stats["n_activations"].to_numpy()
     live = counts[counts > 0]
     frequencies = stats["frequency"].to_numpy()

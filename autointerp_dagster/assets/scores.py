@@ -2,10 +2,8 @@
 its shuffled-explanation control. The control borrows explanations of the SAE's other latent ranges, so this
 asset depends on the explanations of every range of its SAE."""
 
-import time
 from collections import Counter
 
-import pyarrow as pa
 from dagster import (
     AssetCheckResult,
     AssetCheckSeverity,
@@ -17,20 +15,28 @@ from dagster import (
     asset,
 )
 
-from ..core.explainers import BASELINE_BACKEND, ExplainerKey, explainer_keys
+from ..core.explain.explainers import BASELINE_BACKEND, ExplainerKey, explainer_keys
+from ..core.keys import utc_now
+from ..core.reporting.summary import mean_by_control
 from ..core.scorers import embedding_scores, score_latents
 from ..core.scorers.embedding import EMBEDDING_MODEL
-from ..core.scorers.runs import judged_subset, judgment_rows, score_rows, scorer_config_id, scoring_tasks
-
-LLM_SCORERS = ("detection", "fuzzing")
-OWN_SCORERS = "scorer IN ('detection', 'fuzzing', 'embedding')"  # other scorers' assets own their rows
-from ..core.store.tables import IN_LATENT_RANGE, JUDGMENTS, SCORE_METRICS, SCORES
+from ..core.scorers.runs import (
+    judged_subset,
+    judgment_rows,
+    score_rows,
+    scorer_config_id,
+    scoring_tasks,
+)
+from ..core.store import reads, writes
+from ..core.store.tables import SCORE_METRICS
 from ..instance import LLM_POOL
 from ..partitions import sae_latent_partitions, same_sae_every_range
 from ..resources import LLMResource, SettingsResource, StoreResource
 from .explanations import explanations
 from .progress import throttled_log
-from .slices import CACHE_DEP, partition_latents, read_example_sets, read_explained
+from .slices import CACHE_DEP, partition_latents, read_example_sets
+
+LLM_SCORERS = ("detection", "fuzzing")
 
 
 @asset(
@@ -59,11 +65,11 @@ def scores(context: AssetExecutionContext, settings: SettingsResource, store: St
     sets = read_example_sets(db, sae, start, end)
     explainers = explainer_keys(config)
     common = {"scorer_config": scorer_config_id(scorer_config, judged_per_class, config.negatives),
-              "created_at": pa.scalar(int(time.time() * 1e6), pa.timestamp("us")).as_py()}
+              "created_at": utc_now()}
     client = llm.client(db)
     rows, judgment_table, all_tasks = [], [], []
     for key in explainers:  # the LLM's explanations, then the baseline's: judged alike, each beside its control
-        explained, pool = read_explained(db, sae, start, end, key.explainer, key.label)  # pool: every range's
+        explained, pool = reads.explained(db, sae, start, end, key.explainer, key.label)  # pool: every range's
         tasks = scoring_tasks(sae, explained, sets, pool, config.negatives, scorer_config.seed)
         judged = judged_subset(tasks, judged_per_class)
         context.log.info(f"scoring {len(tasks)} explanation(s) (own and shuffled) of {sae} {range_key} by "
@@ -83,17 +89,10 @@ def scores(context: AssetExecutionContext, settings: SettingsResource, store: St
                 judgment_table += judgment_rows(sae, task, score, row_keys)
         all_tasks += tasks
     # This run owns every row of its range made by these scorers, explainers, judges and scorer config.
-    mine = " OR ".join(["(explainer = ? AND explainer_model = ?)"] * len(explainers))
-    by_explainer = " OR ".join(["(explainer = ? AND backend = ? AND model = ?)"] * len(explainers))
-    judges = [config.llm.label, EMBEDDING_MODEL, common["scorer_config"]]
-    db.replace_rows("scores", pa.Table.from_pylist(rows, schema=SCORES),
-                    f"{IN_LATENT_RANGE} AND {OWN_SCORERS} AND judge IN (?, ?) AND scorer_config = ? AND ({mine})",
-                    [sae, start, end, *judges, *[v for k in explainers for v in (k.explainer, k.label)]])
-    db.replace_rows("judgments", pa.Table.from_pylist(judgment_table, schema=JUDGMENTS),
-                    f"{IN_LATENT_RANGE} AND {OWN_SCORERS} AND judge IN (?, ?) AND scorer_config = ? AND "
-                    f"explanation_id IN (SELECT explanation_id FROM explanations WHERE sae = ? AND ({by_explainer}))",
-                    [sae, start, end, *judges, sae,
-                     *[v for k in explainers for v in (k.explainer, k.backend, k.model)]])
+    owner = writes.ScoreOwner(scorers=(*LLM_SCORERS, "embedding"), judges=(config.llm.label, EMBEDDING_MODEL),
+                              scorer_configs=(common["scorer_config"],),
+                              explainers=tuple((k.explainer, k.label) for k in explainers))
+    writes.write_scores(db, sae, start, end, owner, rows, judgment_table)
     return MaterializeResult(metadata=_metadata(rows, all_tasks, explainers, config.llm.label, scorer_config.mode),
                              check_results=_checks(db, rows, judgment_table, sae, start, end,
                                                    config.max_parse_failure_rate))
@@ -109,20 +108,17 @@ def _metadata(rows: list[dict], tasks, explainers: list[ExplainerKey], judge: st
                                          for r in rows))}
     for i, key in enumerate(explainers):
         for scorer in (*LLM_SCORERS, "embedding"):
-            for control in ("none", "shuffled"):
-                aucs = [r["auc"] for r in rows if r["scorer"] == scorer and r["control"] == control
-                        and r["explainer"] == key.explainer and r["auc"] is not None]
-                name = f"{'baseline_' if i else ''}{scorer}_mean_auc_{'own' if control == 'none' else 'shuffled'}"
-                metadata[name] = round(sum(aucs) / len(aucs), 4) if aucs else None
+            means = mean_by_control(rows, "auc", scorer=scorer, explainer=key.explainer)
+            for part in ("own", "shuffled"):
+                metadata[f"{'baseline_' if i else ''}{scorer}_mean_auc_{part}"] = means.get(part)
     return metadata
 
 
 def _checks(db, rows, judgment_table, sae, start, end, bound) -> list[AssetCheckResult]:
     out_of_range = [(r["latent"], r["scorer"], m) for r in rows for m in SCORE_METRICS + ("ci_low", "ci_high")
                     if r.get(m) is not None and not 0.0 <= r[m] <= 1.0]
-    duplicates = db.duplicate_keys(
-        "scores", ("latent", "scorer", "explanation_id", "judge", "scorer_config", "control"),
-        IN_LATENT_RANGE, [sae, start, end])
+    duplicates = reads.range_duplicates(
+        db, "scores", ("latent", "scorer", "explanation_id", "judge", "scorer_config", "control"), sae, start, end)
     judged = [j for j in judgment_table if j["scorer"] != "embedding"]
     failure_rate = sum(j["error"] is not None for j in judged) / len(judged) if judged else 0.0
     return [

@@ -10,17 +10,11 @@ from dagster import (
     asset,
 )
 
-from ..core.explainers import explainer_id
-from ..core.plots import markdown_image, similarity_heatmap
-from ..core.similarity import (
-    SHARE_THRESHOLD,
-    coder_loader,
-    coder_similarities,
-    format_similarity_rows,
-    model_coders,
-    similarity_matrix,
-    write_similarities,
-)
+from ..core.explain.explainers import explainer_id
+from ..core.reporting.plots import markdown_image, similarity_heatmap
+from ..core.reporting.similarity import format_similarity_rows
+from ..core.similarity import SHARE_THRESHOLD, coder_loader, coder_similarities, model_coders, similarity_matrix
+from ..core.store import writes
 from ..partitions import sae_partitions
 from ..resources import SettingsResource, StoreResource
 from .activation_cache import activation_cache
@@ -50,7 +44,7 @@ def sae_similarity(context: AssetExecutionContext, settings: SettingsResource,
         context.log.warning(f"skipped {key}: {reason}")
     if found.controls is None:
         return MaterializeResult(metadata={"skipped": MetadataValue.json(found.skipped)})
-    write_similarities(results, found)
+    writes.write_similarities(results, found.key, found.match_table(), found.summary_table())
     labels = [key.removeprefix(f"{config.alias}/") for key in keys]
     panels = {f"{method} (diagonal: self-copy)" if method == "decoder_cosine" else method:
               similarity_matrix(results, keys, method)[0]

@@ -5,20 +5,35 @@ control) on the held-out windows, rows with scorer 'simulation' in the scores an
 import time
 from collections import Counter
 
-import pyarrow as pa
-from dagster import AssetCheckResult, AssetCheckSpec, AssetDep, AssetExecutionContext, AutomationCondition, \
-    MaterializeResult, asset
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSpec,
+    AssetDep,
+    AssetExecutionContext,
+    AutomationCondition,
+    MaterializeResult,
+    asset,
+)
 
-from ..core.explainers import explainer_id
-from ..core.scorers.runs import judged_subset, judgment_rows, score_rows, scorer_config_id, scoring_tasks
-from ..core.scorers.simulation import SIMULATION, simulation_scores as simulate
-from ..core.store.tables import IN_LATENT_RANGE, JUDGMENTS, SCORES
+from ..core.explain.explainers import explainer_id
+from ..core.keys import utc_now
+from ..core.reporting.summary import mean_by_control
+from ..core.scorers.runs import (
+    judged_subset,
+    judgment_rows,
+    score_rows,
+    scorer_config_id,
+    scoring_tasks,
+)
+from ..core.scorers.simulation import SIMULATION
+from ..core.scorers.simulation import simulation_scores as simulate
+from ..core.store import reads, writes
 from ..instance import LLM_POOL
 from ..partitions import sae_latent_partitions, same_sae_every_range
 from ..resources import LLMResource, SettingsResource, StoreResource
 from .explanations import explanations
 from .progress import throttled_log
-from .slices import CACHE_DEP, EXPLAINED_BY, partition_latents, read_example_sets, read_explained
+from .slices import CACHE_DEP, partition_latents, read_example_sets
 
 
 @asset(
@@ -44,11 +59,11 @@ def simulation_scores(context: AssetExecutionContext, settings: SettingsResource
     _, judged_per_class = config.example_limits()
     db = store.get()
     sae, range_key, start, end = partition_latents(context, db)
-    explained, pool = read_explained(db, sae, start, end, explainer_name, config.llm.label)
+    explained, pool = reads.explained(db, sae, start, end, explainer_name, config.llm.label)
     seed = config.scoring.seed
     tasks = scoring_tasks(sae, explained, read_example_sets(db, sae, start, end), pool, config.negatives, seed)
     keys = {"explainer": explainer_name, "explainer_model": config.llm.label, "judge": config.llm.label,
-            "mode": SIMULATION, "created_at": pa.scalar(int(time.time() * 1e6), pa.timestamp("us")).as_py(),
+            "mode": SIMULATION, "created_at": utc_now(),
             "scorer_config": scorer_config_id(config.simulation, judged_per_class, config.negatives, SIMULATION)}
     context.log.info(f"simulating {len(tasks)} explanation(s) (own and shuffled) of {sae} {range_key} "
                      f"with {config.llm.label}")
@@ -58,13 +73,9 @@ def simulation_scores(context: AssetExecutionContext, settings: SettingsResource
     rows = [score_rows(sae, task, score, keys) for task, score in zip(tasks, scores)]
     judged = [j for task, score in zip(tasks, scores) for j in judgment_rows(sae, task, score, keys)]
     # This run owns the simulation rows of its range made with this explainer, judge and simulation config.
-    mine = f"{IN_LATENT_RANGE} AND scorer = '{SIMULATION}' AND judge = ? AND scorer_config = ?"
-    params = [sae, start, end, config.llm.label, keys["scorer_config"]]
-    db.replace_rows("scores", pa.Table.from_pylist(rows, schema=SCORES),
-                    f"{mine} AND explainer = ? AND explainer_model = ?", [*params, explainer_name, config.llm.label])
-    db.replace_rows("judgments", pa.Table.from_pylist(judged, schema=JUDGMENTS),
-                    f"{mine} AND explanation_id IN (SELECT explanation_id FROM explanations WHERE sae = ? "
-                    f"AND {EXPLAINED_BY})", [*params, sae, explainer_name, config.llm.backend, config.llm.model])
+    owner = writes.ScoreOwner(scorers=(SIMULATION,), judges=(config.llm.label,), scorer_configs=(keys["scorer_config"],),
+                              explainers=((explainer_name, config.llm.label),))
+    writes.write_scores(db, sae, start, end, owner, rows, judged)
     bad = [(r["latent"], r["control"]) for r in rows
            for m in ("correlation", "correlation_ci_low", "correlation_ci_high")
            if r[m] is not None and not -1.0 <= r[m] <= 1.0]
@@ -74,8 +85,7 @@ def simulation_scores(context: AssetExecutionContext, settings: SettingsResource
                 "prompt_tokens": sum(r["prompt_tokens"] for r in rows),
                 "llm_requests": sum(len(r["call_ids"]) for r in rows),
                 "seconds": round(time.monotonic() - started, 1)}
-    for control, name in (("none", "own"), ("shuffled", "shuffled")):
-        values = [r["correlation"] for r in rows if r["control"] == control and r["correlation"] is not None]
-        metadata[f"mean_correlation_{name}"] = round(sum(values) / len(values), 4) if values else None
+    means = mean_by_control(rows, "correlation")
+    metadata.update({f"mean_correlation_{part}": means.get(part) for part in ("own", "shuffled")})
     return MaterializeResult(metadata=metadata, check_results=[AssetCheckResult(
         check_name="correlation_in_range", passed=not bad, metadata={"out_of_range": str(bad[:20])})])

@@ -4,26 +4,33 @@ is asked; they hold the subject model (pool `model`), and by default score with 
 `scores` and `judgments` tables as the judge's scorers, beside the same shuffled-explanation control (and, for
 intervention, a random-latent control); steering details go to the `steering` table."""
 
-import hashlib
-import json
-import time
 from collections import Counter
 
-import pyarrow as pa
-from dagster import AssetDep, AssetExecutionContext, AutomationCondition, MaterializeResult, asset
+from dagster import (
+    AssetDep,
+    AssetExecutionContext,
+    AutomationCondition,
+    MaterializeResult,
+    asset,
+)
 
 from ..core.coders import load_coder, lookup
-from ..core.explainers import explainer_id
+from ..core.explain.explainers import explainer_id
+from ..core.keys import utc_now
+from ..core.models.subject import load_subject_model
+from ..core.reporting.summary import mean_by_control
 from ..core.scorers.runs import judgment_rows, score_rows, scoring_tasks
-from ..core.scorers.subject_runs import score_with_language_models
-from ..core.store.tables import IN_LATENT_RANGE, JUDGMENTS, SCORES, STEERING
-from ..core.subject_model import load_subject_model
+from ..core.scorers.subject_runs import (
+    score_with_language_models,
+    subject_scorer_config_id,
+)
+from ..core.store import reads, writes
 from ..instance import MODEL_POOL
 from ..partitions import sae_latent_partitions, same_sae_every_range
 from ..resources import SettingsResource, StoreResource, SubjectModelResource
 from .examples import examples
 from .explanations import explanations
-from .slices import CACHE_DEP, partition_latents, read_example_sets, read_explained
+from .slices import CACHE_DEP, partition_latents, read_example_sets
 
 
 @asset(
@@ -46,18 +53,16 @@ def subject_model_scores(context: AssetExecutionContext, settings: SettingsResou
     db = store.get()
     sae, range_key, start, end = partition_latents(context, db)
     explainer_name = explainer_id(config.explainer_config())
-    explained, pool = read_explained(db, sae, start, end, explainer_name, config.llm.label)
+    explained, pool = reads.explained(db, sae, start, end, explainer_name, config.llm.label)
     tasks = scoring_tasks(sae, explained, read_example_sets(db, sae, start, end), pool, config.negatives,
                           chosen.seed)
     subject = subject_model.load()
     judge = chosen.scoring_model or config.model
     scorer_lm = subject if judge == config.model else load_subject_model(judge, config.models_dir, config.device,
                                                                          config.dtype)
-    scorer_config = "subject-" + hashlib.sha256(json.dumps(
-        {**chosen.model_dump(exclude={"scorers"}), "negatives": config.negatives}, sort_keys=True,
-        default=str).encode()).hexdigest()[:8]
+    scorer_config = subject_scorer_config_id(chosen, config.negatives)
     keys = {"explainer": explainer_name, "explainer_model": config.llm.label, "judge": judge,
-            "scorer_config": scorer_config, "created_at": pa.scalar(int(time.time() * 1e6), pa.timestamp("us")).as_py()}
+            "scorer_config": scorer_config, "created_at": utc_now()}
     context.log.info(f"{', '.join(chosen.scorers)} of {len(tasks)} explanation(s) (own and shuffled) of {sae} "
                      f"{range_key}, scoring LM {judge}")
     coder = None
@@ -73,13 +78,10 @@ def subject_model_scores(context: AssetExecutionContext, settings: SettingsResou
     steering_table = [_steering_row(sae, o, result.module, scorer_config, chosen.kl_target) for o in result.steered]
     timings = {f"{scorer}_seconds": round(seconds, 1) for scorer, seconds in result.seconds.items()}
     # This run owns its range's rows of the scorers it ran, with this scoring LM and configuration.
-    mine = f"{IN_LATENT_RANGE} AND list_contains(?, scorer) AND judge = ? AND scorer_config = ?"
-    params = [sae, start, end, list(chosen.scorers), judge, scorer_config]
-    db.replace_rows("scores", pa.Table.from_pylist(rows, schema=SCORES),
-                    f"{mine} AND explainer = ? AND explainer_model = ?", [*params, explainer_name, config.llm.label])
-    db.replace_rows("judgments", pa.Table.from_pylist(judgment_table, schema=JUDGMENTS), mine, params)
-    db.replace_rows("steering", pa.Table.from_pylist(steering_table, schema=STEERING),
-                    f"{IN_LATENT_RANGE} AND scorer_config = ?", [sae, start, end, scorer_config])
+    owner = writes.ScoreOwner(scorers=tuple(chosen.scorers), judges=(judge,), scorer_configs=(scorer_config,),
+                              explainers=((explainer_name, config.llm.label),))
+    writes.write_scores(db, sae, start, end, owner, rows, judgment_table)
+    writes.write_steering(db, sae, start, end, scorer_config, steering_table)
     return MaterializeResult(metadata=_metadata(rows, steering_table, judge, timings, len(explained)))
 
 
@@ -97,11 +99,8 @@ def _metadata(rows: list[dict], steering_table: list[dict], judge: str, timings:
     metadata = {"latents_scored": n_latents, "scoring_lm": judge, **timings,
                 "statuses": dict(Counter(f"{r['scorer']}/{r['control']}/{r['status']}" for r in rows))}
     for scorer, metric in (("surprisal", "auc"), ("intervention", "auc"), ("intervention", "log_prob_gain")):
-        for control, part in (("none", "own"), ("shuffled", "shuffled"), ("random_latent", "random_latent")):
-            values = [r[metric] for r in rows if r["scorer"] == scorer and r["control"] == control
-                      and r[metric] is not None]
-            if values:
-                metadata[f"{scorer}_mean_{metric}_{part}"] = round(sum(values) / len(values), 4)
+        for part, mean in mean_by_control(rows, metric, scorer=scorer).items():
+            metadata[f"{scorer}_mean_{metric}_{part}"] = mean
     if steering_table:
         metadata["intervention_mean_kl"] = round(sum(r["kl"] for r in steering_table) / len(steering_table), 4)
     return metadata

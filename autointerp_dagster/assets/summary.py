@@ -10,9 +10,17 @@ from dagster import (
     asset,
 )
 
-from ..core.explainers import explainer_keys
-from ..core.plots import markdown_image, recall_by_quantile, score_distributions
-from ..core.report import OFFLINE_JUDGE_NOTE, baseline_comparison, format_summary
+from ..core.explain.explainers import explainer_keys
+from ..core.reporting.plots import (
+    markdown_image,
+    recall_by_quantile,
+    score_distributions,
+)
+from ..core.reporting.summary import (
+    OFFLINE_JUDGE_NOTE,
+    baseline_comparison,
+    format_summary,
+)
 from ..partitions import SAE_DIMENSION, sae_partitions
 from ..resources import SettingsResource, StoreResource
 from .scores import scores

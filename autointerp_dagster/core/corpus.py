@@ -7,7 +7,6 @@ token, and cut into rows of `ctx_len` tokens until the token budget is spent. Wi
 
 from __future__ import annotations
 
-import hashlib
 import json
 import random
 from collections.abc import Iterator
@@ -19,9 +18,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .atomic import atomic_path
-from .embedded import kjv_documents
 from .config import EMBEDDED_CORPUS, CorpusSpec
 from .errors import UserError
+from .keys import stable_id
+from .models.embedded import kjv_documents
 
 TEXT_SUFFIXES = (".txt", ".jsonl", ".parquet")
 
@@ -56,10 +56,9 @@ class CorpusInfo:
 def corpus_id(spec: CorpusSpec, tokenizer) -> str:
     """Stable id of a corpus: changes with the source, the row shape, the budget or the tokenizer's vocabulary
     (not its folder, so moving AUTOINTERP_HOME or re-converting a model keeps every result valid)."""
-    vocabulary = hashlib.sha256(json.dumps(sorted(tokenizer.get_vocab().items())).encode()).hexdigest()
-    identity = json.dumps({**spec.model_dump(), "vocabulary": vocabulary, "bos": tokenizer.bos_token_id,
-                           "eos": tokenizer.eos_token_id}, sort_keys=True)
-    return hashlib.sha256(identity.encode()).hexdigest()[:12]
+    vocabulary = stable_id(sorted(tokenizer.get_vocab().items()))
+    return stable_id({**spec.model_dump(), "vocabulary": vocabulary, "bos": tokenizer.bos_token_id,
+                      "eos": tokenizer.eos_token_id}, 12)
 
 
 def iter_documents(spec: CorpusSpec) -> Iterator[str]:

@@ -21,8 +21,8 @@ from torch import nn
 from .coders import RegisteredCoder, SparseCoderError, load_coder
 from .config import LLMConfig, Settings
 from .errors import UserError
-from .hf_models import model_source
-from .subject_model import hookpoint_patterns
+from .models.loading import model_source
+from .models.subject import hookpoint_patterns
 
 class PreflightError(UserError):
     """One or more inputs that cannot work, one per line."""

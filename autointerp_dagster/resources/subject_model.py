@@ -7,8 +7,8 @@ from pathlib import Path
 
 from dagster import ConfigurableResource
 
-from ..core.hf_models import load_tokenizer
-from ..core.subject_model import SubjectModel, load_subject_model
+from ..core.models.loading import load_tokenizer
+from ..core.models.subject import SubjectModel, load_subject_model
 from .settings import SettingsResource
 
 

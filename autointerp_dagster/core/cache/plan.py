@@ -9,19 +9,18 @@ downstream stage with it.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import dataclass
 
 from ..coders import RegisteredCoder, registered_coders
 from ..config import Settings
+from ..keys import stable_id
 from .reader import ActivationCache, cache_folder, read_manifest
 
 
 def cache_inputs_fingerprint(settings: Settings, coder: RegisteredCoder) -> str:
     """What a coder's cache is built from; stored in the cache's manifest."""
     inputs = {"coder": coder.fingerprint(), "model": settings.model, "corpus": settings.corpus.model_dump()}
-    return hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()[:16]
+    return stable_id(inputs, 16)
 
 
 @dataclass(frozen=True)

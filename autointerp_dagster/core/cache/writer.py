@@ -29,7 +29,7 @@ from ..atomic import atomic_path
 from ..coders import SparseCoder
 from ..corpus import CorpusInfo, iter_token_batches
 from ..latent_ranges import range_bounds, range_keys
-from ..subject_model import SubjectModel
+from ..models.subject import SubjectModel
 from .reader import MANIFEST, STATS_FILE, CacheSummary, file_record, shard_name
 
 FP16_MAX = float(np.finfo(np.float16).max)

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import hashlib
-
+from ..keys import files_signature, stable_id
 from .base import CoderSource, SparseCoderError
 from .formats.gemmascope import gemmascope_site
 from .formats.neurons import neuron_identity
@@ -45,11 +44,7 @@ def source_fingerprint(source: CoderSource) -> str:
     files = [local] if local.is_file() else sorted(
         p for p in local.iterdir() if p.is_file() and not p.name.startswith(".")
     )
-    h = hashlib.sha256()
-    for f in files:
-        st = f.stat()
-        h.update(f"{f.name}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
-    return h.hexdigest()[:16]
+    return stable_id(files_signature(files), 16)
 
 
 def coder_key(model_alias: str, hookpoint: str, name: str | None) -> str:

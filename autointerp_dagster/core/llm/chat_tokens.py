@@ -12,7 +12,12 @@ from dataclasses import dataclass
 
 import torch
 
-from autointerp_dagster.core.llm.types import BackendError, ChatRequest, PromptScoreReply, PromptScoreRequest
+from autointerp_dagster.core.llm.types import (
+    BackendError,
+    ChatRequest,
+    PromptScoreReply,
+    PromptScoreRequest,
+)
 
 
 def prompt_ids(tokenizer, request: ChatRequest) -> list[int]:

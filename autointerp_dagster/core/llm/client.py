@@ -18,7 +18,13 @@ from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, replace
 
-from autointerp_dagster.core.llm.records import CallRecord, Journal, LLMRecords, cache_key, prompt_score_key
+from autointerp_dagster.core.llm.records import (
+    CallRecord,
+    Journal,
+    LLMRecords,
+    cache_key,
+    prompt_score_key,
+)
 from autointerp_dagster.core.llm.types import (
     CACHED,
     ERROR,

@@ -27,7 +27,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from autointerp_dagster.core.hf_models import model_fingerprint, resolve_device
 from autointerp_dagster.core.llm.chat_tokens import (
     before_stop,
     prefix_length,
@@ -37,7 +36,14 @@ from autointerp_dagster.core.llm.chat_tokens import (
     top_logprobs,
 )
 from autointerp_dagster.core.llm.ct2_models import HF_FILES, converted_ct2_folder
-from autointerp_dagster.core.llm.types import BackendError, BackendReply, ChatRequest, PromptScoreReply, PromptScoreRequest
+from autointerp_dagster.core.llm.types import (
+    BackendError,
+    BackendReply,
+    ChatRequest,
+    PromptScoreReply,
+    PromptScoreRequest,
+)
+from autointerp_dagster.core.models.loading import model_fingerprint, resolve_device
 
 # Static-prompt states CTranslate2 keeps (it never drops one); a run has a few (explainer, detection,
 # fuzzing), so more means varied prefixes, and the model is reloaded (seconds) to free them.

@@ -12,14 +12,20 @@ final name and renamed.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import tempfile
 import time
 from pathlib import Path
 
 from autointerp_dagster.core.atomic import atomic_path
-from autointerp_dagster.core.hf_models import gguf_file, load_gguf, load_tokenizer, model_fingerprint, model_source
+from autointerp_dagster.core.models.loading import (
+    gguf_file,
+    load_gguf,
+    load_tokenizer,
+    model_fingerprint,
+    model_source,
+)
+
+from ..keys import stable_id
 
 HF_FILES = "hf"  # subfolder of a converted model: tokenizer and generation config
 LAYOUT = 2  # folders of layout 1 (before `hf/`) are not reused
@@ -29,7 +35,7 @@ def ct2_folder_name(spec: str, weights: str) -> str:
     """`<model>-<weights>-<digest of the source's fingerprint>`, known without converting anything."""
     name = spec.removeprefix("embedded:").rstrip("/").rsplit("/", 1)[-1].removesuffix(".gguf")
     fingerprint = {**model_fingerprint(spec), "layout": LAYOUT}
-    digest = hashlib.sha256(json.dumps(fingerprint, sort_keys=True).encode()).hexdigest()[:12]
+    digest = stable_id(fingerprint, 12)
     return f"{name}-{weights}-{digest}"
 
 

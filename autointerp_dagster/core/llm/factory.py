@@ -5,12 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from autointerp_dagster.core.config import LLMConfig
-from autointerp_dagster.core.hf_models import resolve_device
 from autointerp_dagster.core.llm.client import LLMClient
 from autointerp_dagster.core.llm.ct2_backend import CT2Backend
 from autointerp_dagster.core.llm.local_backend import LocalBackend
 from autointerp_dagster.core.llm.openai_backend import OpenAIBackend
 from autointerp_dagster.core.llm.types import Backend
+from autointerp_dagster.core.models.loading import resolve_device
 from autointerp_dagster.core.store import ResultsStore
 
 

@@ -22,13 +22,6 @@ from pathlib import Path
 
 import torch
 
-from autointerp_dagster.core.hf_models import (
-    load_causal_lm,
-    load_tokenizer,
-    model_fingerprint,
-    resolve_device,
-    resolve_dtype,
-)
 from autointerp_dagster.core.llm.chat_tokens import (
     before_stop,
     prefix_length,
@@ -43,6 +36,13 @@ from autointerp_dagster.core.llm.types import (
     ChatRequest,
     PromptScoreReply,
     PromptScoreRequest,
+)
+from autointerp_dagster.core.models.loading import (
+    load_causal_lm,
+    load_tokenizer,
+    model_fingerprint,
+    resolve_device,
+    resolve_dtype,
 )
 
 

@@ -14,7 +14,6 @@ out of memory) loses no answer it paid for: the next lookup folds the journals o
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import socket
@@ -29,6 +28,8 @@ import pyarrow as pa
 from autointerp_dagster.core.llm.types import ChatRequest, PromptScoreRequest
 from autointerp_dagster.core.store import ResultsStore, transaction
 from autointerp_dagster.core.store.tables import LLM_CALLS, LLM_DDL, LLM_RESPONSES
+
+from ..keys import stable_id
 
 
 def cache_key(backend_identity: dict[str, str], request: ChatRequest) -> str:
@@ -47,16 +48,14 @@ def cache_key(backend_identity: dict[str, str], request: ChatRequest) -> str:
     }
     if request.stop:
         identity["stop"] = list(request.stop)
-    encoded = json.dumps(identity, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-    return hashlib.sha256(encoded.encode()).hexdigest()
+    return stable_id(identity, compact=True)
 
 
 def prompt_score_key(backend_identity: dict[str, str], request: PromptScoreRequest) -> str:
     """Hash of what decides a PromptScoreRequest's answer; its "kind" keeps it apart from every chat key."""
     identity = {"backend": backend_identity, "kind": "prompt_logprobs", "prompt": request.prompt,
                 "offsets": list(request.offsets), "candidates": list(request.candidates)}
-    encoded = json.dumps(identity, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-    return hashlib.sha256(encoded.encode()).hexdigest()
+    return stable_id(identity, compact=True)
 
 
 @dataclass

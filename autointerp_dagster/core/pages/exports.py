@@ -24,7 +24,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..atomic import atomic_path
-from ..report import SCORER_METRICS
+from ..reporting.summary import SCORER_METRICS
 from ..store import ResultsStore
 from .gather import ACTIVATING_SETS, SCORE_COLUMNS, gather_index, iter_latent_pages
 from .render import report_folder

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import duckdb
 
 from ..cache import ActivationCache, CacheMissingError
-from ..report import SCORER_METRICS
+from ..reporting.summary import SCORER_METRICS
 from ..store import ResultsStore
 
 ACTIVATING_SETS = ("train", "test")  # the explainer's and the scorers' activating windows

@@ -13,7 +13,7 @@ import numpy as np
 
 from ..atomic import atomic_path
 from ..corpus import CorpusInfo
-from ..embeddings import embed_texts
+from ..models.embeddings import embed_texts
 from .tokens import TokenDecoder
 from .windows import greedy_disjoint
 

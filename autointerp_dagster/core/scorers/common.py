@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from autointerp_dagster.core.metrics import (
+from autointerp_dagster.core.reporting.metrics import (
     BinaryMetrics,
     binary_metrics,
     bootstrap_ci,

@@ -20,14 +20,14 @@ import numpy as np
 import torch
 
 from autointerp_dagster.core.config import SubjectScorersConfig
-from autointerp_dagster.core.metrics import mean_ci
+from autointerp_dagster.core.reporting.metrics import mean_ci
 from autointerp_dagster.core.sampling import evenly_spaced, stable_key_hash
 from autointerp_dagster.core.scorers.common import (INTERVENTION, Judgment, LatentScore, ScoringExample, summarise,
                                                     top_share)
-from autointerp_dagster.core.scorers.lm_logprobs import continuation_logprobs, token_ids
+from autointerp_dagster.core.models.lm_logprobs import continuation_logprobs, token_ids
 from autointerp_dagster.core.scorers.runs import OWN, ScoringTask
-from autointerp_dagster.core.steering import Steerer, prompt_ids
-from autointerp_dagster.core.subject_model import SubjectModel
+from autointerp_dagster.core.models.steering import Steerer, prompt_ids
+from autointerp_dagster.core.models.subject import SubjectModel
 
 RANDOM_LATENT = "random_latent"
 # What the scoring LM reads before the explanation: the generated text only (the prompt is the same clean and

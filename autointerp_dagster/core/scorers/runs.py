@@ -9,8 +9,6 @@ shuffled explanation scores on the same examples.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -18,8 +16,14 @@ import numpy as np
 
 from autointerp_dagster.core.config import ScorerConfig, SimulationConfig
 from autointerp_dagster.core.sampling import ExampleSets, evenly_spaced, stable_key_hash
-from autointerp_dagster.core.scorers.common import LatentScore, ScoreItem, ScoringExample
+from autointerp_dagster.core.scorers.common import (
+    LatentScore,
+    ScoreItem,
+    ScoringExample,
+)
 from autointerp_dagster.core.store.tables import SCORE_METRICS
+
+from ..keys import stable_id
 
 OWN, SHUFFLED = "none", "shuffled"
 COUNTS = ("true_positive", "false_positive", "true_negative", "false_negative")
@@ -39,9 +43,8 @@ def scorer_config_id(config: ScorerConfig | SimulationConfig, judged_per_class: 
                      name: str | None = None) -> str:
     """A stable name for everything that changes how examples are judged, so results of other settings coexist;
     `name` (default: the judge's mode) prefixes the hash."""
-    encoded = json.dumps({**config.identity(), "judged_per_class": judged_per_class, "negatives": negatives},
-                         sort_keys=True)
-    return f"{name or config.mode}-{hashlib.sha256(encoded.encode()).hexdigest()[:8]}"
+    chosen = {**config.identity(), "judged_per_class": judged_per_class, "negatives": negatives}
+    return f"{name or config.mode}-{stable_id(chosen, 8)}"
 
 
 def scoring_tasks(sae: str, explained: Mapping[int, Mapping], sets: Mapping[int, ExampleSets],

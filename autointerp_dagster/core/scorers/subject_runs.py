@@ -14,7 +14,13 @@ from autointerp_dagster.core.scorers.common import INTERVENTION, SURPRISAL, Late
 from autointerp_dagster.core.scorers.intervention import SteeredLatent, intervention_scores, random_latent
 from autointerp_dagster.core.scorers.runs import ScoringTask, judged_subset
 from autointerp_dagster.core.scorers.surprisal import surprisal_scores
-from autointerp_dagster.core.subject_model import SubjectModel
+from autointerp_dagster.core.keys import stable_id
+from autointerp_dagster.core.models.subject import SubjectModel
+
+
+def subject_scorer_config_id(config: SubjectScorersConfig, negatives: str) -> str:
+    """Names everything that shapes these scores (which scorers ran is the rows' own column)."""
+    return "subject-" + stable_id({**config.model_dump(exclude={"scorers"}), "negatives": negatives}, 8)
 
 
 @dataclass

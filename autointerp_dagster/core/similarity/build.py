@@ -91,15 +91,6 @@ def coder_similarities(key: str, others: list[str], load: Callable[[str], CoderD
     return found
 
 
-def write_similarities(store: ResultsStore, found: CoderSimilarities) -> None:
-    """Replaces every row involving the coder (its pairs in either order and its controls)."""
-    involving = "sae_a = ? OR sae_b = ?"
-    matches = found.match_table()
-    if matches is not None:
-        store.replace_rows("latent_matches", matches, involving, [found.key, found.key])
-    store.replace_rows("sae_similarity", found.summary_table(), involving, [found.key, found.key])
-
-
 def similarity_matrix(store: ResultsStore, keys: list[str], method: str = "decoder_cosine"
                       ) -> tuple[np.ndarray, np.ndarray]:
     """(pairs, chance): [n, n] mean `method` over matched pairs of `keys` (the diagonal is the self-copy

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..embeddings import embed_texts
+from ..models.embeddings import embed_texts
 from ..store import ResultsStore
 
 

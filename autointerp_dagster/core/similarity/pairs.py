@@ -16,7 +16,7 @@ import pyarrow as pa
 from scipy.sparse import csc_matrix
 
 from ..cache import ActivationCache
-from ..metrics import mean_ci
+from ..reporting.metrics import mean_ci
 from ..store.tables import LATENT_MATCHES
 from .activations import matched_correlations
 from .explanations import explanation_cosines

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .metrics import mean_ci
-from .store import ResultsStore
+from ..store import ResultsStore
 
 COLUMNS = ("explainer", "explainer_model", "judge", "scorer_config")
 METRICS = ("auc", "balanced_accuracy", "accuracy", "precision", "recall", "f1")

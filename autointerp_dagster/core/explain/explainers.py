@@ -8,16 +8,14 @@ placeholder explanation that a scorer would then grade as if the model had said 
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from autointerp_dagster.core.config import ExplainerConfig, Settings
+from autointerp_dagster.core.explain.digest import LatentDigest, top_tokens_explanation
 from autointerp_dagster.core.llm import ChatRequest, ChatResult, LLMClient
 from autointerp_dagster.core.llm.client import ProgressCallback, offset_progress
 from autointerp_dagster.core.prompts import ParseError
-from autointerp_dagster.core.digest import LatentDigest, top_tokens_explanation
 from autointerp_dagster.core.prompts.explainer import (
     build_explainer_messages,
     explanation_retry_message,
@@ -26,6 +24,8 @@ from autointerp_dagster.core.prompts.explainer import (
     without_counts,
 )
 from autointerp_dagster.core.sampling import Example, order_for_explainer
+
+from ..keys import stable_id
 
 OK = "ok"
 FAILED = "failed"
@@ -39,8 +39,7 @@ def explainer_id(config: ExplainerConfig) -> str:
     overwriting explanations made differently (fields added later only away from their defaults:
     `Section.identity`).
     """
-    encoded = json.dumps(config.identity(), sort_keys=True, separators=(",", ":"))
-    digest = hashlib.sha256(encoded.encode()).hexdigest()[:8]
+    digest = stable_id(config.identity(), 8, compact=True)
     kind = "contrastive" if config.contrastive else "default"
     return f"{kind}{'-cot' if config.reasoning else ''}-{digest}"
 
@@ -86,7 +85,7 @@ def baseline_explanations(latents: Sequence[int], digests: dict[int, LatentDiges
 
 def explanation_id(sae: str, latent: int, explainer: str, model: str, text: str | None) -> str:
     """Stable id of one explanation: scores are keyed by it, so a new explanation never inherits old scores."""
-    return hashlib.sha256(f"{sae}\0{latent}\0{explainer}\0{model}\0{text}".encode()).hexdigest()[:16]
+    return stable_id(f"{sae}\0{latent}\0{explainer}\0{model}\0{text}", 16)
 
 
 @dataclass(frozen=True)

@@ -19,10 +19,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .atomic import atomic_path
-from .corpus import CorpusInfo, iter_token_batches
-from .config import EmbeddedSaeSpec
-from .subject_model import SubjectModel
+from ..atomic import atomic_path
+from ..corpus import CorpusInfo, iter_token_batches
+from ..config import EmbeddedSaeSpec
+from ..models.subject import SubjectModel
 
 
 @dataclass(frozen=True)

@@ -9,14 +9,14 @@ and later loads read that folder in seconds.
 
 from __future__ import annotations
 
-import hashlib
 import time
 from contextlib import contextmanager
 from pathlib import Path
 
 import torch
 
-from .atomic import atomic_path
+from ..atomic import atomic_path
+from ..keys import files_signature, stable_id
 from .embedded import embedded_gguf, embedded_version
 
 
@@ -77,11 +77,7 @@ def model_fingerprint(spec: str) -> dict[str, str]:
         files = sorted(p for p in path.iterdir() if p.is_file() and not p.name.startswith("."))
     else:
         files = [path] if path.exists() else []  # a missing .gguf: loading it says so
-    digest = hashlib.sha256()
-    for f in files:
-        st = f.stat()
-        digest.update(f"{f.name}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
-    return {"path": str(path), "files": digest.hexdigest()[:16]}
+    return {"path": str(path), "files": stable_id(files_signature(files), 16)}
 
 
 def from_pretrained(loader, spec: str, models_dir: Path, **kwargs):

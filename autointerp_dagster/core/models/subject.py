@@ -16,8 +16,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .errors import UserError
-from .hf_models import load_causal_lm, load_tokenizer, resolve_device, resolve_dtype
+from ..errors import UserError
+from .loading import load_causal_lm, load_tokenizer, resolve_device, resolve_dtype
 
 Capture = tuple[str, str]  # (module name, "input" | "output")
 

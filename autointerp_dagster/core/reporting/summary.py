@@ -8,13 +8,14 @@ pooled-over-all-examples numbers. Only latents whose own and shuffled scores bot
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from .compare import Comparison, compare, format_comparison
 from .metrics import mean_ci
-from .store import ResultsStore
+from ..store import ResultsStore
 
 SCORER_METRICS = (("detection", "balanced_accuracy"), ("fuzzing", "balanced_accuracy"),
                   ("detection", "auc"), ("fuzzing", "auc"), ("embedding", "auc"), ("surprisal", "auc"),
@@ -202,3 +203,14 @@ def format_summary(store: ResultsStore, sae: str, explainers: list[tuple[str, st
                                   baseline_comparison(store, sae, llm, baseline))
         blocks.append("  " + table.replace("\n", "\n  "))
     return "\n".join(blocks), reports[0]
+
+
+def mean_by_control(rows: Sequence[dict], metric: str, **match) -> dict[str, float]:
+    """The mean of `metric` over the score rows that match `match` (column -> value), per control ("own" for the
+    latent's own explanation, else the control's name), rounded to 4 places; controls without a value are left
+    out. What the scoring assets report as metadata, beside the summary's intervals."""
+    values: dict[str, list[float]] = {}
+    for row in rows:
+        if row.get(metric) is not None and all(row.get(k) == v for k, v in match.items()):
+            values.setdefault("own" if row["control"] == "none" else row["control"], []).append(row[metric])
+    return {control: round(sum(v) / len(v), 4) for control, v in values.items()}

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from transformers import Cache, DynamicCache
 
-from autointerp_dagster.core.subject_model import SubjectModel
+from autointerp_dagster.core.models.subject import SubjectModel
 
 
 def logits_of(lm: SubjectModel, hidden: torch.Tensor) -> torch.Tensor:
