@@ -3,7 +3,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PYTHON ?= python3
 
-.PHONY: run test chaos ui bench
+.PHONY: run test lint chaos ui bench
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,8 +21,11 @@ SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 $(CHROMIUM):
 	$(SUDO) apt-get install -y -q chromium || ($(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q chromium)
 
-test: $(BIN)/.installed $(CHROMIUM)  ## the whole test suite, the embedded-model end-to-end test included
+test: lint $(CHROMIUM)  ## lint, then the whole test suite (the embedded-model end-to-end test included)
 	$(BIN)/pytest -q -rs
+
+lint: $(BIN)/.installed  ## ruff: lint rules and import order (configured in pyproject.toml)
+	$(BIN)/ruff check autointerp_dagster tests bench docs
 
 chaos: $(BIN)/.installed  ## the chaos suite alone: kills at every stage, a damaged cache, a full disk, a locked file
 	$(BIN)/pytest -q -rs -m chaos

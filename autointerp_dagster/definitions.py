@@ -6,7 +6,12 @@ from dagster import Definitions
 
 from .assets import ASSETS
 from .jobs import JOBS
-from .resources import LLMResource, SettingsResource, StoreResource, SubjectModelResource
+from .resources import (
+    LLMResource,
+    SettingsResource,
+    StoreResource,
+    SubjectModelResource,
+)
 from .sensors import automation_sensor, sae_discovery_sensor
 
 

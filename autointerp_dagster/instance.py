@@ -42,8 +42,8 @@ def instance_yaml(settings: Settings) -> str:
         "run_retries": {"enabled": kept.run_retries > 0, "max_retries": kept.run_retries},
         "python_logs": {"managed_python_loggers": ["autointerp_dagster"], "python_log_level": "INFO"},
     }
-    return "# Written by autointerp from the settings' `concurrency` and `instance` sections; edits are replaced.\n" + yaml.safe_dump(
-        config, sort_keys=False)
+    header = "# Written by autointerp from the settings' `concurrency` and `instance` sections; edits are replaced.\n"
+    return header + yaml.safe_dump(config, sort_keys=False)
 
 
 def use_dagster_home(settings: Settings) -> Path:

@@ -28,8 +28,18 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import psutil
-from dagster import DagsterEventType, DagsterInstance, DagsterRun, DagsterRunStatus, RunsFilter
-from dagster._core.launcher import CheckRunHealthResult, DefaultRunLauncher, WorkerStatus
+from dagster import (
+    DagsterEventType,
+    DagsterInstance,
+    DagsterRun,
+    DagsterRunStatus,
+    RunsFilter,
+)
+from dagster._core.launcher import (
+    CheckRunHealthResult,
+    DefaultRunLauncher,
+    WorkerStatus,
+)
 from dagster._core.storage.tags import GRPC_INFO_TAG
 from dagster._utils.interrupts import check_captured_interrupt
 from dagster_shared import seven

@@ -24,7 +24,7 @@ from .resources.settings import SettingsResource
 
 SAE_DIMENSION = "sae"
 RANGE_DIMENSION = "latent_range"
-LATENT_RANGES = SettingsResource().get().latent_ranges
+LATENT_RANGES = SettingsResource().get().coders.latent_ranges
 
 sae_partitions = DynamicPartitionsDefinition(name=SAE_DIMENSION)
 latent_range_partitions = StaticPartitionsDefinition(range_keys(LATENT_RANGES))

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from dagster import RunRequest
-from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+from dagster._core.storage.tags import (
+    ASSET_PARTITION_RANGE_END_TAG,
+    ASSET_PARTITION_RANGE_START_TAG,
+)
 
 
 def cache_run_requests(keys: list[str], all_keys: list[str], job_name: str) -> list[RunRequest]:

@@ -6,21 +6,20 @@ from dagster import (
     AddDynamicPartitionsRequest,
     AssetKey,
     AssetSelection,
-    RunRequest,
     AutomationConditionSensorDefinition,
     DefaultSensorStatus,
+    RunRequest,
     SensorEvaluationContext,
     SensorResult,
     SkipReason,
     sensor,
 )
 
+from .core.cache.plan import plan_caches
 from .jobs import cache_job, inputs_job
 from .partitions import SAE_DIMENSION
-from .core.cache.plan import plan_caches
 from .planning import cache_run_requests
 from .resources import SettingsResource
-
 
 INPUTS = "(inputs)"  # the cursor's mark for the one inputs run a fresh home needs
 

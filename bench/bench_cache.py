@@ -30,9 +30,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from autointerp_dagster.core.cache.writer import CacheTarget, cache_activations  # noqa: E402
 from autointerp_dagster.core.coders import CoderSource, load_coder  # noqa: E402
-from autointerp_dagster.core.corpus import build_corpus, iter_token_batches  # noqa: E402
 from autointerp_dagster.core.coders.train import train_embedded_saes  # noqa: E402
 from autointerp_dagster.core.config import load_settings  # noqa: E402
+from autointerp_dagster.core.corpus import build_corpus, iter_token_batches  # noqa: E402
 from autointerp_dagster.core.models.subject import load_subject_model  # noqa: E402
 
 BASE_TOKENS = 8_192
@@ -40,10 +40,11 @@ BASE_TOKENS = 8_192
 
 def setup(tokens: int):
     settings = load_settings()
-    model = load_subject_model(settings.model, settings.models_dir)
-    info = build_corpus(settings.corpus.model_copy(update={"token_budget": tokens}), model.tokenizer, settings.corpus_dir)
+    model = load_subject_model(settings.model.name, settings.models_dir)
+    corpus_config = settings.corpus.model_copy(update={"token_budget": tokens})
+    info = build_corpus(corpus_config, model.tokenizer, settings.corpus_dir)
     default_corpus = build_corpus(settings.corpus, model.tokenizer, settings.corpus_dir)
-    trained = train_embedded_saes(model, default_corpus, settings.embedded_saes, settings.watched_sae_dir,
+    trained = train_embedded_saes(model, default_corpus, settings.coders.embedded, settings.watched_sae_dir,
                                   log=lambda m: print(m, file=sys.stderr))
     coders = {t.hookpoint: load_coder(CoderSource(str(t.path)), base_model=model.body) for t in trained}
     return model, info, coders
@@ -105,7 +106,8 @@ def main() -> None:
               f"{summary.bytes_on_disk} bytes, dead latents {summary.dead_fraction:.1%}")
 
     rss_1x, rss_10x = peak_rss(BASE_TOKENS), peak_rss(BASE_TOKENS * 10)
-    print(f"peak RSS caching {BASE_TOKENS} tokens: {rss_1x / 2**20:.0f} MiB; {BASE_TOKENS * 10}: {rss_10x / 2**20:.0f} MiB")
+    print(f"peak RSS caching {BASE_TOKENS} tokens: {rss_1x / 2**20:.0f} MiB; "
+          f"{BASE_TOKENS * 10}: {rss_10x / 2**20:.0f} MiB")
     print(f"cache_vs_forward_ratio={min(forward) / min(cache_one):.3f}")
     print(f"cache_peak_rss_growth={rss_10x / rss_1x:.3f}")
     print(f"bytes_per_nonzero={summary.bytes_per_nonzero:.2f}")

@@ -57,7 +57,7 @@ def main() -> None:
     autointerp = Path(sys.executable).with_name("autointerp")
     ui = subprocess.Popen([str(autointerp), "ui", "--port", str(args.port)], stdout=subprocess.DEVNULL,
                           stderr=subprocess.DEVNULL, start_new_session=True)
-    started, peak_used, peak_tree, ranges = time.monotonic(), 0, 0, settings.latent_ranges
+    peak_used, peak_tree, ranges = 0, 0, settings.coders.latent_ranges
     try:
         time.sleep(20)  # the daemon and the code server start
         with DagsterInstance.get() as instance:

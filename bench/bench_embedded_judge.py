@@ -19,11 +19,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from autointerp_dagster.core.config import load_settings  # noqa: E402
-from autointerp_dagster.core.models.embedded import kjv_documents  # noqa: E402
 from autointerp_dagster.core.llm import ChatRequest, CT2Backend, LocalBackend  # noqa: E402
 from autointerp_dagster.core.llm.factory import local_engine  # noqa: E402
-from autointerp_dagster.core.reporting.metrics import roc_auc  # noqa: E402
+from autointerp_dagster.core.models.embedded import kjv_documents  # noqa: E402
 from autointerp_dagster.core.prompts.judge import build_detection_single_messages, yes_probability  # noqa: E402
+from autointerp_dagster.core.reporting.metrics import roc_auc  # noqa: E402
 from autointerp_dagster.core.sampling import ACTIVATING, RANDOM_NEGATIVE, Example  # noqa: E402
 
 CONCEPTS = {

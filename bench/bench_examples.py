@@ -21,6 +21,7 @@ from urllib.parse import unquote
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from autointerp_dagster.core.cache import MANIFEST, ActivationCache  # noqa: E402
+from autointerp_dagster.core.config import SamplingConfig, load_settings  # noqa: E402
 from autointerp_dagster.core.corpus import load_corpus_info, read_tokens  # noqa: E402
 from autointerp_dagster.core.models.loading import load_tokenizer  # noqa: E402
 from autointerp_dagster.core.sampling import (  # noqa: E402
@@ -28,7 +29,6 @@ from autointerp_dagster.core.sampling import (  # noqa: E402
     build_examples,
     window_pool_embeddings,
 )
-from autointerp_dagster.core.config import SamplingConfig, load_settings  # noqa: E402
 
 
 def find_cache(cache_dir: Path, key: str | None) -> tuple[str, Path]:
@@ -59,7 +59,7 @@ def main() -> None:
     cache = ActivationCache(path)
     corpus = load_corpus_info(Path(cache.manifest["corpus_path"]))
     tokens = read_tokens(corpus)
-    decoder = TokenDecoder(load_tokenizer(settings.model, settings.models_dir))
+    decoder = TokenDecoder(load_tokenizer(settings.model.name, settings.models_dir))
     config = SamplingConfig()
     latents = range(min(args.latents or cache.n_latents, cache.n_latents))
     n = len(latents)

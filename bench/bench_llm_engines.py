@@ -35,8 +35,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from autointerp_dagster.core.config import load_settings  # noqa: E402
-from autointerp_dagster.core.models.embedded import kjv_documents  # noqa: E402
 from autointerp_dagster.core.llm import ChatRequest, CT2Backend, LocalBackend  # noqa: E402
+from autointerp_dagster.core.models.embedded import kjv_documents  # noqa: E402
 from autointerp_dagster.core.prompts.judge import build_detection_single_messages, yes_probability  # noqa: E402
 from autointerp_dagster.core.sampling import ACTIVATING, RANDOM_NEGATIVE, Example  # noqa: E402
 

@@ -5,7 +5,8 @@ For two coders with stored matches (`latent_matches`), it takes every latent of 
 samples and explains its matched partner in the other coder the same way the pipeline does (its examples and
 digest, the configured explainer and LLM), and prints the MiniLM cosine of the two explanations for the matched
 pairs against the same explanations paired at random (the `random_pairs` control of `sae_similarity`), with
-95% bootstrap intervals over pairs, and their difference paired by the first coder's latent. Nothing is written but the LLM cache and call log: use a copy of the home.
+95% bootstrap intervals over pairs, and their difference paired by the first coder's latent. Nothing is written
+but the LLM cache and call log: use a copy of the home.
 
     AUTOINTERP_HOME=/path/to/home-copy .venv/bin/python bench/bench_matched_explanations.py
 """
@@ -26,12 +27,12 @@ from autointerp_dagster.core.corpus import load_corpus_info, read_tokens  # noqa
 from autointerp_dagster.core.explain.digest import LatentDigest, promoted_tokens  # noqa: E402
 from autointerp_dagster.core.explain.explainers import ExplainItem, explain_latents, explainer_id  # noqa: E402
 from autointerp_dagster.core.llm import build_backend, build_client  # noqa: E402
+from autointerp_dagster.core.models.subject import load_subject_model  # noqa: E402
 from autointerp_dagster.core.reporting.metrics import mean_ci  # noqa: E402
 from autointerp_dagster.core.sampling import evenly_spaced, token_decoder  # noqa: E402
 from autointerp_dagster.core.sampling.build import build_examples  # noqa: E402
 from autointerp_dagster.core.similarity.explanations import explained_texts, explanation_cosines  # noqa: E402
 from autointerp_dagster.core.store import ResultsStore  # noqa: E402
-from autointerp_dagster.core.models.subject import load_subject_model  # noqa: E402
 
 
 def explain_partners(config, store, model, client, sae: str, latents: list[int]) -> dict[int, str]:
@@ -44,23 +45,23 @@ def explain_partners(config, store, model, client, sae: str, latents: list[int])
             if le.status == "ok"]
     directions = decoder_directions(lookup(config, [sae])[sae].source, model.body)[[le.latent for le in sets]]
     promoted = promoted_tokens(model, directions, config.sampling.promoted_tokens, np.bincount(tokens.ravel()))
-    shown, _ = config.example_limits()
+    shown = config.explainer.examples
     items = [ExplainItem(le.latent, evenly_spaced(le.train, shown, key=lambda e: e.quantile), (),
                          LatentDigest(le.latent, tuple(le.top_tokens), tuple(p))) for le, p in zip(sets, promoted)]
-    return {r.latent: r.explanation for r in explain_latents(client, items, config.explainer_config()) if r.ok}
+    return {r.latent: r.explanation for r in explain_latents(client, items, config.explainer) if r.ok}
 
 
 def main() -> None:
     config = load_settings()
     store = ResultsStore(config.db_path)
-    explainer = explainer_id(config.explainer_config())
+    explainer = explainer_id(config.explainer, config.steering)
     [pair] = store.query("SELECT DISTINCT sae_a, sae_b FROM latent_matches ORDER BY ALL LIMIT 1").to_pylist()
     a, b = pair["sae_a"], pair["sae_b"]
     matches = store.query("SELECT latent_a, latent_b, decoder_cosine, activation_correlation FROM latent_matches "
                           "WHERE sae_a = ? AND sae_b = ?", [a, b]).to_pylist()
     texts = {sae: explained_texts(store, sae, explainer, config.llm.label) for sae in (a, b)}
     pairs = [m for m in matches if m["latent_a"] in texts[a] or m["latent_b"] in texts[b]]
-    model = load_subject_model(config.model, config.models_dir, config.device, config.dtype)
+    model = load_subject_model(config.model.name, config.models_dir, config.model.device, config.model.dtype)
     client = build_client(config.llm, build_backend(config.llm, config.models_dir), store)
     for sae, side in ((b, "latent_b"), (a, "latent_a")):
         missing = sorted({m[side] for m in pairs if m[side] not in texts[sae]})
@@ -75,7 +76,8 @@ def main() -> None:
     for m, cosine in zip(both, matched):
         print(f"  {m['latent_a']:5d} ~ {m['latent_b']:5d}  decoder {m['decoder_cosine']:.3f}  activations "
               f"{m['activation_correlation'] if m['activation_correlation'] is not None else float('nan'):.3f}  "
-              f"explanations {cosine:.3f}\n      {texts[a][m['latent_a']][:90]!r}\n      {texts[b][m['latent_b']][:90]!r}")
+              f"explanations {cosine:.3f}\n      {texts[a][m['latent_a']][:90]!r}"
+              f"\n      {texts[b][m['latent_b']][:90]!r}")
     for name, values in (("matched", matched), ("random pairs", control)):
         mean, low, high = mean_ci(values, seed=0)
         print(f"explanation_similarity {name}: {mean:.3f} [{low:.3f}, {high:.3f}] over {len(values)} pairs")

@@ -27,12 +27,12 @@ from autointerp_dagster.core.config import load_settings  # noqa: E402
 from autointerp_dagster.core.explain.digest import steered_for_explainer  # noqa: E402
 from autointerp_dagster.core.explain.explainers import ExplainItem, explain_latents, explainer_id  # noqa: E402
 from autointerp_dagster.core.llm import build_backend, build_client  # noqa: E402
+from autointerp_dagster.core.models.subject import load_subject_model  # noqa: E402
 from autointerp_dagster.core.reporting.metrics import mean_ci  # noqa: E402
 from autointerp_dagster.core.sampling import evenly_spaced  # noqa: E402
 from autointerp_dagster.core.scorers import embedding_scores  # noqa: E402
 from autointerp_dagster.core.scorers.runs import scoring_tasks  # noqa: E402
 from autointerp_dagster.core.store import ResultsStore  # noqa: E402
-from autointerp_dagster.core.models.subject import load_subject_model  # noqa: E402
 
 ALL = (0, 1 << 30)
 
@@ -40,7 +40,7 @@ ALL = (0, 1 << 30)
 def embedding_gain(sae: str, explained: dict[int, dict], sets, config) -> tuple[float | None, ...]:
     """Mean over latents of own minus shuffled embedding AUC, with its interval."""
     pool = {latent: row["explanation"] for latent, row in explained.items()}
-    tasks = scoring_tasks(sae, explained, sets, pool, config.negatives, config.scoring.seed)
+    tasks = scoring_tasks(sae, explained, sets, pool, config.sampling.negatives, config.scoring.seed)
     scores = embedding_scores([t.item for t in tasks], seed=config.scoring.seed)
     own = {t.item.latent: s.metrics.auc for t, s in zip(tasks, scores) if t.control == "none"}
     shuffled = {t.item.latent: s.metrics.auc for t, s in zip(tasks, scores) if t.control != "none"}
@@ -51,12 +51,12 @@ def embedding_gain(sae: str, explained: dict[int, dict], sets, config) -> tuple[
 def main() -> None:
     config = load_settings()
     store = ResultsStore(config.db_path)
-    default = config.explainer_config()
+    default = config.explainer
     steering = default.model_copy(update={"output_view": "steering"})
-    shown, _ = config.example_limits()
+    shown = config.explainer.examples
     saes = [r["sae"] for r in store.query("SELECT DISTINCT sae FROM explanations WHERE explainer = ? ORDER BY sae",
                                           [explainer_id(default)]).to_pylist()]
-    model = load_subject_model(config.model, config.models_dir, config.device, config.dtype)
+    model = load_subject_model(config.model.name, config.models_dir, config.model.device, config.model.dtype)
     client = build_client(config.llm, build_backend(config.llm, config.models_dir), store)
     print(f"explainer (unembedding view) {explainer_id(default)}, steering view {explainer_id(steering)}")
     for sae in saes:

@@ -17,7 +17,7 @@ import numpy as np
 import pyarrow as pa
 from playwright.sync_api import sync_playwright
 
-from autointerp_dagster.core.pages import write_report
+from autointerp_dagster.core.pages import write_pages
 from autointerp_dagster.core.store import TABLES, ResultsStore
 
 SAE = "bench/layers.0/wide"
@@ -70,7 +70,7 @@ def main(n: int) -> None:
         fill(store, n)
         filled = time.perf_counter() - started
         started = time.perf_counter()
-        report = write_report(store, SAE, Path(tmp) / "reports")
+        report = write_pages(store, SAE, Path(tmp) / "pages")
         build_s = time.perf_counter() - started
         size = sum(p.stat().st_size for p in report.folder.rglob("*")) / 1e6
         index_kb = report.index.stat().st_size / 1e3

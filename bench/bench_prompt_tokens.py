@@ -22,9 +22,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from autointerp_dagster.core.models.embedded import kjv_documents  # noqa: E402
+from autointerp_dagster.core.config import SamplingConfig, load_settings  # noqa: E402
 from autointerp_dagster.core.explain.explainers import ExplainerConfig, ExplainItem, explain_latents  # noqa: E402
 from autointerp_dagster.core.llm import ChatRequest, ChatResult  # noqa: E402
+from autointerp_dagster.core.models.embedded import kjv_documents  # noqa: E402
 from autointerp_dagster.core.sampling import ACTIVATING, RANDOM_NEGATIVE, Example  # noqa: E402
 from autointerp_dagster.core.scorers import (  # noqa: E402
     ScoreItem,
@@ -32,7 +33,6 @@ from autointerp_dagster.core.scorers import (  # noqa: E402
     ScoringExample,
     score_latents,
 )
-from autointerp_dagster.core.config import SamplingConfig, load_settings  # noqa: E402
 
 WINDOW = 32
 MESSAGE_OVERHEAD = 4  # e.g. Gemma's "<start_of_turn>user\n" ... "<end_of_turn>\n"

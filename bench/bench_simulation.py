@@ -40,14 +40,14 @@ def main() -> None:
     args = parser.parse_args()
     config = load_settings()
     store = ResultsStore(config.db_path)
-    explainer = explainer_id(config.explainer_config())
+    explainer = explainer_id(config.explainer, config.steering)
     sae = args.sae or store.query("SELECT min(sae) AS sae FROM explanations WHERE explainer = ?",
                                   [explainer]).column("sae")[0].as_py()
     explained, pool = read_explained(store, sae, 0, 1 << 30, explainer, config.llm.label)
     chosen = dict(sorted(explained.items())[: args.latents])
     sets = read_example_sets(store, sae, 0, 1 << 30)
-    tasks = scoring_tasks(sae, chosen, sets, pool, config.negatives, config.scoring.seed)
-    per_class = args.windows or config.example_limits()[1]
+    tasks = scoring_tasks(sae, chosen, sets, pool, config.sampling.negatives, config.scoring.seed)
+    per_class = args.windows or config.scoring.examples_per_class
     items = judged_subset(tasks, per_class)
     mode = args.mode or config.simulation.mode
     client = build_client(config.llm.model_copy(update={"use_cache": False}),

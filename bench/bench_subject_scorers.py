@@ -21,12 +21,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from autointerp_dagster.core.coders import load_coder, lookup  # noqa: E402
 from autointerp_dagster.core.config import load_settings  # noqa: E402
+from autointerp_dagster.core.models.subject import load_subject_model  # noqa: E402
 from autointerp_dagster.core.reporting.metrics import mean_ci  # noqa: E402
 from autointerp_dagster.core.sampling import rows_to_latent_examples  # noqa: E402
 from autointerp_dagster.core.scorers.runs import OWN, scoring_tasks  # noqa: E402
 from autointerp_dagster.core.scorers.subject_runs import score_with_language_models  # noqa: E402
 from autointerp_dagster.core.store import ResultsStore  # noqa: E402
-from autointerp_dagster.core.models.subject import load_subject_model  # noqa: E402
 
 
 def newest_explanations(store: ResultsStore, sae: str) -> tuple[dict, dict]:
@@ -52,8 +52,8 @@ def main() -> None:
     saes = [r["sae"] for r in store.query("SELECT DISTINCT sae FROM explanations ORDER BY sae").to_pylist()
             if r["sae"] in {c for c in lookup_all(config)}]
     began = time.perf_counter()
-    subject = load_subject_model(config.model, config.models_dir, config.device, config.dtype)
-    print(f"subject model {config.model} loaded in {time.perf_counter() - began:.1f} s; torch threads "
+    subject = load_subject_model(config.model.name, config.models_dir, config.model.device, config.model.dtype)
+    print(f"subject model {config.model.name} loaded in {time.perf_counter() - began:.1f} s; torch threads "
           f"{torch.get_num_threads()}")
     values: dict[tuple[str, str, str], list[float]] = {}
     seconds: dict[str, float] = {}
@@ -65,7 +65,7 @@ def main() -> None:
         explained = dict(sorted(explained.items())[: args.latents_per_sae])
         examples = rows_to_latent_examples(store.query(
             "SELECT * FROM examples WHERE sae = ? AND list_contains(?, latent)", [sae, list(explained)]).to_pylist())
-        tasks = scoring_tasks(sae, explained, examples, pool, config.negatives, chosen.seed)
+        tasks = scoring_tasks(sae, explained, examples, pool, config.sampling.negatives, chosen.seed)
         coder = load_coder(lookup(config, [sae])[sae].source, base_model=subject.body, device=subject.device)
         result = score_with_language_models(subject, subject, coder, sae, tasks, chosen)
         n_latents += len({t.item.latent for t in tasks})

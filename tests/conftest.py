@@ -133,15 +133,14 @@ def project(tmp_path, tiny_model_dir, llm_server, monkeypatch):
     write_sparsify_sae(sae_dir / "run-a" / "layers.1", 64, 128, 4, seed=2)
     write_sparsify_sae(sae_dir / "run-b" / "layers.1", 64, 80, 3, seed=3)
     config = {
-        "model": str(tiny_model_dir),
-        "model_alias": "tiny",
+        "model": {"name": str(tiny_model_dir), "alias": "tiny"},
         "corpus": {"source": "embedded:kjv", "ctx_len": 32, "token_budget": 32 * 40},
-        "embedded_saes": None,
-        "cache_batch_rows": 8,
+        "coders": {"embedded": None},
+        "cache": {"batch_rows": 8},
         "sampling": {"example_ctx_len": 8, "peak_index": 5, "min_activating": 4, "n_train": 6, "n_test": 6,
-                     "n_quantiles": 3, "n_random_negatives": 6, "n_hard_negatives": 3, "hard_negative_queries": 2},
+                     "n_quantiles": 3, "n_random_negatives": 6, "n_hard_negatives": 3, "hard_negative_queries": 2,
+                     "negatives": "random+hard"},
         "scoring": {"batch_size": 3},
-        "negatives": "random+hard",
     }
     config_file = tmp_path / "autointerp.yaml"
     config_file.write_text(json.dumps(config))

@@ -48,7 +48,7 @@ def word_tokens(tokenizer, n: int) -> list[tuple[int, str]]:
     """`n` whole-word tokens (a leading space, then 4+ letters) as (id, word): a word that a description or
     explanation names tokenizes, after a space, to exactly that token."""
     found = []
-    for token, token_id in sorted(tokenizer.get_vocab().items(), key=lambda kv: kv[1]):
+    for _token, token_id in sorted(tokenizer.get_vocab().items(), key=lambda kv: kv[1]):
         word = tokenizer.decode([token_id])
         if word.startswith(" ") and word[1:].isalpha() and len(word) >= 5 \
                 and tokenizer(word, add_special_tokens=False)["input_ids"] == [token_id]:

@@ -63,13 +63,13 @@ def make_project(root: Path, model_dir: Path) -> dict[str, str]:
     write_sparsify_sae(home / "saes" / "run-a" / "layers.0", 64, 96, 4, seed=1)
     write_sparsify_sae(home / "saes" / "run-b" / "layers.1", 64, 80, 3, seed=3)
     config = {
-        "model": str(model_dir), "model_alias": "tiny", "embedded_saes": None, "latent_ranges": RANGES,
+        "model": {"name": str(model_dir), "alias": "tiny"}, "coders": {"embedded": None, "latent_ranges": RANGES},
         "corpus": {"source": "embedded:kjv", "ctx_len": 32, "token_budget": 32 * 160},
-        "cache_batch_rows": 1,  # a forward pass a row: caching lasts long enough to be killed in
+        "cache": {"batch_rows": 1},  # a forward pass a row: caching lasts long enough to be killed in
         "sampling": {"example_ctx_len": 8, "peak_index": 5, "min_activating": 4, "n_train": 6, "n_test": 6,
-                     "n_quantiles": 3, "n_random_negatives": 6, "n_hard_negatives": 3, "hard_negative_queries": 2},
+                     "n_quantiles": 3, "n_random_negatives": 6, "n_hard_negatives": 3, "hard_negative_queries": 2,
+                     "negatives": "random+hard"},
         "scoring": {"batch_size": 3},
-        "negatives": "random+hard",
     }
     (root / "autointerp.yaml").write_text(json.dumps(config))
     env = {k: v for k, v in os.environ.items() if not k.startswith("AUTOINTERP_") and k != "DAGSTER_HOME"}
@@ -361,7 +361,7 @@ def test_chaos_daemon_path_fails_a_killed_run_worker_and_retries_it(tmp_path, ti
     shutil.rmtree(home / "saes" / "run-b")  # one SAE: fewer runs
     config = json.loads(Path(env["AUTOINTERP_CONFIG"]).read_text())
     config["instance"] = {"monitor_interval_s": 2, "free_slots_after_s": 1}
-    config["latent_ranges"] = 1  # one partition a stage: the daemon path costs ~25 s a run on 2 cores
+    config["coders"]["latent_ranges"] = 1  # one partition a stage: the daemon path costs ~25 s a run on 2 cores
     Path(env["AUTOINTERP_CONFIG"]).write_text(json.dumps(config))
     key = "tiny/layers.0/run-a"
     server = judge_server()

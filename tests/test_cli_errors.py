@@ -25,7 +25,8 @@ def home(tmp_path, tiny_model_dir):
 
 
 def autointerp(home: Path, config: dict, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    settings = {"model": str(config.pop("model")), "model_alias": "tiny", "embedded_saes": None,
+    coders = {"embedded": None, **config.pop("coders", {})}
+    settings = {"model": {"name": str(config.pop("model")), "alias": "tiny"}, "coders": coders,
                 "corpus": {"ctx_len": 32, "token_budget": 32 * 20}, **config}
     path = home.parent / "settings.yaml"
     path.write_text(json.dumps(settings))
@@ -56,14 +57,14 @@ def server():
 
 def test_a_missing_sae_path_is_one_paragraph(home, tiny_model_dir, server):
     missing = str(home.parent / "nowhere" / "layers.1")
-    done = autointerp(home, {"model": tiny_model_dir, "saes": [missing]}, "run", env=judge_env(server))
+    done = autointerp(home, {"model": tiny_model_dir, "coders": {"paths": [missing]}}, "run", env=judge_env(server))
     assert_one_paragraph(done, f"sparse coder path {missing!r} does not exist")
 
 
 def test_a_hookpoint_the_model_lacks_is_found_before_any_step(home, tiny_model_dir, server):
     sae = write_sparsify_sae(home.parent / "elsewhere" / "layers.1", 64, 96, 4, seed=2)
-    done = autointerp(home, {"model": tiny_model_dir, "saes": [{"path": str(sae), "hookpoint": "layers.9"}]}, "run",
-                      env=judge_env(server))
+    coders = {"paths": [{"path": str(sae), "hookpoint": "layers.9"}]}
+    done = autointerp(home, {"model": tiny_model_dir, "coders": coders}, "run", env=judge_env(server))
     assert_one_paragraph(done, "hookpoint 'layers.9' is not a module of", "layers.N  (N in 0..2)")
     assert "1 problem(s) found before anything ran" in done.stderr
 
@@ -94,7 +95,8 @@ def test_a_missing_key_names_its_variable(home, tiny_model_dir):
 
 def test_debug_shows_the_traceback_and_settings_errors_stay_one_paragraph(home, tiny_model_dir, server):
     missing = str(home.parent / "nowhere")
-    done = autointerp(home, {"model": tiny_model_dir, "saes": [missing]}, "--debug", "run", env=judge_env(server))
+    done = autointerp(home, {"model": tiny_model_dir, "coders": {"paths": [missing]}}, "--debug", "run",
+                      env=judge_env(server))
     assert done.returncode == 2 and "Traceback" in done.stderr and "does not exist" in done.stderr
-    bad = autointerp(home, {"model": tiny_model_dir, "latent_ranges": 0}, "config")
-    assert bad.returncode == 2 and "latent_ranges" in bad.stderr and "Traceback" not in bad.stderr
+    bad = autointerp(home, {"model": tiny_model_dir, "coders": {"latent_ranges": 0}}, "config")
+    assert bad.returncode == 2 and "coders.latent_ranges" in bad.stderr and "Traceback" not in bad.stderr

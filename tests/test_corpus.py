@@ -10,8 +10,8 @@ import pyarrow.parquet as pq
 import pytest
 from transformers import AutoTokenizer
 
-from autointerp_dagster.core.corpus import CorpusError, build_corpus, iter_token_batches, read_tokens
 from autointerp_dagster.core.config import CorpusSpec
+from autointerp_dagster.core.corpus import CorpusError, build_corpus, iter_token_batches, read_tokens
 
 
 @pytest.fixture(scope="module")

@@ -19,8 +19,8 @@ from autointerp_dagster.core.llm import (
     LLMClient,
     LocalBackend,
     build_backend,
+    ct2_backend,
 )
-from autointerp_dagster.core.llm import ct2_backend
 from autointerp_dagster.core.llm.ct2_models import converted_ct2_folder
 from autointerp_dagster.core.llm.factory import local_engine
 from autointerp_dagster.core.llm.types import PromptScoreRequest

@@ -40,13 +40,13 @@ def test_definitions_load():
     assert graph.get(AssetKey("explanations")).pools == graph.get(AssetKey("scores")).pools == {"llm"}
     assert {job.name for job in defs.resolve_all_job_defs()} >= {"inputs_job", "cache_job", "explain_job",
                                                                  "score_job", "summary_job", "similarity_job",
-                                                                 "compare_job"}
+                                                                 "coder_comparison_job"}
 
 
 def test_main_job_then_sensor(project, instance, llm_server, capsys):
-    from autointerp_dagster.cli import run_pipeline
     from autointerp_dagster.core.cache import ActivationCache, cache_folder
     from autointerp_dagster.definitions import build_resources, defs
+    from autointerp_dagster.launch import run_pipeline
 
     assert run_pipeline(project) == 0
     out = capsys.readouterr().out
@@ -55,7 +55,7 @@ def test_main_job_then_sensor(project, instance, llm_server, capsys):
     # Every run `autointerp run` made is a run of one of the jobs the UI launches.
     jobs = {run.job_name for run in instance.get_runs()}
     assert jobs == {"inputs_job", "cache_job", "explain_job", "score_job", "summary_job", "similarity_job",
-                    "compare_job"}
+                    "coder_comparison_job"}
     # The pools that bound model work hold the configured limits.
     assert instance.event_log_storage.get_concurrency_info("llm").slot_count == project.concurrency.llm_steps
     assert instance.event_log_storage.get_concurrency_info("model").slot_count == project.concurrency.model_steps
@@ -78,7 +78,8 @@ def test_main_job_then_sensor(project, instance, llm_server, capsys):
     # The two coders on layers.1 kept separate caches of their own widths.
     assert caches["tiny/layers.1/run-a"]["n_latents"] == 128 and caches["tiny/layers.1/run-b"]["n_latents"] == 80
 
-    stats = store.query("SELECT sae, count(*) AS n, count(DISTINCT latent) AS d FROM latent_stats GROUP BY sae ORDER BY sae")
+    stats = store.query("SELECT sae, count(*) AS n, count(DISTINCT latent) AS d FROM latent_stats "
+                        "GROUP BY sae ORDER BY sae")
     assert stats.to_pylist() == [
         {"sae": KEYS[0], "n": 96, "d": 96}, {"sae": KEYS[1], "n": 128, "d": 128}, {"sae": KEYS[2], "n": 80, "d": 80}]
 
@@ -100,7 +101,8 @@ def test_main_job_then_sensor(project, instance, llm_server, capsys):
     assert len(failed) == 1 and failed[0]["explanation"] is None and "unparseable" in failed[0]["error"]
     scored = store.query("SELECT scorer, control, count(*) AS n, count(balanced_accuracy) AS with_value, "
                          "min(balanced_accuracy) AS lo, max(balanced_accuracy) AS hi FROM scores "
-                         "WHERE explainer_model != 'none:top-tokens' AND scorer IN ('detection', 'embedding', 'fuzzing') "
+                         "WHERE explainer_model != 'none:top-tokens' "
+                         "AND scorer IN ('detection', 'embedding', 'fuzzing') "
                          "GROUP BY ALL ORDER BY scorer, control").to_pylist()
     baseline_scored = store.query("SELECT scorer, control, count(*) AS n FROM scores WHERE explainer_model = "
                                   "'none:top-tokens' GROUP BY ALL ORDER BY scorer, control").to_pylist()
@@ -126,7 +128,7 @@ def test_main_job_then_sensor(project, instance, llm_server, capsys):
     # The subject model's own scorers, judged by it (the tiny model), beside the same controls.
     subject_rows = store.query("SELECT scorer, control, count(*) AS n, count(auc) AS with_auc, "
                                "count(log_prob_gain) AS with_gain FROM scores WHERE judge = ? GROUP BY ALL "
-                               "ORDER BY scorer, control", [project.model]).to_pylist()
+                               "ORDER BY scorer, control", [project.model.name]).to_pylist()
     assert [(r["scorer"], r["control"]) for r in subject_rows] == [
         ("intervention", "none"), ("intervention", "random_latent"), ("intervention", "shuffled"),
         ("surprisal", "none"), ("surprisal", "shuffled")]
@@ -141,9 +143,9 @@ def test_main_job_then_sensor(project, instance, llm_server, capsys):
     assert "detection" in metadata["summary"].value and "recall by activation quantile" in metadata["summary"].value
     for part in ("own", "shuffled", "own_minus_shuffled"):
         assert f"embedding_auc_{part}" in metadata
-    # summary_job also writes each SAE's latent pages, linked from the latent_report metadata; the failed latent
+    # summary_job also writes each SAE's latent pages, linked from the latent_pages metadata; the failed latent
     # is counted there and has its page.
-    reports = [instance.fetch_materializations(AssetRecordsFilter(asset_key=AssetKey("latent_report"),
+    reports = [instance.fetch_materializations(AssetRecordsFilter(asset_key=AssetKey("latent_pages"),
                                                                   asset_partitions=[key]), limit=1).records[0]
                .asset_materialization.metadata for key in KEYS]
     assert [m["latent_pages"].value for m in reports] == [
@@ -153,8 +155,8 @@ def test_main_job_then_sensor(project, instance, llm_server, capsys):
     assert sum(m["latents_failed"].value for m in reports) == 0
     for meta in reports:
         index = meta["index"].value
-        assert index.startswith(str(project.reports_dir)) and os.path.isfile(index)
-    failed_page = project.reports_dir / failed[0]["sae"].replace("/", "__") / "latents" / f"{failed[0]['latent']}.html"
+        assert index.startswith(str(project.pages_dir)) and os.path.isfile(index)
+    failed_page = project.pages_dir / failed[0]["sae"].replace("/", "__") / "latents" / f"{failed[0]['latent']}.html"
     assert "unparseable" in failed_page.read_text()
     # Every pair of coders matched once (96, 80 and 80 latents: every latent of the smaller coder), controls shown.
     assert "Cross-coder similarity" in out and "random_pairs" in out
@@ -182,11 +184,11 @@ def test_main_job_then_sensor(project, instance, llm_server, capsys):
     assert isinstance(result, SkipReason)
 
     # A cache is stale once what it was built from changes: the corpus spec, or the model behind the alias.
-    from autointerp_dagster.core.config import load_settings
     from autointerp_dagster.core.cache.plan import plan_caches
+    from autointerp_dagster.core.config import load_settings
 
     assert plan_caches(project, KEYS).changed == []
-    for change in ({"corpus.token_budget": 32 * 20}, {"model": str(project.model) + "/"}):
+    for change in ({"corpus.token_budget": 32 * 20}, {"model.name": str(project.model.name) + "/"}):
         moved = load_settings(overrides=change)
         assert moved.alias == project.alias and plan_caches(moved, KEYS).changed == KEYS
 

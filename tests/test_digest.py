@@ -17,9 +17,9 @@ from autointerp_dagster.core.explain.digest import (
     top_tokens_explanation,
 )
 from autointerp_dagster.core.explain.explainers import FAILED, OK, baseline_explanations, baseline_key
+from autointerp_dagster.core.models.subject import load_subject_model
 from autointerp_dagster.core.prompts.explainer import build_explainer_messages, parse_explanation, prefilled_answer
 from autointerp_dagster.core.sampling.build import peak_token_counts
-from autointerp_dagster.core.models.subject import load_subject_model
 
 from .conftest import write_sparsify_sae
 from .test_sampling import setup  # noqa: F401  (the tiny cache fixture)
@@ -225,6 +225,6 @@ def test_the_output_side_explainer_steers_in_examples_and_its_prompts_show_what_
         assert len(shown) == counts[steered_kind] and set(shown) == lines["steering"]
         assert not set(shown) & (lines["unembedding"] - lines["steering"])
 
-        monkeypatch.setenv("AUTOINTERP_EXPLAINER_STEERING_KL_TARGET", "0.33")  # other steering: stale digests
+        monkeypatch.setenv("AUTOINTERP_STEERING_KL_TARGET", "0.33")  # other steering: stale digests
         stale = only_explanations.execute_in_process(instance=instance, partition_key=partition, raise_on_error=False)
         assert not stale.success and "materialise `examples`" in str(stale.all_events)

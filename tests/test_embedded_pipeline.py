@@ -29,7 +29,7 @@ def test_main_job_on_embedded_gemma(tmp_path, llm_server):
     config = tmp_path / "small.yaml"
     config.write_text(yaml.safe_dump({
         "corpus": {"token_budget": 32 * 256},
-        "embedded_saes": {"num_latents": 1024, "train_tokens": 4096, "epochs": 3},
+        "coders": {"embedded": {"num_latents": 1024, "train_tokens": 4096, "epochs": 3}},
     }))
     env = {**os.environ, "AUTOINTERP_HOME": str(home), "AUTOINTERP_CONFIG": str(config), "PYTHONUNBUFFERED": "1"}
     env.pop("DAGSTER_HOME", None)

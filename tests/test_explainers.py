@@ -136,7 +136,8 @@ def test_transport_failure_is_recorded_and_not_retried_as_a_parse_failure(store)
 
 def test_latent_without_examples_fails_alone(store):
     with StubLLMServer(reply=answer_by_topic) as server:
-        empty, ok = explain_latents(stub_client(server, store, concurrency=4), [ExplainItem(0, []), ExplainItem(1, WATER)])
+        client = stub_client(server, store, concurrency=4)
+        empty, ok = explain_latents(client, [ExplainItem(0, []), ExplainItem(1, WATER)])
     assert server.call_count == 1
     assert empty.status == "failed" and empty.call_ids == [] and "at least one example" in empty.error
     assert ok.status == "ok"

@@ -14,22 +14,22 @@ from transformers import AutoTokenizer
 
 from autointerp_dagster.core.coders import CoderSource, load_coder
 from autointerp_dagster.core.coders.decoders import steering_site
-from autointerp_dagster.core.config import SubjectScorersConfig
+from autointerp_dagster.core.config import SteeringConfig, SubjectScorersConfig
 from autointerp_dagster.core.explain.digest import steered_tokens, steering_prompts
 from autointerp_dagster.core.models.embedded import kjv_documents
+from autointerp_dagster.core.models.lm_logprobs import token_ids
+from autointerp_dagster.core.models.steering import Steerer, prompt_ids
+from autointerp_dagster.core.models.subject import load_subject_model
 from autointerp_dagster.core.sampling import ACTIVATING, Example
 from autointerp_dagster.core.scorers.common import OK, ScoreItem, ScoringExample
 from autointerp_dagster.core.scorers.intervention import RANDOM_LATENT, intervention_scores
-from autointerp_dagster.core.models.lm_logprobs import token_ids
 from autointerp_dagster.core.scorers.runs import SHUFFLED, ScoringTask
-from autointerp_dagster.core.models.steering import Steerer, prompt_ids
-from autointerp_dagster.core.models.subject import load_subject_model
 
 from .copy_model import build_copy_model, word_tokens
 
 PLANTED, N_LATENTS = 3, 16
-CONFIG = SubjectScorersConfig(prompts=4, kl_target=1.0, kl_tolerance=0.1, search_steps=20, completion_tokens=6,
-                              batch_size=8)
+STEERING = SteeringConfig(kl_target=1.0, kl_tolerance=0.1, search_steps=20)
+CONFIG = SubjectScorersConfig(prompts=4, completion_tokens=6, batch_size=8)
 
 
 @pytest.fixture(scope="module")
@@ -75,14 +75,14 @@ def test_planted_latent_beats_shuffled_explanation_and_random_latent(copy_lm, tm
     site = steering_site(coder, range(N_LATENTS), copy_lm.body)
     assert site.module == "layers.0" and torch.allclose(site.directions.norm(dim=-1), torch.ones(N_LATENTS))
     all_tasks, scores, steered = intervention_scores(copy_lm, copy_lm, site.module, dict(zip(site.latents,
-                                                     site.directions)), tasks, "sae", N_LATENTS, CONFIG)
+                                                     site.directions)), tasks, "sae", N_LATENTS, CONFIG, STEERING)
     assert [t.control for t in all_tasks] == ["none", "shuffled", RANDOM_LATENT]
     own, shuffled, random_control = scores
     assert all(s.status == OK and s.scorer == "intervention" for s in scores)
     mine, other_latent = steered
     assert mine.steered_latent == PLANTED and other_latent.steered_latent == all_tasks[2].control_latent != PLANTED
     for outcome in steered:  # both hit the KL target within tolerance
-        assert abs(outcome.kl - CONFIG.kl_target) <= CONFIG.kl_tolerance * CONFIG.kl_target
+        assert abs(outcome.kl - STEERING.kl_target) <= STEERING.kl_tolerance * STEERING.kl_target
     assert sum(c.count(word) for c in mine.steered) > sum(c.count(word) for c in mine.clean)
     assert mine.promoted[0][0].strip() == word  # the token whose probability rises most is the planted word
     assert own.log_prob_gain > 0 and own.log_prob_gain_ci_low is not None

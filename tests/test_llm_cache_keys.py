@@ -25,7 +25,7 @@ def test_server_identity_keeps_no_credentials():
     assert backend.identity == {"backend": "openai", "base_url": "https://example.com:8443/v1", "model": "m"}
 
 
-def test_local_identity_follows_settings_and_files_without_loading(tiny_chat_model_dir, tmp_path):
+def test_local_identity_follows_settings_and_files_without_loading(tiny_chat_model_dir, tmp_path):  # noqa: F811 (fixture)
     def identity(folder=tiny_chat_model_dir, **settings):
         backend = LocalBackend(str(folder), tmp_path / "models", **settings)
         assert backend._model is None  # computed without loading
@@ -52,7 +52,7 @@ def test_embedded_identity_needs_no_assembly(tmp_path):
     assert not (tmp_path / "models").exists()
 
 
-def test_local_answers_are_not_shared_across_quantisation(tiny_chat_model_dir, store, tmp_path):
+def test_local_answers_are_not_shared_across_quantisation(tiny_chat_model_dir, store, tmp_path):  # noqa: F811 (fixture)
     def run(quantize):
         backend = LocalBackend(str(tiny_chat_model_dir), tmp_path / "models", device="cpu", quantize=quantize)
         [result] = LLMClient(backend, store).complete([_request("the cat", max_tokens=2)])
@@ -63,7 +63,7 @@ def test_local_answers_are_not_shared_across_quantisation(tiny_chat_model_dir, s
     assert run("none").cached
 
 
-def test_equal_requests_in_a_batch_are_sent_once(server, store):
+def test_equal_requests_in_a_batch_are_sent_once(server, store):  # noqa: F811 (fixture)
     progress = []
     requests = [_request("p"), _request("q"), _request("p", purpose="again"), _request("p")]
     results = LLMClient(_backend(server), store, concurrency=4).complete(

@@ -9,6 +9,7 @@ import time
 import pytest
 import torch
 
+from autointerp_dagster.core.config import ConfigError, load_settings
 from autointerp_dagster.core.llm import (
     ChatRequest,
     LLMClient,
@@ -17,7 +18,6 @@ from autointerp_dagster.core.llm import (
     build_backend,
     build_client,
 )
-from autointerp_dagster.core.config import ConfigError, load_settings
 from autointerp_dagster.core.store import ResultsStore
 from tests.openai_stub_server import Fault, StubLLMServer, StubReply
 
@@ -329,7 +329,8 @@ def tiny_chat_model_dir(tmp_path_factory):
 
 
 def test_local_backend_generates_with_logprobs(tiny_chat_model_dir, store, tmp_path):
-    client = LLMClient(LocalBackend(str(tiny_chat_model_dir), tmp_path / "models", max_context=128), store, concurrency=4)
+    backend = LocalBackend(str(tiny_chat_model_dir), tmp_path / "models", max_context=128)
+    client = LLMClient(backend, store, concurrency=4)
     assert client.concurrency == 1
     requests = [
         _request("explain the latent", max_tokens=5, logprobs=True, top_logprobs=4),
@@ -352,7 +353,8 @@ def test_local_backend_generates_with_logprobs(tiny_chat_model_dir, store, tmp_p
     assert results[2].top_logprobs is None
     assert results[3].status == "error" and "context" in results[3].error
 
-    again = LLMClient(LocalBackend(str(tiny_chat_model_dir), tmp_path / "models", max_context=128)).complete(requests[:2])
+    fresh = LocalBackend(str(tiny_chat_model_dir), tmp_path / "models", max_context=128)
+    again = LLMClient(fresh).complete(requests[:2])
     assert [(r.text, r.top_logprobs) for r in again] == [(r.text, r.top_logprobs) for r in results[:2]]
 
 
@@ -476,7 +478,8 @@ def test_one_token_answer_does_not_depend_on_the_request_before(tiny_chat_model_
     """Dynamic int8 scales activations per forward call: the chunks a prompt is computed in must depend on the
     request alone, or the response cache would keep whichever order happened first."""
     system = {"role": "system", "content": "judge whether the latent is active answer yes or no"}
-    shot = [{"role": "user", "content": "explanation fire text the lamp burned"}, {"role": "assistant", "content": "yes"}]
+    shot = [{"role": "user", "content": "explanation fire text the lamp burned"},
+            {"role": "assistant", "content": "yes"}]
     requests = [ChatRequest([system, *shot, {"role": "user", "content": f"explanation water text {t}"}], max_tokens=1,
                             logprobs=True, top_logprobs=4)
                 for t in ("the river runs to the sea", "the king spoke to the people all day long")]

@@ -17,9 +17,9 @@ from autointerp_dagster.core.pages import (
     gather_index,
     iter_latent_pages,
     known_saes,
-    report_folder,
-    reports_server,
-    write_report,
+    pages_folder,
+    pages_server,
+    write_pages,
 )
 from autointerp_dagster.core.pages.render import embed_json
 from autointerp_dagster.core.store import ResultsStore
@@ -81,9 +81,9 @@ def test_latent_page_data(store):
     assert pages[7]["digest"] == {"promoted": [], "top_activating": []}
 
 
-def test_report_files_are_self_contained_and_escaped(store, home):
-    report = write_report(store, SAE, home / "reports")
-    assert report.folder == report_folder(home / "reports", SAE) and report.folder.name == "tiny__layers.1__run-a"
+def test_page_files_are_self_contained_and_escaped(store, home):
+    report = write_pages(store, SAE, home / "pages")
+    assert report.folder == pages_folder(home / "pages", SAE) and report.folder.name == "tiny__layers.1__run-a"
     assert report.latent_pages == 5 and sorted(p.name for p in (report.folder / "latents").glob("*.html")) == sorted(
         f"{n}.html" for n in LATENTS)
     for path in [report.index, *(report.folder / "latents").glob("*.html")]:
@@ -94,9 +94,9 @@ def test_report_files_are_self_contained_and_escaped(store, home):
                                 (report.folder / "latents" / f"{FAILED}.html").read_text(), re.S).group(1))
     assert data["explanations"][0]["raw_answer"] == "I think <script>alert(1)</script>"
     assert embed_json("</script>") == '"\\u003c/script\\u003e"'
-    assert (home / "reports" / "index.html").read_text().count("tiny/layers.1/run-a") == 1
+    assert (home / "pages" / "index.html").read_text().count("tiny/layers.1/run-a") == 1
 
-    empty = write_report(store, OTHER, home / "reports")
+    empty = write_pages(store, OTHER, home / "pages")
     assert empty.latent_pages == 0 and empty.index.is_file()
     assert '"rows":[]' in empty.index.read_text()
 
@@ -142,8 +142,8 @@ def test_neuronpedia_layout(store, tmp_path):
 
 
 def test_server_on_localhost(store, home):
-    write_report(store, SAE, home / "reports")
-    server = reports_server(home / "reports", port=0)
+    write_pages(store, SAE, home / "pages")
+    server = pages_server(home / "pages", port=0)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
@@ -156,14 +156,14 @@ def test_server_on_localhost(store, home):
         server.server_close()
 
 
-def test_cli_report_and_export(home, monkeypatch, capsys):
+def test_cli_pages_and_export(home, monkeypatch, capsys):
     from autointerp_dagster.cli import main
 
     monkeypatch.setenv("AUTOINTERP_HOME", str(home))
     monkeypatch.delenv("AUTOINTERP_CONFIG", raising=False)
-    assert main(["report"]) == 0
+    assert main(["pages"]) == 0
     out = capsys.readouterr().out
     assert f"{SAE}: 5 latent pages (4 explained, 1 failed)" in out and f"{OTHER}: 0 latent pages" in out
-    assert (home / "reports" / "tiny__layers.2__run-a" / "index.html").is_file()
+    assert (home / "pages" / "tiny__layers.2__run-a" / "index.html").is_file()
     assert main(["export", "--format", "neuronpedia", "--sae", SAE]) == 0
     assert (home / "exports" / "neuronpedia" / "tiny__layers.1__run-a" / "explanations.json").is_file()

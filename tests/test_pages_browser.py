@@ -9,7 +9,7 @@ import shutil
 
 import pytest
 
-from autointerp_dagster.core.pages import write_report
+from autointerp_dagster.core.pages import write_pages
 
 from .pages_data import DETECTION_AUC, EXPLANATION, FAILED, LATENTS, OTHER, SAE, build_store
 
@@ -22,7 +22,7 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
 def reports(tmp_path_factory):
     home = tmp_path_factory.mktemp("pages-browser")
     store = build_store(home)
-    return {sae: write_report(store, sae, home / "reports") for sae in (SAE, OTHER)}
+    return {sae: write_pages(store, sae, home / "pages") for sae in (SAE, OTHER)}
 
 
 @pytest.fixture(scope="module")

@@ -311,7 +311,8 @@ def test_list_probabilities_read_p1_at_each_value():
     tokens = ["[", "1", ",", " 0", ",", " 1", "]"]
     logprobs = tokens_with(tokens, {1: {"1": 0.8, "0": 0.2}, 3: {" 0": 0.7, " 1": 0.3, "0": 0.1},
                                     5: {" 1": 0.3, " 0": 0.2, " maybe": 0.5}})
-    assert list_probabilities("".join(tokens), logprobs, 3) == pytest.approx([0.8, 0.3 / 1.1, 0.6])  # " 0" and "0" both count for 0
+    # " 0" and "0" both count for 0
+    assert list_probabilities("".join(tokens), logprobs, 3) == pytest.approx([0.8, 0.3 / 1.1, 0.6])
 
 
 def test_list_probabilities_after_reasoning_with_digits_and_a_draft_list():
@@ -421,6 +422,7 @@ def test_prefilled_prompt_shows_no_answer_template_and_starts_the_answer():
     assert [m["role"] for m in messages] == ["system", "user", "assistant"]
     assert messages[-1]["content"] == "[EXPLANATION]: The marked words are"
     assert "[EXPLANATION]" not in messages[0]["content"] + messages[1]["content"]
-    assert messages[1]["content"].endswith("What do the marked words have in common?") and "the <<river>> ran" in messages[1]["content"]
+    assert messages[1]["content"].endswith("What do the marked words have in common?")
+    assert "the <<river>> ran" in messages[1]["content"]
     with pytest.raises(ValueError, match="reasoning"):
         build_explainer_messages(examples, prefill=True, reasoning=True)

@@ -17,7 +17,7 @@ STEERING = {"AUTOINTERP_EXPLAINER_OUTPUT_VIEW": "steering"}
 
 
 def _subject_scorer_config(settings) -> str:
-    return subject_scorer_config_id(settings.subject_scorers, settings.negatives)
+    return subject_scorer_config_id(settings.subject_scorers, settings.steering, settings.sampling.negatives)
 
 
 @pytest.mark.parametrize("environ, explainer, scorer, simulation", [
@@ -27,10 +27,10 @@ def _subject_scorer_config(settings) -> str:
 ])
 def test_default_configurations_keep_their_ids(environ, explainer, scorer, simulation):
     settings = load_settings(None, environ=environ)
-    _, judged = settings.example_limits()
-    assert explainer_id(settings.explainer_config()) == explainer
-    assert scorer_config_id(settings.scorer_config(), judged, settings.negatives) == scorer
-    assert scorer_config_id(settings.simulation, judged, settings.negatives, SIMULATION) == simulation
+    judged, negatives = settings.scoring.examples_per_class, settings.sampling.negatives
+    assert explainer_id(settings.explainer, settings.steering) == explainer
+    assert scorer_config_id(settings.scoring, judged, negatives) == scorer
+    assert scorer_config_id(settings.simulation, judged, negatives, SIMULATION) == simulation
     assert _subject_scorer_config(settings) == "subject-03a9212f"
     assert steering_settings_id(settings) == "30e36344"
 

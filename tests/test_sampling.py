@@ -17,9 +17,9 @@ from autointerp_dagster.core.cache.reader import file_record
 from autointerp_dagster.core.cache.writer import CacheTarget, cache_activations
 from autointerp_dagster.core.coders import CoderSource, load_coder
 from autointerp_dagster.core.config import SamplingConfig
-from autointerp_dagster.core.store.tables import EXAMPLES
 from autointerp_dagster.core.corpus import build_corpus, read_tokens
 from autointerp_dagster.core.models.embeddings import embed_texts
+from autointerp_dagster.core.models.subject import load_subject_model
 from autointerp_dagster.core.prompts.explainer import format_example_for_explainer
 from autointerp_dagster.core.sampling import (
     ACTIVATING,
@@ -40,7 +40,7 @@ from autointerp_dagster.core.sampling import (
 )
 from autointerp_dagster.core.sampling.build import EXPLAINER, SCORER, ExampleSets
 from autointerp_dagster.core.sampling.neighbours import nearest_latents
-from autointerp_dagster.core.models.subject import load_subject_model
+from autointerp_dagster.core.store.tables import EXAMPLES
 
 from .conftest import write_sparsify_sae
 
@@ -100,7 +100,7 @@ def test_windows_match_greedy_and_place_the_peak(setup):
         assert list(zip(win_row.tolist(), win_start.tolist(), peak.tolist())) == naive_windows(
             row, pos, act, corpus.ctx_len, corpus.first_position, config)
         windows[latent] = set(zip(win_row.tolist(), win_start.tolist()))
-        for r, s, p in zip(win_row, win_start, peak):
+        for _row, s, p in zip(win_row, win_start, peak):
             assert s >= corpus.first_position == 1 and s + config.example_ctx_len <= corpus.ctx_len  # never BOS
             if corpus.first_position <= pos[p] - config.peak_index <= corpus.ctx_len - config.example_ctx_len:
                 assert pos[p] - s == config.peak_index
@@ -124,7 +124,7 @@ def test_windows_never_overlap(setup):
 
 
 def test_activations_equal_records_and_normalisation(setup):
-    dense, ten, weak = setup["dense"], 0, 0
+    dense, ten = setup["dense"], 0
     for le in ok_latents(setup):
         latent_max = dense[:, :, le.latent].max()
         assert le.max_activation == pytest.approx(latent_max)
@@ -198,7 +198,8 @@ def test_short_bins_are_filled_from_neighbours():
     assert len(train) == len(test) == 4 and not set(train) & set(test)
     assert np.bincount(quantile[np.r_[train, test]], minlength=4).tolist() == [2, 1, 3, 2]
     small = np.repeat(np.arange(4), 3)  # 12 windows < 8 + 8: all used, split 6 : 6
-    train, test = split_train_test(small, config.model_copy(update={"n_train": 8, "n_test": 8}), np.random.default_rng(0))
+    eight_each = config.model_copy(update={"n_train": 8, "n_test": 8})
+    train, test = split_train_test(small, eight_each, np.random.default_rng(0))
     assert sorted(np.r_[train, test].tolist()) == list(range(12)) and len(train) == 6
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pyarrow as pa
 import pytest
 
-from autointerp_dagster.core.reporting.summary import format_report, sae_report
+from autointerp_dagster.core.reporting.summary import coder_summary, format_coder_summary
 from autointerp_dagster.core.sampling import ACTIVATING, RANDOM_NEGATIVE, Example, ExampleSets
 from autointerp_dagster.core.scorers.common import FAILED, ONE_CLASS, Judgment, summarise
 from autointerp_dagster.core.scorers.runs import SHUFFLED, scoring_tasks
@@ -69,14 +69,14 @@ def test_summary_shows_own_beside_shuffled_and_their_paired_difference(store):
     rows = [_score_row(i, "none", a) for i, a in enumerate(own)] + [
         _score_row(i, "shuffled", b) for i, b in enumerate(shuffled)] + [_score_row(9, "none", 0.99)]  # no control
     store.replace_rows("scores", pa.Table.from_pylist(rows, schema=SCORES), "sae = ?", ["s"])
-    report = sae_report(store, "s", "x", "local:m")
+    report = coder_summary(store, "s", "x", "local:m")
     [embedding] = [s for s in report.scorers if s.scorer == "embedding"]
     assert embedding.n_latents == 4  # latent 9 has no control, so it is not in the comparison
     assert embedding.own[0] == pytest.approx(sum(own) / 4) and embedding.shuffled[0] == pytest.approx(
         sum(shuffled) / 4)
     assert embedding.difference[0] == pytest.approx((sum(own) - sum(shuffled)) / 4)
     assert 0 < embedding.difference[1] <= embedding.difference[0] <= embedding.difference[2]
-    assert "shuffled (control)" in format_report(report)
+    assert "shuffled (control)" in format_coder_summary(report)
 
 
 def test_replaced_explanation_takes_its_scores_and_judgments_with_it(store):
@@ -117,8 +117,8 @@ def test_two_judges_or_scorer_configs_are_summarised_apart(store):
             for judge, config, a in (("big", "c", 0.9), ("small", "c", 0.5), ("small", "d", 0.7))
             for i in range(3) for c in ("none", "shuffled")]
     store.replace_rows("scores", pa.Table.from_pylist(rows, schema=SCORES), "sae = ?", ["s"])
-    report = sae_report(store, "s", "x", "local:m")
+    report = coder_summary(store, "s", "x", "local:m")
     summaries = [s for s in report.scorers if s.scorer == "embedding"]
     assert sorted((s.judge, round(s.own[0], 6), s.n_latents) for s in summaries) == [
         ("big c", 0.9, 3), ("small c", 0.5, 3), ("small d", 0.7, 3)]
-    assert "[small d]" in format_report(report)
+    assert "[small d]" in format_coder_summary(report)

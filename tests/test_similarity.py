@@ -116,7 +116,7 @@ def test_assets_write_each_pair_once_and_set_neurons_beside_saes(project, monkey
     from autointerp_dagster.partitions import SAE_DIMENSION
     from autointerp_dagster.planning import cache_run_requests
 
-    monkeypatch.setenv("AUTOINTERP_SAES", '[{path: "", kind: neurons, hookpoint: layers.1.mlp}, '
+    monkeypatch.setenv("AUTOINTERP_CODERS_PATHS", '[{path: "", kind: neurons, hookpoint: layers.1.mlp}, '
                                           '{path: "", kind: neurons, hookpoint: layers.1.mlp, k: 4}]')
     keys = ["tiny/layers.0/run-a", "tiny/layers.1/run-a", "tiny/layers.1/run-b"]  # 96, 128 and 80 latents
     neurons = ["tiny/layers.1.mlp/neurons", "tiny/layers.1.mlp/neurons-top4"]
@@ -156,13 +156,13 @@ def test_assets_write_each_pair_once_and_set_neurons_beside_saes(project, monkey
         assert {m["method"] for m in matched} == {"hungarian"}
         assert all(m["explanation_similarity"] is None for m in matched)  # nothing explained in this test
 
-        comparison = materialize("compare_job", "coder_comparison")
+        comparison = materialize("coder_comparison_job", "coder_comparison")
         assert comparison["coders"].value == 5
         assert all(key in comparison["comparison"].value for key in neurons)
 
 
 def test_coders_side_by_side_show_each_coders_own_score_control_and_difference(store):
-    from autointerp_dagster.core.reporting.coders import coder_reports, format_coder_comparison
+    from autointerp_dagster.core.reporting.coders import coder_summaries, format_coder_comparison
     from autointerp_dagster.core.store.tables import SCORES
 
     rng = np.random.default_rng(0)
@@ -176,7 +176,7 @@ def test_coders_side_by_side_show_each_coders_own_score_control_and_difference(s
                     "explainer": "ex", "explainer_model": "local:judge", "judge": "local:judge",
                     "scorer_config": "c", "control": control, "status": "ok", "auc": float(auc)})
     store.replace_rows("scores", pa.Table.from_pylist(rows, schema=SCORES), "true")
-    reports = coder_reports(store, [*own, "m/layers.7/unscored"], "ex", "local:judge")
+    reports = coder_summaries(store, [*own, "m/layers.7/unscored"], "ex", "local:judge")
     text = format_coder_comparison(reports)
     lines = text.splitlines()
     auc_block = lines[lines.index("detection auc [local:judge c]") + 1:]
@@ -200,13 +200,13 @@ def test_controls_of_a_large_coder_use_a_bounded_subset(monkeypatch):
 def test_coder_comparison_names_a_control_other_than_the_shuffled_explanation():
     """Intervention has two controls a coder: the random-latent one gets its own, labelled block."""
     from autointerp_dagster.core.reporting.coders import format_coder_comparison
-    from autointerp_dagster.core.reporting.summary import SaeReport, ScorerSummary
+    from autointerp_dagster.core.reporting.summary import CoderSummary, ScorerSummary
 
     own, shuffled, random_latent = (0.5, 0.1, 0.9), (0.1, 0.0, 0.2), (0.3, 0.2, 0.4)
     scorers = [ScorerSummary("intervention", "log_prob_gain", "lm cfg", 4, own, shuffled, (0.4, 0.1, 0.7)),
                ScorerSummary("intervention", "log_prob_gain", "lm cfg", 4, own, random_latent, (0.2, 0.0, 0.4),
                              control="random_latent")]
-    text = format_coder_comparison([SaeReport("sae-a", "x", "m", latents_explained=4, scorers=scorers)])
+    text = format_coder_comparison([CoderSummary("sae-a", "x", "m", latents_explained=4, scorers=scorers)])
     lines = text.splitlines()
     first = lines.index("intervention log_prob_gain [lm cfg]")
     second = lines.index("intervention log_prob_gain [lm cfg] (control: random latent)")

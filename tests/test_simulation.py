@@ -12,11 +12,11 @@ import pytest
 import torch
 from transformers import AutoTokenizer
 
-from autointerp_dagster.core.llm import LLMClient, LocalBackend
+from autointerp_dagster.core.llm import LocalBackend
 from autointerp_dagster.core.llm.types import PromptScoreRequest
 from autointerp_dagster.core.prompts import ParseError
 from autointerp_dagster.core.prompts.simulation import chat_slot_logprobs, simulation_prompt
-from autointerp_dagster.core.reporting.summary import format_report, sae_report
+from autointerp_dagster.core.reporting.summary import coder_summary, format_coder_summary
 from autointerp_dagster.core.sampling import ACTIVATING, RANDOM_NEGATIVE, Example, ExampleSets
 from autointerp_dagster.core.scorers.runs import score_rows, scoring_tasks
 from autointerp_dagster.core.scorers.simulation import CHAT, SIMULATION, expected_value, simulation_scores
@@ -113,10 +113,10 @@ def test_planted_explanation_correlates_and_its_shuffled_control_does_not(store)
     assert [(r["latent"], r["control"]) for r in stored] == [(1, "none"), (1, "shuffled"), (2, "none"), (2, "shuffled")]
     assert stored[0]["correlation"] == pytest.approx(by_control[1, "none"].correlation) and stored[0]["auc"] is None
     # The per-SAE summary shows it beside its control, with the paired difference.
-    [summary] = sae_report(store, "sae", "x", "m").scorers
+    [summary] = coder_summary(store, "sae", "x", "m").scorers
     assert (summary.scorer, summary.metric, summary.n_latents) == ("simulation", "correlation", 2)
     assert summary.own[0] > 0.8 and abs(summary.shuffled[0]) < 0.2
-    assert "simulation correlation" in " ".join(format_report(sae_report(store, "sae", "x", "m")).split())
+    assert "simulation correlation" in " ".join(format_coder_summary(coder_summary(store, "sae", "x", "m")).split())
 
 
 def test_a_chat_only_server_fails_every_latent_with_the_reason(store):
@@ -175,7 +175,8 @@ def test_chat_mode_records_a_reply_that_skips_a_line_as_a_failed_window(store):
     assert fox.status == "ok" and fox.correlation > 0.8
     assert owl.status == "failed" and owl.correlation is None and owl.n_failed == 12
     assert "15 activation values for 16 tokens" in owl.error and "all_at_once" not in owl.error
-    assert {j.error for j in owl.judgments} == {"unreadable simulation: the reply has 15 activation values for 16 tokens"}
+    unreadable = "unreadable simulation: the reply has 15 activation values for 16 tokens"
+    assert {j.error for j in owl.judgments} == {unreadable}
 
 
 def test_chat_slots_follow_the_tokens_a_tokenizer_merges_splits_or_spells_otherwise():
@@ -222,7 +223,7 @@ def test_simulation_scores_asset_writes_rows_metadata_and_check(store, tmp_path,
         db.replace_rows("examples", pa.Table.from_pylist(examples_to_rows(sae, sets.values()), schema=EXAMPLES),
                         "sae = ?", [sae])
         db.replace_rows("explanations", pa.Table.from_pylist([
-            {"sae": sae, "latent": latent, "explainer": explainer_id(config.explainer_config()),
+            {"sae": sae, "latent": latent, "explainer": explainer_id(config.explainer, config.steering),
              "explanation_id": f"e{latent}", "status": "ok", "explanation": f'the word "{word}"',
              "backend": "openai", "model": "planted"} for latent, word in ((0, "fox"), (1, "owl"))],
             schema=EXPLANATIONS), "sae = ?", [sae])

@@ -9,11 +9,11 @@ import torch
 from transformers import AutoTokenizer
 
 from autointerp_dagster.core.models.embedded import kjv_documents
+from autointerp_dagster.core.models.lm_logprobs import continuation_logprobs, shared_prefix_logprobs, token_ids
+from autointerp_dagster.core.models.subject import load_subject_model
 from autointerp_dagster.core.sampling import ACTIVATING, RANDOM_NEGATIVE, Example
 from autointerp_dagster.core.scorers.common import FAILED, OK, ScoreItem, ScoringExample
-from autointerp_dagster.core.models.lm_logprobs import continuation_logprobs, shared_prefix_logprobs, token_ids
 from autointerp_dagster.core.scorers.surprisal import NEUTRAL_DESCRIPTION, description_prompt, surprisal_scores
-from autointerp_dagster.core.models.subject import load_subject_model
 
 from .copy_model import build_copy_model, word_tokens
 

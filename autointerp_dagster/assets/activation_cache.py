@@ -57,7 +57,7 @@ def activation_cache(
         f"caching {len(keys)} coder(s) over {info.n_rows} rows ({info.encoded_tokens} tokens) in one pass: {keys}"
     )
     summaries = cache_activations(
-        model, info, targets, config.latent_ranges, config.cache_batch_rows, config.cache_flush_records,
+        model, info, targets, config.coders.latent_ranges, config.cache.batch_rows, config.cache.flush_records,
         throttled_log(context, "rows cached")
     )
     rows = []
@@ -85,7 +85,7 @@ def activation_cache(
         }
         context.add_asset_metadata(metadata, partition_key=target.key)
         rows.append({
-            "sae": target.key, "model": config.model, "hookpoint": coder.hookpoint, "format": coder.format,
+            "sae": target.key, "model": config.model.name, "hookpoint": coder.hookpoint, "format": coder.format,
             "source": registered[target.key].source.path, "fingerprint": target.fingerprint, "d_in": coder.d_in,
             "n_latents": coder.n_latents, "capture_module": coder.capture_module, "capture": coder.capture,
             "is_transcoder": coder.is_transcoder, "corpus_id": summary.corpus_id, "cache_path": summary.path,

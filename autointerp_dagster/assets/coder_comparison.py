@@ -10,7 +10,7 @@ from dagster import (
 )
 
 from ..core.explain.explainers import explainer_id
-from ..core.reporting.coders import coder_reports, format_coder_comparison
+from ..core.reporting.coders import coder_summaries, format_coder_comparison
 from ..core.similarity import model_coders
 from ..resources import SettingsResource, StoreResource
 from .summary import sae_summary
@@ -27,11 +27,11 @@ def coder_comparison(context: AssetExecutionContext, settings: SettingsResource,
                      store: StoreResource) -> MaterializeResult:
     config = settings.get()
     keys = model_coders(config)
-    reports = coder_reports(store.get(), keys, explainer_id(config.explainer_config()), config.llm.label)
-    metadata = {"comparison": MetadataValue.md(f"```\n{format_coder_comparison(reports)}\n```"),
+    summaries = coder_summaries(store.get(), keys, explainer_id(config.explainer, config.steering), config.llm.label)
+    metadata = {"comparison": MetadataValue.md(f"```\n{format_coder_comparison(summaries)}\n```"),
                 "coders": len(keys)}
-    for report in reports:
-        for s in report.scorers:
+    for summary in summaries:
+        for s in summary.scorers:
             if s.difference[0] is not None:
-                metadata[f"{report.sae} {s.scorer} {s.metric} own_minus_shuffled"] = round(s.difference[0], 4)
+                metadata[f"{summary.sae} {s.scorer} {s.metric} own_minus_shuffled"] = round(s.difference[0], 4)
     return MaterializeResult(metadata=metadata)

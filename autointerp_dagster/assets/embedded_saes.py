@@ -21,12 +21,12 @@ def embedded_saes(
     context: AssetExecutionContext, settings: SettingsResource, subject_model: SubjectModelResource
 ) -> MaterializeResult:
     config = settings.get()
-    if config.embedded_saes is None:
+    if config.coders.embedded is None:
         return MaterializeResult(metadata={"status": "disabled in settings (embedded_saes: null)"})
     model = subject_model.load()
     info = build_corpus(config.corpus, model.tokenizer, config.corpus_dir)
-    trained = train_embedded_saes(model, info, config.embedded_saes, config.watched_sae_dir, log=context.log.info)
-    metadata = {"folder": MetadataValue.path(str(config.watched_sae_dir / config.embedded_saes.run_name))}
+    trained = train_embedded_saes(model, info, config.coders.embedded, config.watched_sae_dir, log=context.log.info)
+    metadata = {"folder": MetadataValue.path(str(config.watched_sae_dir / config.coders.embedded.run_name))}
     for sae in trained:
         metadata[f"{sae.hookpoint} fvu"] = round(sae.fvu, 4)
         metadata[f"{sae.hookpoint} dead fraction"] = round(sae.dead_fraction, 4)

@@ -68,15 +68,15 @@ def examples(context: AssetExecutionContext, settings: SettingsResource, subject
     if sampling.n_hard_negatives:
         pool = window_pool_embeddings(corpus_info, tokens, decode, sampling.example_ctx_len)
     decoder, no_neighbours = None, None
-    if sampling.n_neighbour_negatives and "neighbour" in config.negatives.split("+"):
+    if sampling.n_neighbour_negatives and "neighbour" in config.sampling.negatives.split("+"):
         try:
             decoder = unit_decoder_directions(lookup(config, [sae])[sae].source)
         except SparseCoderError as exc:  # e.g. MLP neurons: no decoder file; the other negatives still come
             no_neighbours = str(exc)
             context.log.warning(f"{sae}: no neighbour negatives: {exc}")
     started = time.monotonic()
-    sample = sample_latent_range(cache, tokens, decode, sae, start, counts, sampling, config.latents_per_range, pool,
-                                 decoder)
+    sample = sample_latent_range(cache, tokens, decode, sae, start, counts, sampling,
+                                 config.sampling.latents_per_range, pool, decoder)
     seconds = time.monotonic() - started
     kept, status_rows = sample.kept, sample.status_rows
     rows = examples_to_rows(sae, kept)
@@ -87,7 +87,7 @@ def examples(context: AssetExecutionContext, settings: SettingsResource, subject
         directions = decoder_directions(source, model.body)[[le.latent for le in kept]]
         counts = np.bincount(tokens.ravel(), minlength=1)
         promoted = promoted_tokens(model, directions, sampling.promoted_tokens, counts)
-    explainer = config.explainer_config()
+    explainer = config.explainer
     steered, steering_id, steering_seconds = {}, "", None
     if kept and uses_steering(config):
         began = time.monotonic()

@@ -50,9 +50,9 @@ from .slices import CACHE_DEP, partition_latents, read_digests, read_example_set
 def explanations(context: AssetExecutionContext, settings: SettingsResource, store: StoreResource,
                  llm: LLMResource) -> MaterializeResult:
     config = settings.get()
-    explainer = config.explainer_config()
+    explainer = config.explainer
     explainer_name = explainer_id(explainer)
-    shown, _ = config.example_limits()
+    shown = config.explainer.examples
     db = store.get()
     sae, range_key, start, end = partition_latents(context, db)
     sets = read_example_sets(db, sae, start, end)
@@ -63,16 +63,17 @@ def explanations(context: AssetExecutionContext, settings: SettingsResource, sto
                          "with these settings in its digest: materialise `examples` for this partition first")
     client = llm.client(db)
     # A quantile-balanced subset; explain_latents shows it in the configured order (strongest first by default).
-    neighbours = "neighbour" in config.negatives.split("+")  # a contrastive explainer also sees its neighbour share
+    # A contrastive explainer also sees its share of neighbour negatives.
+    neighbours = "neighbour" in config.sampling.negatives.split("+")
     items = [ExplainItem(latent, evenly_spaced(s.train, shown, key=lambda e: e.quantile),
                          s.hard_negative_train + (s.neighbour_train if neighbours else []), digests.get(latent))
              for latent, s in sorted(sets.items())]
     context.log.info(f"explaining {len(items)} latent(s) of {sae} {range_key} with {config.llm.label}")
     results = explain_latents(client, items, explainer, on_progress=throttled_log(context, "explanation requests"))
     made = [(ExplainerKey(explainer_name, config.llm.backend, config.llm.model), results)]
-    if config.baseline_tokens:
-        made.append((baseline_key(config.baseline_tokens),
-                     baseline_explanations(sorted(sets), digests, config.baseline_tokens)))
+    if config.baseline.tokens:
+        made.append((baseline_key(config.baseline.tokens),
+                     baseline_explanations(sorted(sets), digests, config.baseline.tokens)))
     orphans = sum(writes.write_explanations(db, sae, start, end, key.explainer, key.backend, key.model,
                                             _rows(sae, key, key_results)) for key, key_results in made)
 
@@ -92,9 +93,9 @@ def explanations(context: AssetExecutionContext, settings: SettingsResource, sto
             "sample": "\n".join(f"{r.latent}: {r.explanation}" for r in results[:10] if r.explanation) or "(none)",
         },
         check_results=[
-            AssetCheckResult(check_name="parse_failure_rate", passed=rate <= config.max_parse_failure_rate,
+            AssetCheckResult(check_name="parse_failure_rate", passed=rate <= config.checks.max_parse_failure_rate,
                              severity=AssetCheckSeverity.WARN,
-                             metadata={"failure_rate": rate, "bound": config.max_parse_failure_rate,
+                             metadata={"failure_rate": rate, "bound": config.checks.max_parse_failure_rate,
                                        "errors": "\n".join(f"{r.latent}: {r.error}" for r in failed[:10])}),
             AssetCheckResult(check_name="unique_keys", passed=duplicates == 0, metadata={"duplicates": duplicates}),
         ],

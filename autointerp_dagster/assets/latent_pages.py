@@ -1,4 +1,4 @@
-"""The per-SAE latent report: an index of explained latents and a page per latent, opened in a browser."""
+"""The latent pages of a coder: an index of explained latents and a page per latent, opened in a browser."""
 
 from dagster import (
     AssetDep,
@@ -10,7 +10,7 @@ from dagster import (
     asset,
 )
 
-from ..core.pages import write_report
+from ..core.pages import write_pages
 from ..partitions import SAE_DIMENSION, sae_partitions
 from ..resources import SettingsResource, StoreResource
 from .scores import scores
@@ -22,17 +22,17 @@ from .summary import sae_summary
     partitions_def=sae_partitions,
     deps=[AssetDep(scores, partition_mapping=MultiToSingleDimensionPartitionMapping(SAE_DIMENSION)), sae_summary],
     automation_condition=AutomationCondition.eager(),
-    description="Per SAE: a self-contained HTML report under $AUTOINTERP_HOME/reports/ (index of explained latents, "
+    description="Per SAE: a self-contained HTML pages under $AUTOINTERP_HOME/pages/ (index of explained latents, "
     "sortable and searchable; a page per latent with explanations, scores beside controls, examples shaded by "
     "activation, judges' verdicts, activation histogram).",
 )
-def latent_report(context: AssetExecutionContext, settings: SettingsResource,
+def latent_pages(context: AssetExecutionContext, settings: SettingsResource,
                   store: StoreResource) -> MaterializeResult:
-    report = write_report(store.get(), context.partition_key, settings.get().reports_dir)
+    pages = write_pages(store.get(), context.partition_key, settings.get().pages_dir)
     return MaterializeResult(metadata={
-        "index": MetadataValue.path(str(report.index)),
-        "open": MetadataValue.url(report.index.resolve().as_uri()),
-        "latent_pages": report.latent_pages,
-        "latents_explained": report.explained,
-        "latents_failed": report.failed,
+        "index": MetadataValue.path(str(pages.index)),
+        "open": MetadataValue.url(pages.index.resolve().as_uri()),
+        "latent_pages": pages.latent_pages,
+        "latents_explained": pages.explained,
+        "latents_failed": pages.failed,
     })

@@ -26,7 +26,8 @@ from .activation_cache import activation_cache
     partitions_def=sae_latent_partitions,
     deps=[AssetDep(activation_cache, partition_mapping=MultiToSingleDimensionPartitionMapping(SAE_DIMENSION))],
     automation_condition=AutomationCondition.eager(),
-    description="Firing count, frequency, max and mean activation of each latent in the range (DuckDB table latent_stats).",
+    description="Firing count, frequency, max and mean activation of each latent in the range "
+                "(DuckDB table latent_stats).",
 )
 def latent_stats(context: AssetExecutionContext, settings: SettingsResource, store: StoreResource) -> MaterializeResult:
     config = settings.get()

@@ -58,24 +58,24 @@ LLM_SCORERS = ("detection", "fuzzing")
 def scores(context: AssetExecutionContext, settings: SettingsResource, store: StoreResource,
            llm: LLMResource) -> MaterializeResult:
     config = settings.get()
-    scorer_config = config.scorer_config()
-    _, judged_per_class = config.example_limits()
+    scorer_config = config.scoring
+    judged_per_class = config.scoring.examples_per_class
     db = store.get()
     sae, range_key, start, end = partition_latents(context, db)
     sets = read_example_sets(db, sae, start, end)
     explainers = explainer_keys(config)
-    common = {"scorer_config": scorer_config_id(scorer_config, judged_per_class, config.negatives),
+    common = {"scorer_config": scorer_config_id(scorer_config, judged_per_class, config.sampling.negatives),
               "created_at": utc_now()}
     client = llm.client(db)
     rows, judgment_table, all_tasks = [], [], []
     for key in explainers:  # the LLM's explanations, then the baseline's: judged alike, each beside its control
         explained, pool = reads.explained(db, sae, start, end, key.explainer, key.label)  # pool: every range's
-        tasks = scoring_tasks(sae, explained, sets, pool, config.negatives, scorer_config.seed)
+        tasks = scoring_tasks(sae, explained, sets, pool, config.sampling.negatives, scorer_config.seed)
         judged = judged_subset(tasks, judged_per_class)
         context.log.info(f"scoring {len(tasks)} explanation(s) (own and shuffled) of {sae} {range_key} by "
                          f"{key.explainer} ({scorer_config.mode}, judge {config.llm.label})")
         # The baseline is judged by fewer LLM scorers by default: its comparison with the LLM needs one judged score.
-        judged_by = config.baseline_judged_by if key.backend == BASELINE_BACKEND else LLM_SCORERS
+        judged_by = config.baseline.judged_by if key.backend == BASELINE_BACKEND else LLM_SCORERS
         results = [
             (score_latents(client, scorer, judged, scorer_config,
                            throttled_log(context, f"{scorer} requests ({key.explainer})")),
@@ -95,7 +95,7 @@ def scores(context: AssetExecutionContext, settings: SettingsResource, store: St
     writes.write_scores(db, sae, start, end, owner, rows, judgment_table)
     return MaterializeResult(metadata=_metadata(rows, all_tasks, explainers, config.llm.label, scorer_config.mode),
                              check_results=_checks(db, rows, judgment_table, sae, start, end,
-                                                   config.max_parse_failure_rate))
+                                                   config.checks.max_parse_failure_rate))
 
 
 def _metadata(rows: list[dict], tasks, explainers: list[ExplainerKey], judge: str, mode: str) -> dict:

@@ -13,7 +13,13 @@ from dagster import (
 from ..core.explain.explainers import explainer_id
 from ..core.reporting.plots import markdown_image, similarity_heatmap
 from ..core.reporting.similarity import format_similarity_rows
-from ..core.similarity import SHARE_THRESHOLD, coder_loader, coder_similarities, model_coders, similarity_matrix
+from ..core.similarity import (
+    SHARE_THRESHOLD,
+    coder_loader,
+    coder_similarities,
+    model_coders,
+    similarity_matrix,
+)
 from ..core.store import writes
 from ..partitions import sae_partitions
 from ..resources import SettingsResource, StoreResource
@@ -38,7 +44,7 @@ def sae_similarity(context: AssetExecutionContext, settings: SettingsResource,
                    store: StoreResource) -> MaterializeResult:
     config, results = settings.get(), store.get()
     keys = model_coders(config)
-    load = coder_loader(config, results, explainer_id(config.explainer_config()), config.llm.label)
+    load = coder_loader(config, results, explainer_id(config.explainer, config.steering), config.llm.label)
     found = coder_similarities(context.partition_key, keys, load)
     for key, reason in found.skipped.items():
         context.log.warning(f"skipped {key}: {reason}")

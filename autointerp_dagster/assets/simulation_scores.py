@@ -55,16 +55,16 @@ def simulation_scores(context: AssetExecutionContext, settings: SettingsResource
         context.log.info("simulation.enabled is false: nothing simulated")
         return MaterializeResult(metadata={"enabled": False},
                                  check_results=[AssetCheckResult(check_name="correlation_in_range", passed=True)])
-    explainer_name = explainer_id(config.explainer_config())
-    _, judged_per_class = config.example_limits()
+    explainer_name = explainer_id(config.explainer, config.steering)
+    judged_per_class = config.scoring.examples_per_class
     db = store.get()
     sae, range_key, start, end = partition_latents(context, db)
     explained, pool = reads.explained(db, sae, start, end, explainer_name, config.llm.label)
     seed = config.scoring.seed
-    tasks = scoring_tasks(sae, explained, read_example_sets(db, sae, start, end), pool, config.negatives, seed)
+    tasks = scoring_tasks(sae, explained, read_example_sets(db, sae, start, end), pool, config.sampling.negatives, seed)
+    scorer_config = scorer_config_id(config.simulation, judged_per_class, config.sampling.negatives, SIMULATION)
     keys = {"explainer": explainer_name, "explainer_model": config.llm.label, "judge": config.llm.label,
-            "mode": SIMULATION, "created_at": utc_now(),
-            "scorer_config": scorer_config_id(config.simulation, judged_per_class, config.negatives, SIMULATION)}
+            "mode": SIMULATION, "created_at": utc_now(), "scorer_config": scorer_config}
     context.log.info(f"simulating {len(tasks)} explanation(s) (own and shuffled) of {sae} {range_key} "
                      f"with {config.llm.label}")
     started = time.monotonic()
@@ -73,7 +73,7 @@ def simulation_scores(context: AssetExecutionContext, settings: SettingsResource
     rows = [score_rows(sae, task, score, keys) for task, score in zip(tasks, scores)]
     judged = [j for task, score in zip(tasks, scores) for j in judgment_rows(sae, task, score, keys)]
     # This run owns the simulation rows of its range made with this explainer, judge and simulation config.
-    owner = writes.ScoreOwner(scorers=(SIMULATION,), judges=(config.llm.label,), scorer_configs=(keys["scorer_config"],),
+    owner = writes.ScoreOwner(scorers=(SIMULATION,), judges=(config.llm.label,), scorer_configs=(scorer_config,),
                               explainers=((explainer_name, config.llm.label),))
     writes.write_scores(db, sae, start, end, owner, rows, judged)
     bad = [(r["latent"], r["control"]) for r in rows

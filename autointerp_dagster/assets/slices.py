@@ -10,6 +10,7 @@ from dagster import (
     MultiToSingleDimensionPartitionMapping,
 )
 
+from ..core.errors import UserError
 from ..core.explain.digest import LatentDigest, digests_from_rows
 from ..core.latent_ranges import latent_range
 from ..core.sampling import ExampleSets, rows_to_latent_examples
@@ -26,7 +27,8 @@ def partition_latents(context: AssetExecutionContext, store: ResultsStore) -> tu
     sae, range_key = keys[SAE_DIMENSION], keys[RANGE_DIMENSION]
     width = reads.coder_width(store, sae)
     if width is None:
-        raise RuntimeError(f"{sae} has no activation cache yet: materialise activation_cache for it first")
+        raise UserError(f"{sae} has no activation cache yet: cache it first (`autointerp run --stage cache`, or "
+                        "materialise activation_cache in the UI)")
     start, end = latent_range(width, range_key)
     return sae, range_key, start, end
 

@@ -52,15 +52,16 @@ def subject_model_scores(context: AssetExecutionContext, settings: SettingsResou
         return MaterializeResult(metadata={"scorers": "none (subject_scorers.scorers is empty)"})
     db = store.get()
     sae, range_key, start, end = partition_latents(context, db)
-    explainer_name = explainer_id(config.explainer_config())
+    explainer_name = explainer_id(config.explainer, config.steering)
     explained, pool = reads.explained(db, sae, start, end, explainer_name, config.llm.label)
-    tasks = scoring_tasks(sae, explained, read_example_sets(db, sae, start, end), pool, config.negatives,
+    tasks = scoring_tasks(sae, explained, read_example_sets(db, sae, start, end), pool, config.sampling.negatives,
                           chosen.seed)
     subject = subject_model.load()
-    judge = chosen.scoring_model or config.model
-    scorer_lm = subject if judge == config.model else load_subject_model(judge, config.models_dir, config.device,
-                                                                         config.dtype)
-    scorer_config = subject_scorer_config_id(chosen, config.negatives)
+    judge = chosen.scoring_model or config.model.name
+    scorer_lm = subject
+    if judge != config.model.name:
+        scorer_lm = load_subject_model(judge, config.models_dir, config.model.device, config.model.dtype)
+    scorer_config = subject_scorer_config_id(chosen, config.steering, config.sampling.negatives)
     keys = {"explainer": explainer_name, "explainer_model": config.llm.label, "judge": judge,
             "scorer_config": scorer_config, "created_at": utc_now()}
     context.log.info(f"{', '.join(chosen.scorers)} of {len(tasks)} explanation(s) (own and shuffled) of {sae} "
@@ -68,14 +69,15 @@ def subject_model_scores(context: AssetExecutionContext, settings: SettingsResou
     coder = None
     if "intervention" in chosen.scorers:
         coder = load_coder(lookup(config, [sae])[sae].source, base_model=subject.body, device=subject.device)
-    result = score_with_language_models(subject, scorer_lm, coder, sae, tasks, chosen)
+    result = score_with_language_models(subject, scorer_lm, coder, sae, tasks, chosen, config.steering)
     rows, judgment_table = [], []
     for scorer, pairs in result.scored.items():
         row_keys = {**keys, "mode": scorer}
         for task, score in pairs:
             rows.append(score_rows(sae, task, score, row_keys))
             judgment_table += judgment_rows(sae, task, score, row_keys)
-    steering_table = [_steering_row(sae, o, result.module, scorer_config, chosen.kl_target) for o in result.steered]
+    steering_table = [_steering_row(sae, o, result.module, scorer_config, config.steering.kl_target)
+                      for o in result.steered]
     timings = {f"{scorer}_seconds": round(seconds, 1) for scorer, seconds in result.seconds.items()}
     # This run owns its range's rows of the scorers it ran, with this scoring LM and configuration.
     owner = writes.ScoreOwner(scorers=tuple(chosen.scorers), judges=(judge,), scorer_configs=(scorer_config,),

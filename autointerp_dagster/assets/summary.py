@@ -42,23 +42,24 @@ from .subject_model_scores import subject_model_scores
 def sae_summary(context: AssetExecutionContext, settings: SettingsResource, store: StoreResource) -> MaterializeResult:
     config = settings.get()
     explainers = explainer_keys(config)
-    text, report = format_summary(store.get(), context.partition_key, [(k.explainer, k.label) for k in explainers])
+    labels = [(k.explainer, k.label) for k in explainers]
+    text, coder_summary = format_summary(store.get(), context.partition_key, labels)
     if config.llm.is_local:
         text += "\n\n" + OFFLINE_JUDGE_NOTE
     histograms = score_distributions(
         {f"{s.scorer} {s.metric.replace('balanced_accuracy', 'bal. acc.')}": s.own_values
-         for s in report.scorers if s.metric == "balanced_accuracy" or s.scorer in ("embedding", "simulation")},
+         for s in coder_summary.scorers if s.metric == "balanced_accuracy" or s.scorer in ("embedding", "simulation")},
         f"{context.partition_key}: own explanations",
     )
-    recall = recall_by_quantile(report.recall_by_quantile, f"{context.partition_key}: recall by quantile")
+    recall = recall_by_quantile(coder_summary.recall_by_quantile, f"{context.partition_key}: recall by quantile")
     metadata = {
         "summary": MetadataValue.md(f"```\n{text}\n```\n\n{markdown_image(histograms, 'score distributions')}"
                                     f"\n\n{markdown_image(recall, 'recall by activation quantile')}"),
-        "latents_explained": report.latents_explained,
-        "latents_skipped": report.latents_skipped,
-        "explanation_failures": report.explanations_failed,
-        "prompt_tokens": report.prompt_tokens,
-        "completion_tokens": report.completion_tokens,
+        "latents_explained": coder_summary.latents_explained,
+        "latents_skipped": coder_summary.latents_skipped,
+        "explanation_failures": coder_summary.explanations_failed,
+        "prompt_tokens": coder_summary.prompt_tokens,
+        "completion_tokens": coder_summary.completion_tokens,
     }
     if len(explainers) > 1:  # the LLM's own scores minus the top-tokens baseline's, paired over latents
         for c in baseline_comparison(store.get(), context.partition_key, explainers[0].explainer,
@@ -68,14 +69,14 @@ def sae_summary(context: AssetExecutionContext, settings: SettingsResource, stor
             if c.difference[1] is not None:
                 metadata[f"{c.scorer}_{c.metric}_llm_minus_baseline_95ci"] = (
                     f"[{c.difference[1]:.4f}, {c.difference[2]:.4f}]")
-    for summary in report.scorers:
-        control = summary.control
-        for part, (mean, low, high) in (("own", summary.own), (control, summary.shuffled),
-                                        (f"own_minus_{control}", summary.difference)):
+    for scorer in coder_summary.scorers:
+        control = scorer.control
+        for part, (mean, _low, _high) in (("own", scorer.own), (control, scorer.shuffled),
+                                        (f"own_minus_{control}", scorer.difference)):
             if mean is not None:
-                metadata[f"{summary.scorer}_{summary.metric}_{part}"] = round(mean, 4)
-        if summary.difference[1] is not None:
+                metadata[f"{scorer.scorer}_{scorer.metric}_{part}"] = round(mean, 4)
+        if scorer.difference[1] is not None:
             suffix = "" if control == "shuffled" else f"_vs_{control}"
-            metadata[f"{summary.scorer}_{summary.metric}_difference{suffix}_95ci"] = (
-                f"[{summary.difference[1]:.4f}, {summary.difference[2]:.4f}]")
+            metadata[f"{scorer.scorer}_{scorer.metric}_difference{suffix}_95ci"] = (
+                f"[{scorer.difference[1]:.4f}, {scorer.difference[2]:.4f}]")
     return MaterializeResult(metadata=metadata)

@@ -9,3 +9,7 @@ judge that does not answer) derive from it.
 
 class UserError(Exception):
     """A problem with the settings, the inputs or the services they name, explained in the message."""
+
+
+class RunFailedError(Exception):
+    """A pipeline run that failed for another reason (a bug, a crash): the CLI exits with status 1."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 
@@ -38,4 +38,4 @@ def files_signature(files) -> str:
 
 def utc_now() -> datetime:
     """Now, in UTC, to the microsecond: every `created_at` column (tables without a time zone store it as UTC)."""
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)

@@ -24,6 +24,7 @@ from .errors import UserError
 from .models.loading import model_source
 from .models.subject import hookpoint_patterns
 
+
 class PreflightError(UserError):
     """One or more inputs that cannot work, one per line."""
 
@@ -66,7 +67,7 @@ def coder_problems(settings: Settings, coders: Mapping[str, RegisteredCoder]) ->
     """Why each coder cannot be cached on the subject model (unreadable files, no such hookpoint, wrong width)."""
     if not coders:
         return []
-    body = model_skeleton(settings.model, settings.models_dir)
+    body = model_skeleton(settings.model.name, settings.models_dir)
     modules = dict(body.named_modules())
     problems = []
     for key, registered in coders.items():
@@ -75,14 +76,14 @@ def coder_problems(settings: Settings, coders: Mapping[str, RegisteredCoder]) ->
         except SparseCoderError as exc:
             message = str(exc)
             if "does not exist in" in message:
-                message = (f"hookpoint {registered.hookpoint!r} is not a module of {settings.model}; its hookpoints "
-                           f"(N = layer): {', '.join(hookpoint_patterns(modules, limit=12))}")
+                message = (f"hookpoint {registered.hookpoint!r} is not a module of {settings.model.name}; "
+                           f"its hookpoints (N = layer): {', '.join(hookpoint_patterns(modules, limit=12))}")
             problems.append(f"{key}: {message}")
             continue
         width = module_width(body, coder.capture_module, coder.capture)
         if width is not None and width != coder.d_in:
             problems.append(f"{key}: the coder reads vectors of width {coder.d_in} at {coder.capture} of "
-                            f"{coder.capture_module}, where {settings.model} has width {width}: it was trained on "
+                            f"{coder.capture_module}, where {settings.model.name} has width {width}: it was trained on "
                             "another model or site")
         del coder
     return problems

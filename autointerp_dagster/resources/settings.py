@@ -11,7 +11,7 @@ from ..core.config import CONFIG_ENV, ENV_PREFIX, Settings, load_settings
 
 
 class SettingsResource(ConfigurableResource):
-    """The validated settings: defaults, the YAML file `config_path` (else AUTOINTERP_CONFIG), AUTOINTERP_* variables."""
+    """The validated settings: defaults, the YAML file `config_path` (else AUTOINTERP_CONFIG), AUTOINTERP_* vars."""
 
     config_path: str | None = None
 

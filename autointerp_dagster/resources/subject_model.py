@@ -19,12 +19,12 @@ class SubjectModelResource(ConfigurableResource):
 
     def load(self) -> SubjectModel:
         config = self.settings.get()
-        return _load(config.model, config.models_dir, config.device, config.dtype)
+        return _load(config.model.name, config.models_dir, config.model.device, config.model.dtype)
 
     def tokenizer(self):
         """The tokenizer alone, without loading the weights."""
         config = self.settings.get()
-        return _load_tokenizer(config.model, config.models_dir)
+        return _load_tokenizer(config.model.name, config.models_dir)
 
 
 @cache

@@ -19,7 +19,7 @@ from .reader import ActivationCache, cache_folder, read_manifest
 
 def cache_inputs_fingerprint(settings: Settings, coder: RegisteredCoder) -> str:
     """What a coder's cache is built from; stored in the cache's manifest."""
-    inputs = {"coder": coder.fingerprint(), "model": settings.model, "corpus": settings.corpus.model_dump()}
+    inputs = {"coder": coder.fingerprint(), "model": settings.model.name, "corpus": settings.corpus.model_dump()}
     return stable_id(inputs, 16)
 
 

@@ -6,7 +6,8 @@ Families: EleutherAI sparsify, SAELens, Gemma Scope, and plain MLP neurons as a 
 keys every coder of a deployment.
 """
 
-from .base import CoderSource, SparseCoder, SparseCoderError
+from ..config import CoderSource
+from .base import SparseCoder, SparseCoderError
 from .decoders import decoder_directions, unit_decoder_directions
 from .discovery import discover_coders
 from .identity import coder_identity, coder_key, source_fingerprint

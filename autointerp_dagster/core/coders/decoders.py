@@ -16,7 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .base import CoderSource, SparseCoder, SparseCoderError, find_submodule
+from ..config import CoderSource
+from .base import SparseCoder, SparseCoderError, find_submodule
 from .formats.files import read_tensors
 from .formats.gemmascope import GEMMASCOPE_FILES
 from .formats.neurons import MLP_OUT_PROJECTIONS, neuron_identity

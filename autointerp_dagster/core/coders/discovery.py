@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from .base import CoderSource, SparseCoderError
+from ..config import CoderSource
+from .base import SparseCoderError
 from .locate import format_of
 
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from ..config import CoderSource
 from ..keys import files_signature, stable_id
-from .base import CoderSource, SparseCoderError
+from .base import SparseCoderError
 from .formats.gemmascope import gemmascope_site
 from .formats.neurons import neuron_identity
 from .formats.saelens import saelens_hookpoint

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from .base import CoderSource, SparseCoder, SparseCoderError, find_submodule
+from ..config import CoderSource
+from .base import SparseCoder, SparseCoderError, find_submodule
 from .formats.gemmascope import load_gemmascope
 from .formats.neurons import load_neurons
 from .formats.saelens import load_saelens

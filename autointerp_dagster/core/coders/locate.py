@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .base import CoderSource, SparseCoderError
+from ..config import CoderSource
+from .base import SparseCoderError
 from .formats.gemmascope import GEMMASCOPE_FILES
 from .formats.saelens import SAELENS_FILES
 from .formats.sparsify import SPARSIFY_FILES

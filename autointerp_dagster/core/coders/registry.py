@@ -8,12 +8,12 @@ on one hookpoint apart, so they never share a partition or a cache folder.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from .base import CoderSource, SparseCoderError
+from ..config import CodersConfig, CoderSource
+from .base import SparseCoderError
 from .discovery import discover_coders
 from .identity import coder_identity, coder_key, source_fingerprint
 
@@ -22,7 +22,7 @@ class CoderSettings(Protocol):
     """The parts of the deployment settings that say which coders exist."""
 
     @property
-    def saes(self) -> Sequence[CoderSource]: ...
+    def coders(self) -> CodersConfig: ...
 
     @property
     def watched_sae_dir(self) -> Path: ...
@@ -43,7 +43,7 @@ class RegisteredCoder:
 
 def registered_coders(settings: CoderSettings) -> dict[str, RegisteredCoder]:
     """All coders of the deployment by key; two sources that would share a key are an error."""
-    sources = list(settings.saes)
+    sources = list(settings.coders.paths)
     if settings.watched_sae_dir.is_dir():
         sources += discover_coders(settings.watched_sae_dir)
     coders: dict[str, RegisteredCoder] = {}

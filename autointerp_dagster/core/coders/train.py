@@ -20,8 +20,8 @@ import numpy as np
 import torch
 
 from ..atomic import atomic_path
-from ..corpus import CorpusInfo, iter_token_batches
 from ..config import EmbeddedSaeSpec
+from ..corpus import CorpusInfo, iter_token_batches
 from ..models.subject import SubjectModel
 
 

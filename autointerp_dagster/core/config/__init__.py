@@ -1,6 +1,7 @@
-"""The one typed configuration tree (`sections`) and how it is loaded and shown (`load`).
+"""The one typed configuration tree: its sections (`sections`), the root and its resolved values (`settings`),
+old names that still work (`renames`), and how it is loaded and shown (`load`).
 
-This package imports nothing else of the project, so every stage can import its section from here.
+This package imports nothing else of the project but `core.errors`, so every stage can import its section here.
 """
 
 from .load import (
@@ -18,7 +19,10 @@ from .sections import (
     EMBEDDED_JUDGE,
     EMBEDDED_MODEL,
     HIGHLIGHT_THRESHOLD,
-    LOCAL_EXPLAINER,
+    BaselineConfig,
+    CacheConfig,
+    ChecksConfig,
+    CodersConfig,
     CoderSource,
     ConcurrencyConfig,
     CorpusSpec,
@@ -26,18 +30,21 @@ from .sections import (
     ExplainerConfig,
     InstanceConfig,
     LLMConfig,
+    ModelSpec,
     SamplingConfig,
     ScorerConfig,
     Section,
     SimulationConfig,
-    Settings,
+    SteeringConfig,
     SubjectScorersConfig,
 )
+from .settings import LOCAL_EXPLAINER, Settings
 
 __all__ = [
     "CONFIG_ENV", "ENV_PREFIX", "EMBEDDED_CORPUS", "EMBEDDED_JUDGE", "EMBEDDED_MODEL", "HIGHLIGHT_THRESHOLD",
-    "LOCAL_EXPLAINER", "CoderSource", "ConcurrencyConfig", "ConfigError", "CorpusSpec", "EmbeddedSaeSpec",
-    "ExplainerConfig", "InstanceConfig", "LLMConfig", "SamplingConfig", "ScorerConfig", "Section", "Settings", "SimulationConfig",
-    "SubjectScorersConfig", "describe",
-    "env_names", "load_settings", "load_settings_with_sources", "reference_rows",
+    "LOCAL_EXPLAINER", "BaselineConfig", "CacheConfig", "ChecksConfig", "CodersConfig", "CoderSource",
+    "ConcurrencyConfig", "ConfigError", "CorpusSpec", "EmbeddedSaeSpec", "ExplainerConfig", "InstanceConfig",
+    "LLMConfig", "ModelSpec", "SamplingConfig", "ScorerConfig", "Section", "Settings", "SimulationConfig",
+    "SteeringConfig", "SubjectScorersConfig", "describe", "env_names", "load_settings", "load_settings_with_sources",
+    "reference_rows",
 ]

@@ -20,7 +20,9 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from ..errors import UserError
-from .sections import LLMConfig, Section, Settings
+from .renames import RENAMED, new_path, rename_tree, say
+from .sections import LLMConfig, Section
+from .settings import Settings
 
 ENV_PREFIX = "AUTOINTERP_"
 CONFIG_ENV = "AUTOINTERP_CONFIG"
@@ -135,7 +137,7 @@ def load_settings_with_sources(config_path: str | Path | None = None, environ: M
     path = config_path or env.get(CONFIG_ENV)
     if path:
         path = Path(path).expanduser()
-        tree = _read_yaml(path)
+        tree = rename_tree(_read_yaml(path), f"file {path}")
         sources.update({".".join(p): f"file {path}" for p in _flatten(tree)})
     known = env_names()
     api_key_env = (tree.get("llm") or {}).get("api_key_env") if isinstance(tree.get("llm"), dict) else None
@@ -143,19 +145,43 @@ def load_settings_with_sources(config_path: str | Path | None = None, environ: M
     for name, raw in sorted(env.items()):
         if not name.startswith(ENV_PREFIX) or name in (CONFIG_ENV, api_key_env):
             continue
-        if name not in known:
+        target = known.get(name) or _old_variable(name, raw)
+        if target is None:
             close = difflib.get_close_matches(name, list(known), n=1)
             raise ConfigError(f"unknown setting variable {name}" + (f"; did you mean {close[0]}?" if close else "")
                               + " (run `autointerp config --variables` for the list)")
-        _set(tree, known[name], _env_value(raw))
-        sources[".".join(known[name])] = f"env {name}"
+        _set(tree, target, _env_value(raw))
+        sources[".".join(target)] = f"env {name}"
     for dotted, value in (overrides or {}).items():
-        _set(tree, tuple(dotted.split(".")), value)
-        sources[dotted] = "override"
+        path = tuple(dotted.split("."))
+        if (moved := new_path(path, value)) is not None:
+            say(dotted, ".".join(moved), "override")
+            path = moved
+        _set(tree, path, value)
+        sources[".".join(path)] = "override"
     try:
         return Settings.model_validate(tree), sources
     except ValidationError as exc:
         raise ConfigError(_error_message(exc, sources)) from None
+
+
+def _old_variable(name: str, raw: str) -> tuple[str, ...] | None:
+    """The new path of a variable named after an old setting or a field under one (AUTOINTERP_SAES ->
+    coders.paths, AUTOINTERP_EMBEDDED_SAES_K -> coders.embedded.k), saying so."""
+    known = env_names()
+    for old, new in RENAMED.items():
+        prefix = ENV_PREFIX + "_".join(old).upper()
+        if name == prefix and (moved := new_path(old, raw)) is not None:
+            variable = ENV_PREFIX + "_".join(moved).upper()
+        elif name.startswith(prefix + "_"):
+            variable = ENV_PREFIX + "_".join(new).upper() + name[len(prefix):]
+            moved = known.get(variable)
+        else:
+            continue
+        if moved is not None:
+            say(name, f"{'.'.join(moved)} (variable {variable})", "environment")
+            return moved
+    return None
 
 
 def load_settings(config_path: str | Path | None = None, environ: Mapping[str, str] | None = None,
@@ -165,8 +191,9 @@ def load_settings(config_path: str | Path | None = None, environ: Mapping[str, s
 
 
 def describe(settings: Settings, sources: Mapping[str, str]) -> list[tuple[str, str, str]]:
-    """(setting, value, source) for every leaf setting, for `autointerp config`. No value here is a secret:
-    the API key itself is never a setting; whether its variable is set is reported instead."""
+    """(setting, value, source) for every leaf setting, for `autointerp config`: the values that run, those that
+    followed from others with the reason. No value here is a secret: the API key itself is never a setting;
+    whether its variable is set is reported instead."""
     rows = []
     dumped = settings.model_dump(mode="json")
     for path, _ in _leaves(Settings):
@@ -175,6 +202,8 @@ def describe(settings: Settings, sources: Mapping[str, str]) -> list[tuple[str, 
             node = node.get(name) if isinstance(node, dict) else None
         dotted = ".".join(path)
         source = next((s for k, s in sources.items() if dotted == k or dotted.startswith(k + ".")), "default")
+        if dotted in settings.resolved:
+            source = settings.resolved[dotted]
         rows.append((dotted, _show(node), source))
     key_set = bool(os.environ.get(settings.llm.api_key_env))
     rows.append((f"(secret) ${settings.llm.api_key_env}", "set, redacted" if key_set else "not set", "env"))

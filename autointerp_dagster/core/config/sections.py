@@ -1,4 +1,5 @@
-"""The settings tree's sections: every setting, its type, default and bounds (loading lives in `load`)."""
+"""The settings tree's sections: every setting, its type, default and bounds (the root and how its effective
+values are resolved live in `settings`, loading in `load`)."""
 
 from __future__ import annotations
 
@@ -21,16 +22,18 @@ class Section(BaseModel):
     # Fields added after results keyed by `identity()` existed: at their defaults they ask for what was made
     # before, so they stay out of it and stored results keep their keys.
     later_fields: ClassVar[tuple[str, ...]] = ()
+    # Fields that never named results (they were separate settings, or are counted into ids beside the section).
+    unnamed_fields: ClassVar[tuple[str, ...]] = ()
 
     def identity(self) -> dict:
         """The settings that name results made with this section (hashed into explainer and scorer ids)."""
-        return {k: v for k, v in self.model_dump().items()
-                if not (k in self.later_fields and v == type(self).model_fields[k].default)}
+        return {k: v for k, v in self.model_dump().items() if k not in self.unnamed_fields
+                and not (k in self.later_fields and v == type(self).model_fields[k].default)}
 
 
 @dataclass(frozen=True)
 class CoderSource:
-    """Where a sparse coder comes from, as configured (`saes:`) or discovered in the SAE folder.
+    """Where a sparse coder comes from, as configured (`coders.paths`) or found in the watched folder.
 
     `path`: a folder, file or `hf://org/repo/sub/folder`; `kind`: auto (detected from the files),
     sparsify, saelens, gemmascope or neurons; `hookpoint`/`name` override what the format says;
@@ -53,7 +56,8 @@ class CorpusSpec(Section):
     carries no text); `none` feeds raw text tokens only.
     """
 
-    source: str = Field(EMBEDDED_CORPUS, description="embedded:kjv, hf:<dataset>, or a local .txt/.jsonl/.parquet file or folder")
+    source: str = Field(EMBEDDED_CORPUS,
+                        description="embedded:kjv, hf:<dataset>, or a local .txt/.jsonl/.parquet file or folder")
     dataset_config: str | None = None
     split: str = "train"
     text_column: str = "text"
@@ -72,7 +76,7 @@ class EmbeddedSaeSpec(Section):
     train_tokens: int = Field(32_768, ge=1)
     epochs: int = Field(8, ge=1)
     batch_tokens: int = Field(1024, ge=1)
-    seed: int = 0
+    seed: int = Field(0, description="unless set, the root seed")
     run_name: str = "embedded-topk"
 
 
@@ -93,7 +97,10 @@ class SamplingConfig(Section):
     n_neighbour_negatives: int = Field(
         20, ge=0, description="in each of two shares: windows where decoder neighbours fire and the latent is silent")
     neighbour_latents: int = Field(5, ge=1, description="nearest latents by decoder cosine")
-    seed: int = 0
+    latents_per_range: int | None = Field(1, ge=0, description="latents explained per (coder, range); null: all")
+    negatives: Literal["random", "random+hard", "random+neighbour", "random+hard+neighbour"] = Field(
+        "random", description="which negatives the scorers judge (and a contrastive explainer sees)")
+    seed: int = Field(0, description="unless set, the root seed")
 
     @model_validator(mode="after")
     def _peak_inside_window(self):
@@ -127,18 +134,18 @@ class ExplainerConfig(Section):
         "unembedding (weights only), or whose probability rises most when the latent is steered on its explainer "
         "windows (the output-side explainer; costs subject-model forwards in `examples`)")
     steering_prompts: int = Field(4, ge=1, description="output_view steering: explainer windows steered a latent")
-    steering_kl_target: float = Field(1.0, gt=0, description="output_view steering: mean next-token KL, nats")
     highlight_threshold: float = Field(HIGHLIGHT_THRESHOLD, gt=0, le=1)
     max_tokens: int = Field(256, ge=1)
     temperature: float = Field(0.0, ge=0)
-    later_fields: ClassVar[tuple[str, ...]] = ("output_view", "steering_prompts", "steering_kl_target")
+    examples: int | None = Field(None, ge=1, description="examples shown; null: 10 for a local judge, else all (40)")
+    later_fields: ClassVar[tuple[str, ...]] = ("output_view", "steering_prompts")
+    unnamed_fields: ClassVar[tuple[str, ...]] = ("examples",)  # never part of the explainer id
 
     def identity(self) -> dict:
         """As every section's, and the steering settings only where the steering view uses them."""
         fields = super().identity()
         if self.output_view != "steering":
             fields.pop("steering_prompts", None)
-            fields.pop("steering_kl_target", None)
         return fields
 
     @model_validator(mode="after")
@@ -151,18 +158,22 @@ class ExplainerConfig(Section):
 class ScorerConfig(Section):
     """How the judge is asked. `mode`: batched (`batch_size` examples a prompt, a 0/1 list: the paper's form),
     per_example (Yes/No, P(yes) from logprobs), or auto (per_example for an in-process judge, else batched;
-    resolved by `Settings.scorer_config`).
+    resolved at load, so `autointerp config` shows which).
     `top_logprobs` > 0 asks for logprobs (P(1) per list value, P(yes) per example: the AUC).
     `max_tokens` None: 2048 batched, so a judge that reasons before its list is not cut off (the list is read
     from the end of the reply; a judge that answers at once stops after it), 1 per example."""
 
-    mode: Literal["auto", "batched", "per_example"] = "batched"
+    mode: Literal["auto", "batched", "per_example"] = Field(
+        "batched", description="auto: per_example for an in-process judge, else batched (resolved at load)")
     batch_size: int = Field(5, ge=1)
     top_logprobs: int = Field(10, ge=0)
-    seed: int = 0
+    seed: int = Field(0, description="unless set, the root seed")
     highlight_threshold: float = Field(HIGHLIGHT_THRESHOLD, gt=0, le=1)
     max_tokens: int | None = Field(None, ge=1)
     temperature: float = Field(0.0, ge=0)
+    examples_per_class: int | None = Field(
+        None, ge=1, description="examples judged per class and LLM scorer; null: 5 for a local judge, else all (50)")
+    unnamed_fields: ClassVar[tuple[str, ...]] = ("examples_per_class",)  # counted as judged_per_class in the id
 
     @property
     def examples_per_prompt(self) -> int:
@@ -198,12 +209,19 @@ class SubjectScorersConfig(Section):
     examples_per_class: int | None = Field(2, ge=1, description="surprisal: held-out examples a class; null: all")
     batch_size: int = Field(16, ge=1, description="sequences a forward pass")
     prompts: int = Field(2, ge=1, description="intervention: prompts a latent, cut where it first fires")
-    kl_target: float = Field(1.0, gt=0, description="intervention: mean next-token KL of steered from clean, nats")
-    kl_tolerance: float = Field(0.1, gt=0, lt=1, description="relative: the strength search stops within it")
-    search_steps: int = Field(12, ge=1, description="intervention: forward passes of the strength search")
     completion_tokens: int = Field(8, ge=1, description="intervention: greedy tokens generated")
-    promoted_tokens: int = Field(10, ge=1, description="intervention: tokens whose probability rises most, kept")
-    seed: int = 0
+    kept_tokens: int = Field(10, ge=1, description="intervention: tokens whose probability rises most, kept")
+    seed: int = Field(0, description="unless set, the root seed")
+
+
+class SteeringConfig(Section):
+    """How a latent is steered, for the intervention scorer and the output-side explainer alike: the decoder
+    direction is added at a strength found by search so that the mean next-token KL(clean || steered) hits
+    `kl_target`."""
+
+    kl_target: float = Field(1.0, gt=0, description="mean next-token KL of steered from clean, nats")
+    kl_tolerance: float = Field(0.1, gt=0, lt=1, description="relative: the strength search stops within it")
+    search_steps: int = Field(12, ge=1, description="forward passes of the strength search")
 
 
 class LLMConfig(Section):
@@ -258,109 +276,51 @@ class InstanceConfig(Section):
     free_slots_after_s: int = Field(15, ge=0, description="pool slots of an ended run are freed this long after")
 
 
-LOCAL_EXPLAINER = {"few_shot": True, "show_activations": False, "reasoning": False, "prefill": True, "max_tokens": 40}
+class ModelSpec(Section):
+    """The subject model: the language model whose internals are interpreted."""
 
-
-class Settings(Section):
-    """Everything a deployment is about. Defaults run offline: Gemma 3 270M and the King James Bible from
-    PyPI, two TopK SAEs trained here, the 1.5B in-process judge."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
-
-    home: Path = Field(Path(".autointerp"), description="all state: DuckDB, Parquet, models, the Dagster instance")
-    model: str = Field(EMBEDDED_MODEL, description="subject model: Hub name, folder, .gguf file or embedded:")
-    model_alias: str | None = Field(None, description="name in partition keys (default: from `model`)")
+    name: str = Field(EMBEDDED_MODEL, description="Hub name, folder, .gguf file or embedded:")
+    alias: str | None = Field(None, description="name in coder keys (default: from `name`)")
     device: str = Field("auto", description="auto (CUDA when present, else CPU), cpu, cuda, cuda:N")
     dtype: str = Field("auto", description="auto (float32 on CPU, bfloat16 on GPUs with bf16 units) or a torch dtype")
-    corpus: CorpusSpec = CorpusSpec()
-    saes: tuple[CoderSource, ...] = Field((), description="coders by path, with optional hookpoint, name, kind, k")
-    sae_dir: Path | None = Field(None, description="watched SAE folder (default: home/saes)")
-    embedded_saes: EmbeddedSaeSpec | None = Field(EmbeddedSaeSpec(), description="null: train no embedded SAEs")
+
+
+class CodersConfig(Section):
+    """Which sparse coders there are, and how each is split into latent-range partitions."""
+
+    paths: tuple[CoderSource, ...] = Field((), description="coders by path, with optional hookpoint, name, kind, k")
+    watch_dir: Path | None = Field(None, description="watched folder of coders (default: home/saes)")
+    embedded: EmbeddedSaeSpec | None = Field(EmbeddedSaeSpec(), description="null: train no embedded SAEs")
     latent_ranges: int = Field(8, ge=1, le=99, description="latent-range partitions per coder")
-    cache_batch_rows: int = Field(16, ge=1, description="corpus rows a forward pass")
-    cache_flush_records: int = Field(4_000_000, ge=1, description="records buffered before a Parquet row group")
-    latents_per_range: int | None = Field(1, ge=0, description="latents explained per (sae, range); null: all")
-    sampling: SamplingConfig = SamplingConfig()
-    explainer: ExplainerConfig = Field(ExplainerConfig(), description="unset fields follow the judge (see explainer_config)")
-    baseline_tokens: int = Field(3, ge=0, description="top-tokens baseline explainer: N most frequent peak tokens (0: none)")
-    baseline_judged_by: tuple[Literal["detection", "fuzzing"], ...] = Field(
-        ("detection",), description="LLM scorers that judge the baseline too (embedding scores it always)")
-    scoring: ScorerConfig = ScorerConfig(mode="auto")
-    negatives: Literal["random", "random+hard", "random+neighbour", "random+hard+neighbour"] = Field(
-        "random", description="scorer negatives (and what a contrastive explainer sees)")
-    simulation: SimulationConfig = SimulationConfig()
-    subject_scorers: SubjectScorersConfig = SubjectScorersConfig()
-    explainer_examples: int | None = Field(None, ge=1, description="null: 10 for a local judge, else all (40)")
-    judge_examples: int | None = Field(None, ge=1, description="null: 5 for a local judge, else all (50)")
-    max_parse_failure_rate: float = Field(0.25, ge=0, le=1, description="asset checks fail above this share")
-    llm: LLMConfig = LLMConfig()
-    concurrency: ConcurrencyConfig = ConcurrencyConfig()
-    instance: InstanceConfig = InstanceConfig()
 
-    @field_validator("home", "sae_dir")
-    @classmethod
-    def _absolute(cls, value: Path | None) -> Path | None:
-        return None if value is None else Path(value).expanduser().resolve()
-
-    @field_validator("saes", mode="before")
+    @field_validator("paths", mode="before")
     @classmethod
     def _paths_as_sources(cls, value: Any) -> Any:
         """A bare path string is a coder source with everything detected."""
         return tuple({"path": str(v)} if isinstance(v, (str, Path)) else v for v in (value or ()))
 
-    def explainer_config(self) -> ExplainerConfig:
-        """The explainer: a small in-process judge gets a short prompt (no few-shot block, no activation lines)
-        and completes a prefilled answer line, except where the configuration sets a field itself."""
-        if not self.llm.is_local:
-            return self.explainer
-        chosen = self.explainer.model_dump(include=self.explainer.model_fields_set)
-        local = {k: v for k, v in LOCAL_EXPLAINER.items() if not (k == "prefill" and chosen.get("reasoning"))}
-        return ExplainerConfig(**{**local, **chosen})  # reasoning asked for: no prefilled answer line
+    @field_validator("watch_dir")
+    @classmethod
+    def _absolute(cls, value: Path | None) -> Path | None:
+        return None if value is None else Path(value).expanduser().resolve()
 
-    def scorer_config(self) -> ScorerConfig:
-        """`auto`: per-example P(yes) for an in-process judge (small models fail the 5-example list), else batched."""
-        if self.scoring.mode != "auto":
-            return self.scoring
-        return self.scoring.model_copy(update={"mode": "per_example" if self.llm.is_local else "batched"})
 
-    def example_limits(self) -> tuple[int | None, int | None]:
-        """(examples shown to the explainer, examples judged per class and LLM scorer); None = all sampled."""
-        if self.llm.is_local:
-            return self.explainer_examples or 10, self.judge_examples or 5
-        return self.explainer_examples, self.judge_examples
+class CacheConfig(Section):
+    """How activations are cached."""
 
-    @property
-    def alias(self) -> str:
-        """Short model name used in partition keys (`gemma-3-270m/layers.6`)."""
-        if self.model_alias:
-            return self.model_alias
-        name = self.model.removeprefix("embedded:").rstrip("/")
-        return name.rsplit("/", 1)[-1].removesuffix(".gguf")
+    batch_rows: int = Field(16, ge=1, description="corpus rows a forward pass")
+    flush_records: int = Field(4_000_000, ge=1, description="records buffered before a Parquet row group")
 
-    @property
-    def watched_sae_dir(self) -> Path:
-        return self.sae_dir or self.home / "saes"
 
-    @property
-    def db_path(self) -> Path:
-        return self.home / "autointerp.duckdb"
+class BaselineConfig(Section):
+    """The top-tokens baseline explainer (no LLM): its explanations are scored like the LLM's."""
 
-    @property
-    def models_dir(self) -> Path:
-        return self.home / "models"
+    tokens: int = Field(3, ge=0, description="the N most frequent peak tokens (0: no baseline)")
+    judged_by: tuple[Literal["detection", "fuzzing"], ...] = Field(
+        ("detection",), description="LLM scorers that judge the baseline too (embedding scores it always)")
 
-    @property
-    def corpus_dir(self) -> Path:
-        return self.home / "corpus"
 
-    @property
-    def cache_dir(self) -> Path:
-        return self.home / "cache"
+class ChecksConfig(Section):
+    """Bounds of the asset checks."""
 
-    @property
-    def dagster_home(self) -> Path:
-        return self.home / "dagster"
-
-    @property
-    def reports_dir(self) -> Path:
-        return self.home / "reports"
+    max_parse_failure_rate: float = Field(0.25, ge=0, le=1, description="asset checks fail above this share")

@@ -80,7 +80,7 @@ def promoted_tokens(model, directions: torch.Tensor, top: int, corpus_counts: np
 def uses_steering(settings) -> bool:
     """Whether the explainer is shown steered tokens: the output-side view of a digest that has an output side and
     keeps some tokens."""
-    explainer = settings.explainer_config()
+    explainer = settings.explainer
     return (explainer.digest == "input+output" and explainer.output_view == "steering"
             and settings.sampling.promoted_tokens > 0)
 
@@ -88,9 +88,9 @@ def uses_steering(settings) -> bool:
 def steering_settings_id(settings) -> str:
     """Names everything that shapes the steered tokens: the explainer's windows and KL target, the strength
     search's tolerance and steps, and how many tokens are kept."""
-    explainer = settings.explainer_config()
-    chosen = {"prompts": explainer.steering_prompts, "kl_target": explainer.steering_kl_target,
-              "tolerance": settings.subject_scorers.kl_tolerance, "steps": settings.subject_scorers.search_steps,
+    steering = settings.steering
+    chosen = {"prompts": settings.explainer.steering_prompts, "kl_target": steering.kl_target,
+              "tolerance": steering.kl_tolerance, "steps": steering.search_steps,
               "tokens": settings.sampling.promoted_tokens}
     return stable_id(chosen, 8)
 
@@ -99,11 +99,11 @@ def steered_for_explainer(settings, sae: str, latents: Sequence[ExampleSets], mo
     """The output-side explainer's view of each latent: steered on its explainer windows (never the scorers')."""
     coder = load_coder(lookup(settings, [sae])[sae].source, base_model=model.body, device=model.device)
     site = steering_site(coder, [s.latent for s in latents], model.body)
-    explainer, search = settings.explainer_config(), settings.subject_scorers
-    prompts = {s.latent: steering_prompts(model, s.train, explainer.steering_prompts) for s in latents}
+    steering = settings.steering
+    prompts = {s.latent: steering_prompts(model, s.train, settings.explainer.steering_prompts) for s in latents}
     return steered_tokens(model, site.module, prompts, dict(zip(site.latents, site.directions)),
-                          settings.sampling.promoted_tokens, explainer.steering_kl_target, search.kl_tolerance,
-                          search.search_steps)
+                          settings.sampling.promoted_tokens, steering.kl_target, steering.kl_tolerance,
+                          steering.search_steps)
 
 
 def steering_prompts(lm, windows: Sequence[Example], n: int) -> list[list[int]]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from autointerp_dagster.core.config import ExplainerConfig, Settings
+from autointerp_dagster.core.config import ExplainerConfig, Settings, SteeringConfig
 from autointerp_dagster.core.explain.digest import LatentDigest, top_tokens_explanation
 from autointerp_dagster.core.llm import ChatRequest, ChatResult, LLMClient
 from autointerp_dagster.core.llm.client import ProgressCallback, offset_progress
@@ -31,7 +31,7 @@ OK = "ok"
 FAILED = "failed"
 
 
-def explainer_id(config: ExplainerConfig) -> str:
+def explainer_id(config: ExplainerConfig, steering: SteeringConfig = SteeringConfig()) -> str:
     """A stable name for results made with `config`: "default-<hash>", "contrastive-<hash>", with "-cot"
     before the hash for the chain-of-thought variant.
 
@@ -39,7 +39,10 @@ def explainer_id(config: ExplainerConfig) -> str:
     overwriting explanations made differently (fields added later only away from their defaults:
     `Section.identity`).
     """
-    digest = stable_id(config.identity(), 8, compact=True)
+    fields = config.identity()
+    if config.output_view == "steering" and steering.kl_target != SteeringConfig().kl_target:
+        fields["steering_kl_target"] = steering.kl_target  # the steering view's KL target, named as it was stored
+    digest = stable_id(fields, 8, compact=True)
     kind = "contrastive" if config.contrastive else "default"
     return f"{kind}{'-cot' if config.reasoning else ''}-{digest}"
 
@@ -68,8 +71,8 @@ def baseline_key(n_tokens: int) -> ExplainerKey:
 
 def explainer_keys(settings: Settings) -> list[ExplainerKey]:
     """The explainers a run makes explanations with: the configured LLM's, then the baseline (if enabled)."""
-    keys = [ExplainerKey(explainer_id(settings.explainer_config()), settings.llm.backend, settings.llm.model)]
-    return keys + ([baseline_key(settings.baseline_tokens)] if settings.baseline_tokens else [])
+    keys = [ExplainerKey(explainer_id(settings.explainer, settings.steering), settings.llm.backend, settings.llm.model)]
+    return keys + ([baseline_key(settings.baseline.tokens)] if settings.baseline.tokens else [])
 
 
 def baseline_explanations(latents: Sequence[int], digests: dict[int, LatentDigest], n_tokens: int

@@ -37,8 +37,8 @@ from autointerp_dagster.core.llm.types import (
 log = logging.getLogger(__name__)
 
 _RETRYABLE_STATUS = {408, 429}  # plus every 5xx
-MAX_RETRY_AFTER_S = 300.0
-PROMPT_TOP_LOGPROBS = 20  # alternatives per prompt token; vLLM's default cap (max_logprobs)  # beyond this a Retry-After is treated as "give up soon", not obeyed
+MAX_RETRY_AFTER_S = 300.0  # beyond this a Retry-After is treated as "give up soon", not obeyed
+PROMPT_TOP_LOGPROBS = 20  # alternatives per prompt token; vLLM's default cap (max_logprobs)
 
 
 class _MalformedResponse(Exception):
@@ -116,7 +116,8 @@ class OpenAIBackend:
                 logprobs = body["choices"][0]["logprobs"]
                 offsets, tops = logprobs["text_offset"], logprobs["top_logprobs"]
             except (KeyError, IndexError, TypeError) as exc:
-                raise _MalformedResponse(f"no choices[0].logprobs with text_offset and top_logprobs ({exc!r})") from None
+                raise _MalformedResponse(
+                    f"no choices[0].logprobs with text_offset and top_logprobs ({exc!r})") from None
             at = {int(offset): i for i, offset in enumerate(offsets) if i > 0 and offset < len(request.prompt)}
             wanted = set(request.candidates)
             found = [None if (i := at.get(offset)) is None or tops[i] is None

@@ -19,7 +19,7 @@ import os
 import socket
 import uuid
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import psutil
@@ -77,7 +77,7 @@ class CallRecord:
 
     @classmethod
     def now(cls, **fields) -> CallRecord:
-        return cls(created_at=datetime.now(timezone.utc), **fields)
+        return cls(created_at=datetime.now(UTC), **fields)
 
 
 class Journal:
@@ -174,7 +174,7 @@ class LLMRecords:
         """Stores (cache_key, model, response) successes and call rows in one connection."""
         if not responses and not calls:
             return
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         response_table = pa.Table.from_pylist(
             [{"cache_key": k, "model": m, "response": json.dumps(r), "created_at": now}
              for k, m, r in responses],

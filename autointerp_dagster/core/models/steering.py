@@ -18,7 +18,12 @@ from dataclasses import dataclass
 
 import torch
 
-from autointerp_dagster.core.models.lm_logprobs import logits_of, new_cache, run_body, token_ids
+from autointerp_dagster.core.models.lm_logprobs import (
+    logits_of,
+    new_cache,
+    run_body,
+    token_ids,
+)
 from autointerp_dagster.core.models.subject import SubjectModel
 
 MAX_STRENGTH_GROWTH = 4.0  # factor between strengths tried while the target is not yet bracketed

@@ -27,7 +27,7 @@ from ..atomic import atomic_path
 from ..reporting.summary import SCORER_METRICS
 from ..store import ResultsStore
 from .gather import ACTIVATING_SETS, SCORE_COLUMNS, gather_index, iter_latent_pages
-from .render import report_folder
+from .render import pages_folder
 
 SCORE_FIELDS = ("sae", "latent", "scorer", "explanation_id", "explainer", "explainer_model", "judge", "scorer_config",
                 "control", "control_latent", "status", "accuracy", "balanced_accuracy", "precision", "recall", "f1",
@@ -159,7 +159,7 @@ def export_neuronpedia(store: ResultsStore, sae: str, out: Path) -> Path:
             activations.append({**base, "tokens": x["tokens"], "values": values, "maxValue": max(values, default=0.0),
                                 "maxValueTokenIndex": top, "minValue": min(values, default=0.0),
                                 "dataIndex": str(x["row"]), "dataSource": f"{x['set']} quantile {x['quantile']}"})
-    folder = Path(out) / report_folder(Path("."), sae).name
+    folder = Path(out) / pages_folder(Path("."), sae).name
     folder.mkdir(parents=True, exist_ok=True)
     for name, records in (("explanations.json", explanations), ("activations.json", activations)):
         with atomic_path(folder / name) as tmp:

@@ -1,9 +1,9 @@
-"""Writes an SAE's report: `index.html` (every explained latent, sortable and searchable) and one
+"""Writes a coder's latent pages: `index.html` (every explained latent, sortable and searchable) and one
 `latents/<latent>.html` per latent, each with its data embedded as JSON and drawn by a small vanilla script.
 
 Self-contained on purpose: no network, no CDN, no fetch() (browsers refuse fetch() of local files under
-file://), so a report opens from disk as well as from `autointerp report --serve`. The folder is built beside
-its target and renamed into place, so a reader never sees half a report.
+file://), so the pages open from disk as well as from `autointerp pages --serve`. The folder is built beside
+its target and renamed into place, so a reader never sees half of them.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ STATIC_FILES = ("pages.css", "index.js", "latent.js")
 
 
 @dataclass(frozen=True)
-class ReportSummary:
+class PagesSummary:
     sae: str
     folder: Path
     latent_pages: int
@@ -36,9 +36,9 @@ class ReportSummary:
         return self.folder / "index.html"
 
 
-def report_folder(reports_dir: Path, sae: str) -> Path:
+def pages_folder(pages_dir: Path, sae: str) -> Path:
     """One flat folder per SAE key, named so that it needs no URL quoting (`a/b` -> `a__b`)."""
-    return Path(reports_dir) / re.sub(r"[^A-Za-z0-9._-]+", "__", sae)
+    return Path(pages_dir) / re.sub(r"[^A-Za-z0-9._-]+", "__", sae)
 
 
 def embed_json(value) -> str:
@@ -65,10 +65,10 @@ def _index_data(index: SaeIndex) -> dict:
     }
 
 
-def write_report(store: ResultsStore, sae: str, reports_dir: Path) -> ReportSummary:
-    """Builds the SAE's report folder under `reports_dir` (replacing the previous one) and the reports home."""
+def write_pages(store: ResultsStore, sae: str, pages_dir: Path) -> PagesSummary:
+    """Builds the coder's folder of pages under `pages_dir` (replacing the previous one) and the home page."""
     index = gather_index(store, sae)
-    target = report_folder(reports_dir, sae)
+    target = pages_folder(pages_dir, sae)
     with atomic_path(target) as tmp:
         (tmp / "latents").mkdir(parents=True)
         for name in STATIC_FILES:
@@ -77,28 +77,28 @@ def write_report(store: ResultsStore, sae: str, reports_dir: Path) -> ReportSumm
         (tmp / "index.html").write_text(_page(f"{sae}: latents", _index_data(index), "index.js"))
         n = 0
         for page in iter_latent_pages(store, sae, index.latents):
-            page.data["report_prefix"] = "../../"  # matched latents' pages: ../../<their folder>/latents/<n>.html
-            page.data["folders"] = {m["sae"]: report_folder(Path("."), m["sae"]).name
+            page.data["pages_prefix"] = "../../"  # matched latents' pages: ../../<their folder>/latents/<n>.html
+            page.data["folders"] = {m["sae"]: pages_folder(Path("."), m["sae"]).name
                                     for m in page.data["matches"] or []}
             (tmp / "latents" / f"{page.latent}.html").write_text(
                 _page(f"{sae} latent {page.latent}", page.data, "latent.js"))
             n += 1
-    write_reports_home(Path(reports_dir))
-    return ReportSummary(sae, target, n, index.explained, index.failed)
+    write_pages_home(Path(pages_dir))
+    return PagesSummary(sae, target, n, index.explained, index.failed)
 
 
-def write_reports_home(reports_dir: Path) -> Path:
-    """`reports/index.html`: a link to every SAE report found in the folder."""
-    reports_dir.mkdir(parents=True, exist_ok=True)
+def write_pages_home(pages_dir: Path) -> Path:
+    """`pages/index.html`: a link to every coder's pages found in the folder."""
+    pages_dir.mkdir(parents=True, exist_ok=True)
     items = []
-    for folder in sorted(p for p in reports_dir.iterdir() if (p / "index.html").is_file() and p.suffix != ".tmp"):
+    for folder in sorted(p for p in pages_dir.iterdir() if (p / "index.html").is_file() and p.suffix != ".tmp"):
         text = (folder / "index.html").read_text()
         found = re.search(r"<title>(.*?): latents</title>", text)
         name = html.unescape(found.group(1)) if found else folder.name
         items.append(f"<li><a href=\"{html.escape(folder.name)}/index.html\">{html.escape(name)}</a></li>")
-    body = "\n".join(items) or "<li>No reports yet: run <code>autointerp report</code>.</li>"
-    home = reports_dir / "index.html"
-    home.write_text("<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>Latent reports</title>"
+    body = "\n".join(items) or "<li>No latent pages yet: run <code>autointerp pages</code>.</li>"
+    home = pages_dir / "index.html"
+    home.write_text("<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>Latent pages</title>"
                     "<style>body{font:15px system-ui,sans-serif;margin:2em}</style></head><body>"
-                    f"<h1>Latent reports</h1><ul>{body}</ul></body></html>\n")
+                    f"<h1>Latent pages</h1><ul>{body}</ul></body></html>\n")
     return home

@@ -1,4 +1,4 @@
-"""`autointerp report --serve`: the reports folder over HTTP on 127.0.0.1 only (the pages also open from disk)."""
+"""`autointerp pages --serve`: the latent pages' folder over HTTP on 127.0.0.1 only (the pages also open from disk)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ class _QuietHandler(SimpleHTTPRequestHandler):
         pass
 
 
-def reports_server(reports_dir: Path, port: int = 8765) -> ThreadingHTTPServer:
-    """A server for `reports_dir` bound to 127.0.0.1 (port 0 picks a free one); call serve_forever() on it."""
-    handler = functools.partial(_QuietHandler, directory=str(reports_dir))
+def pages_server(pages_dir: Path, port: int = 8765) -> ThreadingHTTPServer:
+    """A server for `pages_dir` bound to 127.0.0.1 (port 0 picks a free one); call serve_forever() on it."""
+    handler = functools.partial(_QuietHandler, directory=str(pages_dir))
     return ThreadingHTTPServer(("127.0.0.1", port), handler)

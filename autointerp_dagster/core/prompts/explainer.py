@@ -13,7 +13,12 @@ import re
 from collections.abc import Sequence
 
 from autointerp_dagster.core.config import HIGHLIGHT_THRESHOLD
-from autointerp_dagster.core.prompts import ParseError, active_positions, clean_token, render_tokens
+from autointerp_dagster.core.prompts import (
+    ParseError,
+    active_positions,
+    clean_token,
+    render_tokens,
+)
 from autointerp_dagster.core.sampling import ACTIVATING, Example
 
 ANSWER_PREFIX = "[EXPLANATION]:"

@@ -8,31 +8,31 @@ comparison with its own control, with 95% bootstrap intervals over that coder's 
 
 from __future__ import annotations
 
-from .summary import SaeReport, format_interval, sae_report
 from ..store import ResultsStore
+from .summary import CoderSummary, coder_summary, format_interval
 
 
-def coder_reports(store: ResultsStore, keys: list[str], explainer: str, explainer_model: str) -> list[SaeReport]:
-    return [sae_report(store, key, explainer, explainer_model) for key in keys]
+def coder_summaries(store: ResultsStore, keys: list[str], explainer: str, explainer_model: str) -> list[CoderSummary]:
+    return [coder_summary(store, key, explainer, explainer_model) for key in keys]
 
 
-def format_coder_comparison(reports: list[SaeReport]) -> str:
+def format_coder_comparison(summaries: list[CoderSummary]) -> str:
     """One block per scorer and metric, one line per coder."""
-    width = max([len(r.sae) for r in reports] + [5])
+    width = max([len(r.sae) for r in summaries] + [5])
     lines = [f"  {'coder':{width}} {'explained':>9}  {'own explanation':26} {'shuffled (control)':26} "
              f"{'own - shuffled':26} latents"]
     blocks: dict[str, list[str]] = {}
-    for report in reports:
-        for s in report.scorers:
+    for summary in summaries:
+        for s in summary.scorers:
             label = f"{s.scorer} {s.metric} [{s.judge}]"
             if s.control != "shuffled":  # e.g. intervention's random latent: its own block, named, never unlabelled
                 label += f" (control: {s.control.replace('_', ' ')})"
             blocks.setdefault(label, []).append(
-                f"  {report.sae:{width}} {report.latents_explained:>9}  {format_interval(s.own):26} "
+                f"  {summary.sae:{width}} {summary.latents_explained:>9}  {format_interval(s.own):26} "
                 f"{format_interval(s.shuffled):26} {format_interval(s.difference):26} {s.n_latents}")
     for label, rows in blocks.items():
         lines += [label, *rows]
-    missing = [r.sae for r in reports if not r.scorers]
+    missing = [r.sae for r in summaries if not r.scorers]
     if missing:
         lines.append(f"  not scored yet: {', '.join(missing)}")
     return "\n".join(lines)

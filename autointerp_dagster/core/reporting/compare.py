@@ -10,8 +10,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .metrics import mean_ci
 from ..store import ResultsStore
+from .metrics import mean_ci
 
 COLUMNS = ("explainer", "explainer_model", "judge", "scorer_config")
 METRICS = ("auc", "balanced_accuracy", "accuracy", "precision", "recall", "f1")
@@ -71,4 +71,27 @@ def format_comparison(column: str, a: str, b: str, results: list[Comparison]) ->
               for r in results]
     if not results:
         lines.append("  no latent was scored under both")
+    return "\n".join(lines)
+
+
+def comparable(store: ResultsStore, sae: str | None = None) -> dict[str, list[tuple[str, int]]]:
+    """For each column `compare` pairs by: its values in the scores, each with the number of latents scored with
+    it (own explanations), most first."""
+    if not store.has_table("scores"):
+        return {column: [] for column in COLUMNS}
+    where, params = ("AND sae = ?", [sae]) if sae else ("", [])
+    return {column: [(r["value"], r["latents"]) for r in store.query(
+        f"SELECT {column} AS value, count(DISTINCT (sae, latent)) AS latents FROM scores WHERE control = 'none' "
+        f"{where} GROUP BY 1 ORDER BY 2 DESC, 1", params).to_pylist()] for column in COLUMNS}
+
+
+def format_comparable(values: dict[str, list[tuple[str, int]]], column: str | None = None) -> str:
+    """What `autointerp compare BY A B` accepts: the columns, and each column's values."""
+    lines = ["autointerp compare BY A B [--metric auc] [--sae KEY]: A and B are two values of BY, compared on the "
+             "latents scored under both"]
+    for name, found in values.items():
+        if column and name != column:
+            continue
+        lines.append(f"  {name}:" + ("" if found else " (nothing scored yet)"))
+        lines += [f"    {value}  ({latents} latents)" for value, latents in found]
     return "\n".join(lines)

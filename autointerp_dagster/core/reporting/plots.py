@@ -1,4 +1,4 @@
-"""Small PNG plots for Dagster metadata and reports (people read a histogram faster than a table)."""
+"""Small PNG plots for Dagster metadata and latent pages (people read a histogram faster than a table)."""
 
 from __future__ import annotations
 

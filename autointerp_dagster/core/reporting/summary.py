@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..store import ResultsStore
 from .compare import Comparison, compare, format_comparison
 from .metrics import mean_ci
-from ..store import ResultsStore
 
 SCORER_METRICS = (("detection", "balanced_accuracy"), ("fuzzing", "balanced_accuracy"),
                   ("detection", "auc"), ("fuzzing", "auc"), ("embedding", "auc"), ("surprisal", "auc"),
@@ -47,7 +47,7 @@ class ScorerSummary:
 
 
 @dataclass
-class SaeReport:
+class CoderSummary:
     sae: str
     explainer: str
     explainer_model: str
@@ -62,9 +62,9 @@ class SaeReport:
     completion_tokens: int = 0
 
 
-def sae_report(store: ResultsStore, sae: str, explainer: str, explainer_model: str) -> SaeReport:
+def coder_summary(store: ResultsStore, sae: str, explainer: str, explainer_model: str) -> CoderSummary:
     """The SAE's results made by one explainer (config id) and explainer model (`backend:model`)."""
-    report = SaeReport(sae, explainer, explainer_model)
+    report = CoderSummary(sae, explainer, explainer_model)
     backend, _, model = explainer_model.partition(":")
     with store.connect() as con:
         tables = {row[0] for row in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
@@ -157,7 +157,7 @@ def format_interval(value: Interval) -> str:
     return f"{mean:.3f} [{low:.3f}, {high:.3f}]"
 
 
-def format_report(report: SaeReport) -> str:
+def format_coder_summary(report: CoderSummary) -> str:
     """Plain-text block for one SAE: counts, each score beside its shuffled control and their paired difference
     (95% bootstrap intervals over latents), recall by activation quantile, LLM use."""
     lines = [
@@ -177,7 +177,8 @@ def format_report(report: SaeReport) -> str:
         cells = " ".join(f"q{q}:{_fraction(own)}/{_fraction(shuffled)}" for q, own, shuffled in by_quantile)
         lines.append(f"  {scorer} recall by activation quantile (own/shuffled): {cells}")
     calls = ", ".join(f"{n} {status}" for status, n in sorted(report.llm_calls.items())) or "none"
-    lines.append(f"  LLM calls: {calls}; tokens: {report.prompt_tokens:,} prompt, {report.completion_tokens:,} completion")
+    lines.append(f"  LLM calls: {calls}; "
+                 f"tokens: {report.prompt_tokens:,} prompt, {report.completion_tokens:,} completion")
     return "\n".join(lines)
 
 
@@ -192,11 +193,11 @@ def baseline_comparison(store: ResultsStore, sae: str, explainer: str, baseline:
                                                                           metric, sae)]
 
 
-def format_summary(store: ResultsStore, sae: str, explainers: list[tuple[str, str]]) -> tuple[str, SaeReport]:
+def format_summary(store: ResultsStore, sae: str, explainers: list[tuple[str, str]]) -> tuple[str, CoderSummary]:
     """The text a researcher reads for one SAE: a report per explainer ((explainer id, `backend:model`), the LLM's
     first), then the LLM against the baseline, paired. Returns the text and the first explainer's report."""
-    reports = [sae_report(store, sae, explainer, label) for explainer, label in explainers]
-    blocks = [format_report(r) for r in reports]
+    reports = [coder_summary(store, sae, explainer, label) for explainer, label in explainers]
+    blocks = [format_coder_summary(r) for r in reports]
     if len(explainers) > 1:
         (llm, _), (baseline, label) = explainers[:2]
         table = format_comparison("explainer", llm, f"{baseline} ({label}, the no-LLM baseline)",

@@ -18,16 +18,27 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
+
 import numpy as np
 
 from ..cache import ActivationCache
 from ..config import SamplingConfig
-from .examples import ACTIVATING, HARD_NEGATIVE, NEIGHBOUR_NEGATIVE, RANDOM_NEGATIVE, Example
+from .examples import (
+    ACTIVATING,
+    HARD_NEGATIVE,
+    NEIGHBOUR_NEGATIVE,
+    RANDOM_NEGATIVE,
+    Example,
+)
 from .negatives import WindowPool, random_negative_windows
 from .neighbours import NeighbourWindows, nearest_latents
 from .tokens import TokenDecoder
-from .windows import activating_windows, quantile_ranks, split_train_test, window_records
-
+from .windows import (
+    activating_windows,
+    quantile_ranks,
+    split_train_test,
+    window_records,
+)
 
 OK = "ok"
 SKIPPED = "skipped"

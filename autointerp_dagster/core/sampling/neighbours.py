@@ -9,12 +9,12 @@ variant). Each neighbour contributes its strongest windows, nearest neighbour fi
 from __future__ import annotations
 
 from collections.abc import Sequence
+
 import numpy as np
 
 from ..cache import ActivationCache
 from ..config import SamplingConfig
 from .windows import activating_windows
-
 
 
 def nearest_latents(decoder: np.ndarray, latents: Sequence[int], n: int) -> dict[int, list[int]]:

@@ -4,9 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-
 from .build import ExampleSets
-from .examples import ACTIVATING, HARD_NEGATIVE, NEIGHBOUR_NEGATIVE, RANDOM_NEGATIVE, Example
+from .examples import (
+    ACTIVATING,
+    HARD_NEGATIVE,
+    NEIGHBOUR_NEGATIVE,
+    RANDOM_NEGATIVE,
+    Example,
+)
 
 # Row `set` value -> (ExampleSets attribute, Example.kind). "hard_negative" is the scorers' share, the
 # name judgments.example_set records; "hard_negative_train" is only ever shown to a contrastive explainer.
@@ -24,7 +29,7 @@ SETS = {
 
 
 def examples_to_rows(sae_key: str, latent_examples: Iterable[ExampleSets]) -> list[dict]:
-    """Flat rows (the `examples` table, store/tables.EXAMPLES) for storing examples in a table; skipped latents give none."""
+    """Flat rows of the `examples` table (store/tables.EXAMPLES); skipped latents give none."""
     rows = []
     for sets in latent_examples:
         for set_name, (attribute, _kind) in SETS.items():

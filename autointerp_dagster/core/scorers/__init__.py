@@ -11,7 +11,12 @@ from autointerp_dagster.core.scorers.common import (
     summarise,
 )
 from autointerp_dagster.core.scorers.embedding import embedding_scores
-from autointerp_dagster.core.scorers.judge import BATCHED, PER_EXAMPLE, ScorerConfig, score_latents
+from autointerp_dagster.core.scorers.judge import (
+    BATCHED,
+    PER_EXAMPLE,
+    ScorerConfig,
+    score_latents,
+)
 
 __all__ = [
     "BATCHED",

@@ -15,10 +15,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import numpy as np
-
 from autointerp_dagster.core.models.embeddings import embed_texts
-from autointerp_dagster.core.scorers.common import EMBEDDING, Judgment, LatentScore, ScoreItem, summarise, top_share
+from autointerp_dagster.core.scorers.common import (
+    EMBEDDING,
+    Judgment,
+    LatentScore,
+    ScoreItem,
+    summarise,
+    top_share,
+)
 
 EMBEDDING_MODEL = "all-MiniLM-L6-v2"  # the judge column of embedding scores
 

@@ -19,15 +19,21 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from autointerp_dagster.core.config import SubjectScorersConfig
-from autointerp_dagster.core.reporting.metrics import mean_ci
-from autointerp_dagster.core.sampling import evenly_spaced, stable_key_hash
-from autointerp_dagster.core.scorers.common import (INTERVENTION, Judgment, LatentScore, ScoringExample, summarise,
-                                                    top_share)
+from autointerp_dagster.core.config import SteeringConfig, SubjectScorersConfig
 from autointerp_dagster.core.models.lm_logprobs import continuation_logprobs, token_ids
-from autointerp_dagster.core.scorers.runs import OWN, ScoringTask
 from autointerp_dagster.core.models.steering import Steerer, prompt_ids
 from autointerp_dagster.core.models.subject import SubjectModel
+from autointerp_dagster.core.reporting.metrics import mean_ci
+from autointerp_dagster.core.sampling import evenly_spaced, stable_key_hash
+from autointerp_dagster.core.scorers.common import (
+    INTERVENTION,
+    Judgment,
+    LatentScore,
+    ScoringExample,
+    summarise,
+    top_share,
+)
+from autointerp_dagster.core.scorers.runs import OWN, ScoringTask
 
 RANDOM_LATENT = "random_latent"
 # What the scoring LM reads before the explanation: the generated text only (the prompt is the same clean and
@@ -59,7 +65,8 @@ def random_latent(sae: str, latent: int, n_latents: int, seed: int) -> int:
 
 
 def steer(subject: SubjectModel, module: str, prompts: list[ScoringExample], directions: dict[int, torch.Tensor],
-          latent: int, control_latent: int, config: SubjectScorersConfig) -> tuple[SteeredLatent, SteeredLatent]:
+          latent: int, control_latent: int, config: SubjectScorersConfig,
+          steering: SteeringConfig) -> tuple[SteeredLatent, SteeredLatent]:
     """The latent and its random-latent control, each steered on the latent's prompts at the KL target."""
     steerer = Steerer(subject, [prompt_ids(subject, p.example) for p in prompts], module)
     decode = subject.tokenizer.decode
@@ -67,10 +74,10 @@ def steer(subject: SubjectModel, module: str, prompts: list[ScoringExample], dir
     results = []
     for steered_latent, control in ((latent, OWN), (control_latent, RANDOM_LATENT)):
         direction = directions[steered_latent]
-        found = steerer.search(direction, config.kl_target, config.kl_tolerance, config.search_steps)
+        found = steerer.search(direction, steering.kl_target, steering.kl_tolerance, steering.search_steps)
         vector = direction * found.strength
         steered = [decode(ids) for ids in steerer.generate(vector, config.completion_tokens)]
-        promoted = [(decode([i]), gain) for i, gain in steerer.promoted(vector, config.promoted_tokens)]
+        promoted = [(decode([i]), gain) for i, gain in steerer.promoted(vector, config.kept_tokens)]
         results.append(SteeredLatent(latent, steered_latent, control, found.strength, found.kl, found.steps,
                                      prompts, clean, steered, promoted))
     return results[0], results[1]
@@ -78,7 +85,7 @@ def steer(subject: SubjectModel, module: str, prompts: list[ScoringExample], dir
 
 def intervention_scores(subject: SubjectModel, scorer: SubjectModel, module: str,
                         directions: dict[int, torch.Tensor], tasks: Sequence[ScoringTask], sae: str, n_latents: int,
-                        config: SubjectScorersConfig,
+                        config: SubjectScorersConfig, steering: SteeringConfig = SteeringConfig(),
                         ) -> tuple[list[ScoringTask], list[LatentScore], list[SteeredLatent]]:
     """Scores for every task (own and shuffled explanation) and a random-latent control task per latent.
     `directions`: unit decoder directions of the tasks' latents and of their random-latent controls
@@ -99,7 +106,7 @@ def intervention_scores(subject: SubjectModel, scorer: SubjectModel, module: str
                 out_tasks.append(task)
                 scores.append(_failed(latent, "no activating example to prompt with"))
             continue
-        mine, other = steer(subject, module, prompts, directions, latent, control.control_latent, config)
+        mine, other = steer(subject, module, prompts, directions, latent, control.control_latent, config, steering)
         steered_rows += [mine, other]
         for task, steered in [(t, mine) for t in latent_tasks] + [(control, other)]:
             out_tasks.append(task)

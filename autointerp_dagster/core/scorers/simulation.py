@@ -23,12 +23,27 @@ from collections.abc import Sequence
 import numpy as np
 
 from autointerp_dagster.core.llm import ChatRequest, LLMClient
-from autointerp_dagster.core.llm.types import ERROR, ChatResult, PromptScoreRequest, PromptScoreResult, \
-    supports_prompt_logprobs
+from autointerp_dagster.core.llm.types import (
+    ERROR,
+    ChatResult,
+    PromptScoreRequest,
+    PromptScoreResult,
+    supports_prompt_logprobs,
+)
 from autointerp_dagster.core.prompts import ParseError
-from autointerp_dagster.core.prompts.simulation import chat_answer_tokens, chat_slot_logprobs, \
-    simulation_chat_messages, simulation_prompt
-from autointerp_dagster.core.scorers.common import FAILED, MAX_FAILED_SHARE, Judgment, LatentScore, ScoreItem
+from autointerp_dagster.core.prompts.simulation import (
+    chat_answer_tokens,
+    chat_slot_logprobs,
+    simulation_chat_messages,
+    simulation_prompt,
+)
+from autointerp_dagster.core.scorers.common import (
+    FAILED,
+    MAX_FAILED_SHARE,
+    Judgment,
+    LatentScore,
+    ScoreItem,
+)
 
 SIMULATION = "simulation"
 ALL_AT_ONCE = "all_at_once"

@@ -9,18 +9,26 @@ from dataclasses import dataclass, field
 
 from autointerp_dagster.core.coders import SparseCoder
 from autointerp_dagster.core.coders.decoders import steering_site
-from autointerp_dagster.core.config import SubjectScorersConfig
-from autointerp_dagster.core.scorers.common import INTERVENTION, SURPRISAL, LatentScore
-from autointerp_dagster.core.scorers.intervention import SteeredLatent, intervention_scores, random_latent
-from autointerp_dagster.core.scorers.runs import ScoringTask, judged_subset
-from autointerp_dagster.core.scorers.surprisal import surprisal_scores
+from autointerp_dagster.core.config import SteeringConfig, SubjectScorersConfig
 from autointerp_dagster.core.keys import stable_id
 from autointerp_dagster.core.models.subject import SubjectModel
+from autointerp_dagster.core.scorers.common import INTERVENTION, SURPRISAL, LatentScore
+from autointerp_dagster.core.scorers.intervention import (
+    SteeredLatent,
+    intervention_scores,
+    random_latent,
+)
+from autointerp_dagster.core.scorers.runs import ScoringTask, judged_subset
+from autointerp_dagster.core.scorers.surprisal import surprisal_scores
 
 
-def subject_scorer_config_id(config: SubjectScorersConfig, negatives: str) -> str:
-    """Names everything that shapes these scores (which scorers ran is the rows' own column)."""
-    return "subject-" + stable_id({**config.model_dump(exclude={"scorers"}), "negatives": negatives}, 8)
+def subject_scorer_config_id(config: SubjectScorersConfig, steering: SteeringConfig, negatives: str) -> str:
+    """Names everything that shapes these scores (which scorers ran is the rows' own column), under the names the
+    settings had when stored ids were first made (the steering search lived in this section)."""
+    named = {**config.model_dump(exclude={"scorers", "kept_tokens"}), "promoted_tokens": config.kept_tokens,
+             "kl_target": steering.kl_target, "kl_tolerance": steering.kl_tolerance,
+             "search_steps": steering.search_steps, "negatives": negatives}
+    return "subject-" + stable_id(named, 8)
 
 
 @dataclass
@@ -36,7 +44,8 @@ class SubjectScoring:
 
 
 def score_with_language_models(subject: SubjectModel, scorer: SubjectModel, coder: SparseCoder | None, sae: str,
-                               tasks: Sequence[ScoringTask], config: SubjectScorersConfig) -> SubjectScoring:
+                               tasks: Sequence[ScoringTask], config: SubjectScorersConfig,
+                               steering: SteeringConfig = SteeringConfig()) -> SubjectScoring:
     """Runs the configured scorers; `coder` is needed for intervention only (its decoder directions)."""
     out = SubjectScoring()
     if SURPRISAL in config.scorers and tasks:
@@ -55,7 +64,7 @@ def score_with_language_models(subject: SubjectModel, scorer: SubjectModel, code
         site = steering_site(coder, sorted(set(latents + controls)), subject.body)
         all_tasks, scores, out.steered = intervention_scores(
             subject, scorer, site.module, dict(zip(site.latents, site.directions)), tasks, sae, coder.n_latents,
-            config)
+            config, steering)
         out.scored[INTERVENTION] = list(zip(all_tasks, scores))
         out.module = site.module
         out.seconds[INTERVENTION] = time.perf_counter() - began

@@ -15,9 +15,16 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from autointerp_dagster.core.scorers.common import SURPRISAL, Judgment, LatentScore, ScoreItem, summarise, top_share
 from autointerp_dagster.core.models.lm_logprobs import shared_prefix_logprobs, token_ids
 from autointerp_dagster.core.models.subject import SubjectModel
+from autointerp_dagster.core.scorers.common import (
+    SURPRISAL,
+    Judgment,
+    LatentScore,
+    ScoreItem,
+    summarise,
+    top_share,
+)
 
 NEUTRAL_DESCRIPTION = "Various unrelated sentences."
 # Few-shot pairs of a description and sentences it fits, so that a base model learns that the sentences follow

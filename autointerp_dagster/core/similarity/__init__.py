@@ -2,9 +2,27 @@
 activation correlation and explanation similarity of each matched pair, beside self-copy, random-decoder and
 random-pairing controls (`matching`, `activations`, `explanations`, `pairs`, `build`)."""
 
-from .build import CoderSimilarities, coder_loader, coder_similarities, model_coders, similarity_matrix
-from .matching import DENSE_LIMIT, LatentMatching, MatchingError, match_latents, random_decoder
-from .pairs import SHARE_THRESHOLD, CoderData, SimilarityResult, compare_coders, decoder_controls
+from .build import (
+    CoderSimilarities,
+    coder_loader,
+    coder_similarities,
+    model_coders,
+    similarity_matrix,
+)
+from .matching import (
+    DENSE_LIMIT,
+    LatentMatching,
+    MatchingError,
+    match_latents,
+    random_decoder,
+)
+from .pairs import (
+    SHARE_THRESHOLD,
+    CoderData,
+    SimilarityResult,
+    compare_coders,
+    decoder_controls,
+)
 
 __all__ = [
     "DENSE_LIMIT", "SHARE_THRESHOLD", "CoderData", "CoderSimilarities", "LatentMatching", "MatchingError",

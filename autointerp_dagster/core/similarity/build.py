@@ -21,7 +21,14 @@ from ..store.tables import SAE_SIMILARITY
 from .activations import CacheMismatchError, cache_activations_matrix, check_same_tokens
 from .explanations import explained_texts
 from .matching import MatchingError
-from .pairs import CoderData, SimilarityResult, compare_coders, decoder_controls, match_rows, summary_rows
+from .pairs import (
+    CoderData,
+    SimilarityResult,
+    compare_coders,
+    decoder_controls,
+    match_rows,
+    summary_rows,
+)
 
 
 @dataclass

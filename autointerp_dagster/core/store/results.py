@@ -20,7 +20,12 @@ from pathlib import Path
 
 import duckdb
 import pyarrow as pa
-from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_random_exponential
+from tenacity import (
+    Retrying,
+    retry_if_exception,
+    stop_after_delay,
+    wait_random_exponential,
+)
 
 from .tables import IN_LATENT_RANGE, TABLES
 

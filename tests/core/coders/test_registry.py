@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 import pytest
 
 from autointerp_dagster.core.cache import cache_folder
@@ -14,15 +13,18 @@ from ...conftest import write_sparsify_sae
 def test_keys_name_model_hookpoint_and_run(project):
     coders = registered_coders(project)
     assert list(coders) == ["tiny/layers.0/run-a", "tiny/layers.1/run-a", "tiny/layers.1/run-b"]
-    assert cache_folder(project.cache_dir, "tiny/layers.1/run-a") != cache_folder(project.cache_dir, "tiny/layers.1/run-b")
+    run_a, run_b = (cache_folder(project.cache_dir, f"tiny/layers.1/{run}") for run in ("run-a", "run-b"))
+    assert run_a != run_b
     assert cache_folder(project.cache_dir, "tiny/layers.1/run-a").parent == project.cache_dir  # flat, never nested
 
 
 def test_configured_coders_and_collisions(project, tmp_path):
     extra = write_sparsify_sae(tmp_path / "elsewhere" / "layers.2", 64, 32, 2, seed=5)
-    with_extra = project.model_copy(update={"saes": (CoderSource(str(extra)),)})
+    coders = project.coders.model_copy(update={"paths": (CoderSource(str(extra)),)})
+    with_extra = project.model_copy(update={"coders": coders})
     assert "tiny/layers.2" in registered_coders(with_extra)
-    clash = project.model_copy(update={"saes": (CoderSource(str(extra), name="run-a", hookpoint="layers.1"),)})
+    clashing = (CoderSource(str(extra), name="run-a", hookpoint="layers.1"),)
+    clash = project.model_copy(update={"coders": project.coders.model_copy(update={"paths": clashing})})
     with pytest.raises(SparseCoderError, match="would share the key 'tiny/layers.1/run-a'"):
         registered_coders(clash)
 

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import torch
 
-from ..base import CoderSource, SparseCoder, SparseCoderError, topk_of_positive
+from ...config import CoderSource
+from ..base import SparseCoder, SparseCoderError, topk_of_positive
 from .files import read_tensors
 
 GEMMASCOPE_FILES = ("params.npz", "params.safetensors")

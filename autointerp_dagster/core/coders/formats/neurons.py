@@ -5,7 +5,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ..base import CoderSource, SparseCoder, SparseCoderError, find_submodule, topk_of_positive
+from ...config import CoderSource
+from ..base import SparseCoder, SparseCoderError, find_submodule, topk_of_positive
 
 MLP_OUT_PROJECTIONS = ("down_proj", "dense_4h_to_h", "c_proj", "fc2", "w2")
 

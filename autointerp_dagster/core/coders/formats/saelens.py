@@ -7,7 +7,8 @@ from pathlib import Path
 
 import torch.nn.functional as F
 
-from ..base import CoderSource, SparseCoder, SparseCoderError, topk_of_positive
+from ...config import CoderSource
+from ..base import SparseCoder, SparseCoderError, topk_of_positive
 from .files import read_json, read_tensors
 
 SAELENS_FILES = ("cfg.json", "sae_weights.safetensors")

@@ -7,7 +7,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from ..base import CoderSource, SparseCoder, SparseCoderError
+from ...config import CoderSource
+from ..base import SparseCoder, SparseCoderError
 from .files import read_json, read_tensors
 
 SPARSIFY_FILES = ("cfg.json", "sae.safetensors")

@@ -27,7 +27,7 @@
                   get: r => r.scores[c][1], num: true, digits: 3, ctrl: true});
   }
 
-  app.appendChild(el("p", {class: "small"})).appendChild(el("a", {href: "../index.html"}, "all reports"));
+  app.appendChild(el("p", {class: "small"})).appendChild(el("a", {href: "../index.html"}, "all coders"));
   app.appendChild(el("h1", {}, data.sae));
   const n = data.counts;
   app.appendChild(el("p", {class: "muted", id: "counts"},
@@ -37,7 +37,7 @@
   if (!data.rows.length) {
     app.appendChild(el("div", {class: "notice", id: "empty"},
       "No explanations yet for this SAE: materialise `explanations` (or run `autointerp run`) " +
-      "and rebuild the report."));
+      "and rebuild the pages."));
     return;
   }
   if (n.failed) {

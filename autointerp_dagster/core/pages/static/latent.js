@@ -129,7 +129,7 @@
       const tr = add(t, "tr");
       add(tr, "td", {}, m.sae);
       const td = add(tr, "td", {class: "num"});
-      const href = `${d.report_prefix}${d.folders[m.sae]}/latents/${m.latent}.html`;
+      const href = `${d.pages_prefix}${d.folders[m.sae]}/latents/${m.latent}.html`;
       if (m.has_page) add(td, "a", {href}, String(m.latent));
       else td.textContent = String(m.latent);
       add(tr, "td", {}, m.method);

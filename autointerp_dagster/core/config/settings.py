@@ -1,0 +1,147 @@
+"""The settings root: every setting lives in a section, and the values that depend on others (the judge's
+defaults, the seeds) are resolved once, when the settings are made, so what `autointerp config` prints is what
+runs and no stage rewrites a value."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import ConfigDict, Field, PrivateAttr, field_validator, model_validator
+
+from .sections import (
+    BaselineConfig,
+    CacheConfig,
+    ChecksConfig,
+    CodersConfig,
+    ConcurrencyConfig,
+    CorpusSpec,
+    ExplainerConfig,
+    InstanceConfig,
+    LLMConfig,
+    ModelSpec,
+    SamplingConfig,
+    ScorerConfig,
+    Section,
+    SimulationConfig,
+    SteeringConfig,
+    SubjectScorersConfig,
+)
+
+# A small in-process judge gets a short explainer prompt (no few-shot block, no activation lines) and completes a
+# prefilled answer line, except where the configuration sets a field itself.
+LOCAL_EXPLAINER = {"few_shot": True, "show_activations": False, "reasoning": False, "prefill": True, "max_tokens": 40}
+LOCAL_EXPLAINER_EXAMPLES = 10
+LOCAL_JUDGED_PER_CLASS = 5
+
+
+class Settings(Section):
+    """Everything a deployment is about. Defaults run offline: Gemma 3 270M and the King James Bible from
+    PyPI, two TopK SAEs trained here, the 1.5B in-process judge."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+
+    home: Path = Field(Path(".autointerp"), description="all state: DuckDB, Parquet, models, the Dagster instance")
+    seed: int = Field(0, description="the seed every section's seed follows unless set (corpus.seed is its own)")
+    model: ModelSpec = ModelSpec()
+    corpus: CorpusSpec = CorpusSpec()
+    coders: CodersConfig = CodersConfig()
+    cache: CacheConfig = CacheConfig()
+    sampling: SamplingConfig = SamplingConfig()
+    explainer: ExplainerConfig = Field(ExplainerConfig(), description="unset fields follow the judge")
+    baseline: BaselineConfig = BaselineConfig()
+    scoring: ScorerConfig = ScorerConfig(mode="auto")
+    steering: SteeringConfig = SteeringConfig()
+    simulation: SimulationConfig = SimulationConfig()
+    subject_scorers: SubjectScorersConfig = SubjectScorersConfig()
+    llm: LLMConfig = LLMConfig()
+    concurrency: ConcurrencyConfig = ConcurrencyConfig()
+    instance: InstanceConfig = InstanceConfig()
+    checks: ChecksConfig = ChecksConfig()
+    _resolved: dict[str, str] = PrivateAttr(default_factory=dict)  # setting -> why it has its effective value
+
+    @field_validator("home")
+    @classmethod
+    def _absolute(cls, value: Path) -> Path:
+        return Path(value).expanduser().resolve()
+
+    @model_validator(mode="after")
+    def _resolve(self) -> Settings:
+        """Fills in what follows from other settings; `resolved` says what and why."""
+        why: dict[str, str] = {}
+        local = self.llm.is_local
+        judge = "a local judge" if local else "a server judge"
+        explainer = self.explainer
+        if local:
+            chosen = explainer.model_dump(include=explainer.model_fields_set)
+            defaults = {k: v for k, v in LOCAL_EXPLAINER.items()
+                        if k not in chosen and not (k == "prefill" and chosen.get("reasoning"))}
+            explainer = ExplainerConfig(**{**explainer.model_dump(), **defaults})
+            why.update({f"explainer.{k}": f"default for {judge}" for k in defaults})
+        if explainer.examples is None and local:
+            explainer = explainer.model_copy(update={"examples": LOCAL_EXPLAINER_EXAMPLES})
+            why["explainer.examples"] = f"default for {judge}"
+        scoring = self.scoring
+        if scoring.mode == "auto":
+            scoring = scoring.model_copy(update={"mode": "per_example" if local else "batched"})
+            why["scoring.mode"] = f"auto: {scoring.mode} for {judge}"
+        if scoring.examples_per_class is None and local:
+            scoring = scoring.model_copy(update={"examples_per_class": LOCAL_JUDGED_PER_CLASS})
+            why["scoring.examples_per_class"] = f"default for {judge}"
+        seeded = {"sampling": self.sampling, "scoring": scoring, "subject_scorers": self.subject_scorers}
+        if self.coders.embedded is not None:
+            seeded["coders.embedded"] = self.coders.embedded
+        for name, section in list(seeded.items()):
+            if "seed" not in section.model_fields_set:
+                seeded[name] = section.model_copy(update={"seed": self.seed})
+                why[f"{name}.seed"] = "the root seed"
+        coders = self.coders
+        if "coders.embedded" in seeded:
+            coders = coders.model_copy(update={"embedded": seeded["coders.embedded"]})
+        for field, value in (("explainer", explainer), ("scoring", seeded["scoring"]),
+                             ("sampling", seeded["sampling"]), ("subject_scorers", seeded["subject_scorers"]),
+                             ("coders", coders)):
+            object.__setattr__(self, field, value)
+        self._resolved = why
+        return self
+
+    @property
+    def resolved(self) -> dict[str, str]:
+        """The settings whose values followed from others at load (dotted name -> why)."""
+        return dict(self._resolved)
+
+    @property
+    def alias(self) -> str:
+        """Short model name used in coder keys (`gemma-3-270m/layers.6`)."""
+        if self.model.alias:
+            return self.model.alias
+        name = self.model.name.removeprefix("embedded:").rstrip("/")
+        return name.rsplit("/", 1)[-1].removesuffix(".gguf")
+
+    @property
+    def watched_sae_dir(self) -> Path:
+        return self.coders.watch_dir or self.home / "saes"
+
+    @property
+    def db_path(self) -> Path:
+        return self.home / "autointerp.duckdb"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.home / "models"
+
+    @property
+    def corpus_dir(self) -> Path:
+        return self.home / "corpus"
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.home / "cache"
+
+    @property
+    def dagster_home(self) -> Path:
+        return self.home / "dagster"
+
+    @property
+    def pages_dir(self) -> Path:
+        """The latent pages (HTML)."""
+        return self.home / "pages"

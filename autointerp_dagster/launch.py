@@ -1,0 +1,176 @@
+"""`autointerp run`: the pipeline's Dagster jobs executed in order in this process, on the instance the UI uses.
+
+Each run is an ordinary Dagster run (metadata, plots and lineage in the UI). Runs left behind by a killed
+process are released first; what can be checked before the first step (the judge, every coder to cache against
+the model's structure) is checked then; while a run waits for a pool, `PoolWatch` says who holds it.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+
+from dagster import DagsterInstance
+from dagster._core.utils import make_new_run_id
+
+from .core.cache.plan import plan_caches
+from .core.config import Settings
+from .core.errors import RunFailedError, UserError
+from .core.explain.explainers import explainer_keys
+from .core.preflight import check, coder_problems, judge_problems
+from .core.reporting.similarity import format_similarity
+from .core.reporting.summary import OFFLINE_JUDGE_NOTE, format_summary
+from .core.store import ResultsStore, reads
+from .definitions import defs
+from .instance import LLM_POOL, MODEL_POOL, set_pool_limits
+from .jobs import (
+    cache_job,
+    coder_comparison_job,
+    explain_job,
+    inputs_job,
+    score_job,
+    similarity_job,
+    summary_job,
+)
+from .liveness import HOST_TAG, PoolWatch, release_dead_runs
+from .partitions import SAE_DIMENSION, latent_range_partitions, sae_range_key
+from .planning import cache_run_requests
+from .stages import STAGES
+
+QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
+POOLS = (MODEL_POOL, LLM_POOL)
+
+
+def run_pipeline(settings: Settings, force: bool = False, saes: list[str] | None = None,
+                 stages: list[str] | None = None) -> int:
+    """The stages' jobs in order: inputs, caches of new, stale or damaged coders, explanations then scores per
+    (coder, latent range), summaries with latent pages, similarity, the coder comparison. `saes` limits the
+    coders, `stages` the stages (a stage whose inputs are missing says which to run first)."""
+    instance = DagsterInstance.get()
+    set_pool_limits(instance, settings)
+    release_dead_runs(instance)
+    wanted = set(stages or STAGES)
+    started = time.monotonic()
+
+    def step(title: str) -> None:
+        print(f"\n== [{time.monotonic() - started:6.0f} s] {title}", flush=True)
+
+    def execute(job, **kwargs) -> None:
+        execute_job(instance, defs.resolve_job_def(job.name), **kwargs)
+
+    def plan():
+        found = plan_caches(settings, list(instance.get_dynamic_partitions(SAE_DIMENSION)))
+        if saes:
+            unknown = sorted(set(saes) - set(found.coders))
+            if unknown:
+                raise UserError(f"no coder {unknown}; the coders are: {', '.join(found.coders) or 'none'}")
+        chosen = [key for key in found.coders if not saes or key in saes]
+        return found, chosen, [key for key in (found.coders if force else found.to_cache) if key in chosen]
+
+    found, chosen, stale = plan()
+    check(judge_problems(settings.llm) + coder_problems(settings, {k: found.coders[k] for k in stale}))
+    checked = set(stale)
+    if "inputs" in wanted:
+        step(f"{inputs_job.name}: corpus and embedded SAEs")
+        execute(inputs_job)
+    found, chosen, stale = plan()
+    check(coder_problems(settings, {k: found.coders[k] for k in stale if k not in checked}))
+    if not found.coders:
+        raise UserError(f"no sparse coders found: put some in {settings.watched_sae_dir} or list them under "
+                        "`coders.paths`")
+    if found.new:
+        instance.add_dynamic_partitions(SAE_DIMENSION, found.new)
+    all_keys = list(instance.get_dynamic_partitions(SAE_DIMENSION))
+    if "cache" in wanted:
+        for key, problems in found.corrupt.items():
+            if key in chosen:
+                print(f"{key}: its activation cache is damaged ({'; '.join(problems)}): caching it again")
+        step(f"{cache_job.name}: {len(stale)} of {len(chosen)} coder(s) to cache: {stale}")
+        for request in cache_run_requests(stale, all_keys, cache_job.name):
+            execute(cache_job, tags=request.tags)
+    ranges = latent_range_partitions.get_partition_keys()
+    partitions = [(key, range_key) for key in chosen for range_key in ranges]
+    for stage, job in (("explain", explain_job), ("score", score_job)):
+        if stage in wanted:
+            step(f"{job.name}: {len(chosen)} coder(s) x {len(ranges)} latent ranges with {settings.llm.label}")
+            for n, (key, range_key) in enumerate(partitions, start=1):
+                print(f"   [{time.monotonic() - started:6.0f} s] {n}/{len(partitions)}: {key} {range_key}", flush=True)
+                execute(job, partition_key=sae_range_key(key, range_key))
+    if "summary" in wanted:
+        step(f"{summary_job.name}: per-coder summaries and latent pages")
+        for key in chosen:
+            execute(summary_job, partition_key=key)
+    if len(found.coders) > 1 and "similarity" in wanted:
+        step(f"{similarity_job.name}: each coder's latents matched with the other coders'")
+        for key in chosen:
+            execute(similarity_job, partition_key=key)
+    if len(found.coders) > 1 and "compare" in wanted:
+        step(f"{coder_comparison_job.name}: the coders side by side")
+        execute(coder_comparison_job)
+    print_results(settings, chosen, wanted, len(found.coders) > 1)
+    print(f"\nDone in {time.monotonic() - started:.0f} s. Open the results in Dagster: autointerp ui "
+          f"(then http://127.0.0.1:3000), browse the latent pages: {settings.pages_dir / 'index.html'} "
+          f"(or autointerp pages --serve), or query {settings.db_path}.")
+    return 0
+
+
+def print_results(settings: Settings, keys: list[str], stages: set[str], several: bool) -> None:
+    """The caches' table, each coder's summary, and the similarity of coders, as far as the stages made them."""
+    store = ResultsStore(settings.db_path)
+    if stages & {"cache", "explain", "score", "summary"}:
+        print_cache_table(store, keys)
+    if stages & {"score", "summary"}:
+        explainers = [(k.explainer, k.label) for k in explainer_keys(settings)]
+        print(f"\nInterpretation: per-latent scores averaged over latents, beside the same latents scored with a "
+              f"shuffled explanation, with 95% bootstrap intervals over latents (judge {settings.llm.label}); "
+              f"then the LLM's explanations against the top-tokens baseline's")
+        for key in keys:
+            print(format_summary(store, key, explainers)[0])
+        if settings.llm.is_local:
+            print("\n" + OFFLINE_JUDGE_NOTE)
+    if several and "similarity" in stages:
+        print("\nCross-coder similarity: latents matched one-to-one by decoder cosine, mean over matched pairs "
+              "[95% bootstrap interval]; controls: self-copy, random decoder, random pairing")
+        print(format_similarity(store, keys))
+
+
+def execute_job(instance: DagsterInstance, job_def, **kwargs) -> None:
+    """Executes one run in this process, watched while it waits for a pool (see liveness.PoolWatch); a failure
+    caused by the inputs raises a UserError with its message, any other a RunFailedError."""
+    run_id = make_new_run_id()
+    tags = {HOST_TAG: socket.gethostname(), **kwargs.pop("tags", {})}
+    with PoolWatch(instance, run_id, POOLS):
+        result = job_def.execute_in_process(instance=instance, run_config=QUIET_LOGS, raise_on_error=False,
+                                            run_id=run_id, tags=tags, **kwargs)
+    if result.success:
+        return
+    failures = [e for e in result.all_events if e.is_step_failure]
+    for event in failures:
+        error = event.step_failure_data.error
+        while error is not None:
+            if error.cls_name in user_error_names():
+                raise UserError(f"{job_def.name} ({event.step_key}): {error.message.strip()}")
+            error = error.cause
+    where = f" at step {failures[0].step_key}" if failures else ""
+    raise RunFailedError(f"run {run_id} of {job_def.name} failed{where}; see the log above or the Dagster UI "
+                         "(autointerp ui)")
+
+
+def user_error_names() -> set[str]:
+    """Class names of every UserError, to recognise one in a failed step's serialised error."""
+    names, todo = set(), [UserError]
+    while todo:
+        cls = todo.pop()
+        names.add(cls.__name__)
+        todo += cls.__subclasses__()
+    return names
+
+
+def print_cache_table(store: ResultsStore, keys: list[str]) -> None:
+    table = reads.cache_summaries(store).to_pylist()
+    print("\nActivation caches")
+    print(f"{'coder':44} {'tokens':>9} {'nonzeros':>11} {'dead':>6} {'tok/s':>7} {'MB':>6} {'stats':>6}")
+    for row in table:
+        if row["sae"] in keys:
+            print(f"{row['sae']:44} {row['encoded_tokens']:>9} {row['nnz']:>11} {row['dead_fraction']:>6.1%} "
+                  f"{row['tokens_per_s']:>7.0f} {row['bytes_on_disk'] / 1e6:>6.1f} {row['latents_with_stats']:>6}")
