@@ -142,7 +142,8 @@ def coders_comparison_text(settings: Settings, keys: list[str]) -> str:
     summaries = coder_summaries(ResultsStore(settings.db_path), keys or model_coders(settings),
                                 explainer_id(settings.explainer, settings.steering), settings.llm.label)
     return (f"Coders side by side (explainer and judge {settings.llm.label}): mean over each coder's latents, "
-            f"95% bootstrap intervals; the control is the same latents scored with a shuffled explanation\n"
+            f"95% bootstrap-t intervals over latents; the control is the same latents scored with a shuffled "
+            f"explanation\n"
             + format_coder_comparison(summaries))
 
 

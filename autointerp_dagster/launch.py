@@ -122,7 +122,7 @@ def print_results(settings: Settings, keys: list[str], stages: set[str], several
     if stages & {"score", "summary"}:
         explainers = [(k.explainer, k.label) for k in explainer_keys(settings)]
         print(f"\nInterpretation: per-latent scores averaged over latents, beside the same latents scored with a "
-              f"shuffled explanation, with 95% bootstrap intervals over latents (judge {settings.llm.label}); "
+              f"shuffled explanation, with 95% bootstrap-t intervals over latents (judge {settings.llm.label}); "
               f"then the LLM's explanations against the top-tokens baseline's")
         for key in keys:
             print(format_summary(store, key, explainers)[0])
@@ -130,7 +130,7 @@ def print_results(settings: Settings, keys: list[str], stages: set[str], several
             print("\n" + OFFLINE_JUDGE_NOTE)
     if several and "similarity" in stages:
         print("\nCross-coder similarity: latents matched one-to-one by decoder cosine, mean over matched pairs "
-              "[95% bootstrap interval]; controls: self-copy, random decoder, random pairing")
+              "[95% bootstrap-t interval]; controls: self-copy, random decoder, random pairing")
         print(format_similarity(store, keys))
 
 

@@ -64,19 +64,19 @@ def _score_row(latent, control, auc, explanation_id="e"):
 
 
 def test_summary_shows_own_beside_shuffled_and_their_paired_difference(store):
-    own = [0.9, 0.8, 0.7, 0.95]
-    shuffled = [0.5, 0.6, 0.45, 0.5]
+    own = [0.9, 0.8, 0.7, 0.95, 0.85, 0.75, 0.9, 0.8]  # 8 latents: at 4, a 95% interval rightly spans 0
+    shuffled = [0.5, 0.6, 0.45, 0.5, 0.55, 0.5, 0.6, 0.45]
     rows = [_score_row(i, "none", a) for i, a in enumerate(own)] + [
         _score_row(i, "shuffled", b) for i, b in enumerate(shuffled)] + [_score_row(9, "none", 0.99)]  # no control
     store.replace_rows("scores", pa.Table.from_pylist(rows, schema=SCORES), "sae = ?", ["s"])
     report = coder_summary(store, "s", "x", "local:m")
     [embedding] = [s for s in report.scorers if s.scorer == "embedding"]
-    assert embedding.n_latents == 4  # latent 9 has no control, so it is not in the comparison
-    assert embedding.own[0] == pytest.approx(sum(own) / 4) and embedding.shuffled[0] == pytest.approx(
-        sum(shuffled) / 4)
-    assert embedding.difference[0] == pytest.approx((sum(own) - sum(shuffled)) / 4)
+    assert embedding.n_latents == 8  # latent 9 has no control, so it is not in the comparison
+    assert embedding.own[0] == pytest.approx(sum(own) / 8) and embedding.shuffled[0] == pytest.approx(
+        sum(shuffled) / 8)
+    assert embedding.difference[0] == pytest.approx((sum(own) - sum(shuffled)) / 8)
     assert 0 < embedding.difference[1] <= embedding.difference[0] <= embedding.difference[2]
-    assert "shuffled (control)" in format_coder_summary(report)
+    assert "shuffled (control)" in format_coder_summary(report) and "bootstrap-t" in format_coder_summary(report)
 
 
 def test_replaced_explanation_takes_its_scores_and_judgments_with_it(store):

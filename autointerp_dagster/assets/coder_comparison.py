@@ -21,7 +21,7 @@ from .summary import sae_summary
     deps=[sae_summary],  # every coder's summary (all partitions)
     automation_condition=AutomationCondition.eager(),
     description="Coders side by side: per coder, each scorer's mean own score, shuffled-explanation control and "
-    "their difference with 95% bootstrap intervals over that coder's latents (also `autointerp compare-coders`).",
+    "their difference with 95% bootstrap-t intervals over that coder's latents (also `autointerp compare-coders`).",
 )
 def coder_comparison(context: AssetExecutionContext, settings: SettingsResource,
                      store: StoreResource) -> MaterializeResult:

@@ -35,8 +35,8 @@ from .subject_model_scores import subject_model_scores
           for a in (scores, subject_model_scores, simulation_scores)],
     automation_condition=AutomationCondition.eager(),
     description="Per SAE: latents explained and skipped; each scorer's mean over latents for the own explanation, "
-    "the shuffled-explanation control and their paired difference, with 95% bootstrap intervals, for the LLM "
-    "explainer and the top-tokens baseline, and the LLM minus the baseline, paired; recall by activation "
+    "the shuffled-explanation control and their paired difference, with 95% bootstrap-t intervals over latents, "
+    "for the LLM explainer and the top-tokens baseline, and the LLM minus the baseline, paired; recall by activation "
     "quantile; LLM calls and tokens; plots.",
 )
 def sae_summary(context: AssetExecutionContext, settings: SettingsResource, store: StoreResource) -> MaterializeResult:

@@ -3,7 +3,7 @@ coder, so SAE latents and MLP neurons (raw or top-k) read against each other (th
 are far more interpretable than neurons, even sparsified ones).
 
 Different coders have different latents, so nothing is paired across coders: each row is its coder's own
-comparison with its own control, with 95% bootstrap intervals over that coder's latents.
+comparison with its own control, with 95% bootstrap-t intervals over that coder's latents.
 """
 
 from __future__ import annotations

@@ -65,7 +65,7 @@ def format_comparison(column: str, a: str, b: str, results: list[Comparison]) ->
         mean, low, high = value
         return "n/a" if mean is None else f"{mean:.3f}" if low is None else f"{mean:.3f} [{low:.3f}, {high:.3f}]"
 
-    lines = [f"{column}: A = {a}, B = {b} (paired over latents scored under both; 95% bootstrap intervals)",
+    lines = [f"{column}: A = {a}, B = {b} (paired over latents scored under both; 95% bootstrap-t intervals)",
              f"  {'scorer':10} {'metric':17} {'A':24} {'B':24} {'A - B':24} latents"]
     lines += [f"  {r.scorer:10} {r.metric:17} {cell(r.a):24} {cell(r.b):24} {cell(r.difference):24} {r.n_latents}"
               for r in results]

@@ -174,12 +174,20 @@ def bootstrap_ci(
     return float(low), float(high)
 
 
-def mean_ci(values: Sequence | np.ndarray, n_boot: int = 1000, alpha: float = 0.05,
-            seed: int = 0) -> tuple[float | None, float | None, float | None]:
-    """(mean, low, high): a per-SAE average over latents with a percentile bootstrap over latents.
+MEAN_INTERVAL = "bootstrap-t"  # how mean_ci's intervals are made, named wherever they are shown
 
-    Latents are the unit that varies between SAEs, so they are what is resampled; the
-    interval is None with fewer than two latents.
+
+def mean_ci(values: Sequence | np.ndarray, n_boot: int = 2000, alpha: float = 0.05,
+            seed: int = 0) -> tuple[float | None, float | None, float | None]:
+    """(mean, low, high): an average over latents with a studentized (bootstrap-t) interval over latents.
+
+    Latents are the unit that varies between coders, so they are what is resampled. Per-latent scores are
+    bounded and skewed (AUCs near 1, differences near 0) and a summary often has a few dozen latents: there the
+    percentile bootstrap and BCa cover about 86-92% for a nominal 95%, a t interval 84-94%, and bootstrap-t
+    93-96% (tests/test_interval_coverage.py checks it at n = 8 and 64). Resamples without spread cannot be
+    studentized and are left out; where ties leave the bootstrap-t interval narrower than the t interval on a
+    side (a few distinct values), that side is the t interval's. None with fewer than two latents; the point
+    itself when every latent has the same value.
     """
     values = np.asarray(values, dtype=float)
     if values.size == 0:
@@ -187,6 +195,22 @@ def mean_ci(values: Sequence | np.ndarray, n_boot: int = 1000, alpha: float = 0.
     mean = float(values.mean())
     if values.size < 2:
         return mean, None, None
-    ci = stats.bootstrap((values,), np.mean, n_resamples=n_boot, confidence_level=1 - alpha,
-                         method="percentile", rng=np.random.default_rng(seed)).confidence_interval
-    return mean, float(ci.low), float(ci.high)
+    n = values.size
+    standard_error = values.std(ddof=1) / np.sqrt(n)
+    if standard_error == 0:
+        return mean, mean, mean
+    t_half = stats.t.ppf(1 - alpha / 2, n - 1) * standard_error
+    rng = np.random.default_rng(seed)
+    pivots = []
+    chunk = max(1, 4_000_000 // n)  # resamples at a time: memory stays bounded for 131k latents
+    for start in range(0, n_boot, chunk):
+        sample = values[rng.integers(0, n, size=(min(chunk, n_boot - start), n))]
+        errors = sample.std(axis=1, ddof=1) / np.sqrt(n)
+        ok = errors > 0
+        pivots.append((sample.mean(axis=1)[ok] - mean) / errors[ok])
+    pivots = np.concatenate(pivots)
+    if pivots.size == 0:
+        return mean, mean - t_half, mean + t_half
+    low_q, high_q = np.quantile(pivots, [alpha / 2, 1 - alpha / 2])
+    low, high = mean - high_q * standard_error, mean - low_q * standard_error
+    return mean, float(min(low, mean - t_half)), float(max(high, mean + t_half))

@@ -1,7 +1,7 @@
 """Per-SAE summaries of the interpretation results, read from the results store.
 
 Every score is shown beside its control: the same latents' examples judged against a shuffled explanation
-(another latent's), and the paired difference own - shuffled with a bootstrap interval over latents. Averages
+(another latent's), and the paired difference own - shuffled with a bootstrap-t interval over latents. Averages
 are over latents (each latent's score is computed on its own held-out examples), unlike delphi's
 pooled-over-all-examples numbers. Only latents whose own and shuffled scores both exist enter a comparison.
 """
@@ -15,7 +15,7 @@ import numpy as np
 
 from ..store import ResultsStore
 from .compare import Comparison, compare, format_comparison
-from .metrics import mean_ci
+from .metrics import MEAN_INTERVAL, mean_ci
 
 SCORER_METRICS = (("detection", "balanced_accuracy"), ("fuzzing", "balanced_accuracy"),
                   ("detection", "auc"), ("fuzzing", "auc"), ("embedding", "auc"), ("surprisal", "auc"),
@@ -159,11 +159,12 @@ def format_interval(value: Interval) -> str:
 
 def format_coder_summary(report: CoderSummary) -> str:
     """Plain-text block for one SAE: counts, each score beside its shuffled control and their paired difference
-    (95% bootstrap intervals over latents), recall by activation quantile, LLM use."""
+    (95% bootstrap-t intervals over latents), recall by activation quantile, LLM use."""
     lines = [
         f"{report.sae}  (explainer {report.explainer}, {report.explainer_model})",
         f"  latents: {report.latents_explained} explained, {report.explanations_failed} explanation failures, "
         f"{report.latents_skipped} skipped (dead or too few activating windows)",
+        f"  mean over latents [95% {MEAN_INTERVAL} interval]",
         f"  {'scorer':12} {'metric':17} {'own explanation':26} {'shuffled (control)':26} {'own - shuffled':26} latents",
     ]
     several = len({s.judge for s in report.scorers}) > 1  # name the judge only where judges or configs differ

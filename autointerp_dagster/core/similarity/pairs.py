@@ -112,7 +112,7 @@ def match_rows(result: SimilarityResult) -> pa.Table:
 
 
 def summary_rows(result: SimilarityResult, threshold: float = SHARE_THRESHOLD) -> list[dict]:
-    """`sae_similarity` rows: per (method, control), the mean over pairs with a value (95% bootstrap interval
+    """`sae_similarity` rows: per (method, control), the mean over pairs with a value (95% bootstrap-t interval
     over pairs) and the share of pairs above `threshold`."""
     rows = []
     for (method, control), values in result.values.items():
