@@ -77,6 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("b", nargs="?")
     compare.add_argument("--metric", default="auc")
     compare.add_argument("--sae", help="one coder key (default: all)")
+    compare.add_argument("--model-a", help="comparing explainers: A's explainer model (backend:model)")
+    compare.add_argument("--model-b", help="comparing explainers: B's explainer model (backend:model)")
     coders = sub.add_parser("compare-coders", help="coders side by side (e.g. SAEs against MLP neurons): each "
                             "scorer's own score, shuffled control and difference, with intervals")
     coders.add_argument("saes", nargs="*", help="coder keys (default: every coder of the model)")
@@ -129,7 +131,11 @@ def compare(settings: Settings, args: argparse.Namespace) -> int:
     if not (args.by and args.a and args.b):
         print(format_comparable(comparable(store, args.sae), args.by))
         return 0
-    print(format_comparison(args.by, args.a, args.b, paired(store, args.by, args.a, args.b, args.metric, args.sae)))
+    try:
+        results = paired(store, args.by, args.a, args.b, args.metric, args.sae, (args.model_a, args.model_b))
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    print(format_comparison(args.by, args.a, args.b, results))
     return 0
 
 

@@ -89,6 +89,8 @@ def test_planted_latent_beats_shuffled_explanation_and_random_latent(copy_lm, tm
     assert own.log_prob_gain > shuffled.log_prob_gain + 1.0
     assert own.log_prob_gain > random_control.log_prob_gain + 1.0
     assert own.metrics.auc == 1.0 and own.n_examples == 2 * len(prompts)
+    length = len(token_ids(copy_lm, f" {word} {word} {word}"))  # the gain per explanation token
+    assert length > 1 and own.log_prob_gain_per_token == pytest.approx(own.log_prob_gain / length)
 
 
 @pytest.mark.parametrize("kind", ["neurons", "transcoder"])

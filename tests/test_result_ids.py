@@ -17,7 +17,8 @@ STEERING = {"AUTOINTERP_EXPLAINER_OUTPUT_VIEW": "steering"}
 
 
 def _subject_scorer_config(settings) -> str:
-    return subject_scorer_config_id(settings.subject_scorers, settings.steering, settings.sampling.negatives)
+    return subject_scorer_config_id(settings.subject_scorers, settings.steering, settings.sampling.negatives,
+                                    settings.scoring.seed)
 
 
 @pytest.mark.parametrize("environ, explainer, scorer, simulation", [
@@ -75,3 +76,14 @@ def test_cache_corpus_and_coder_keys_are_stable(tmp_path):
     for f in tmp_path.iterdir():
         os.utime(f, ns=(1_700_000_000_000_000_000, 1_700_000_000_000_000_000))
     assert source_fingerprint(CoderSource(str(tmp_path))) == "3d673ecc48e76445"
+
+
+def test_a_control_seed_apart_from_the_subject_scorers_seed_is_named():
+    """scoring.seed picks the shuffled explanation of every scorer; where it differs from subject_scorers.seed
+    (which picked it for surprisal and intervention before) the subject scorers' id says so."""
+    same = load_settings(None, environ={"AUTOINTERP_SEED": "3"})
+    assert same.scoring.seed == same.subject_scorers.seed == 3
+    apart = load_settings(None, environ={"AUTOINTERP_SCORING_SEED": "3"})
+    assert _subject_scorer_config(apart) != _subject_scorer_config(load_settings(None, environ={}))
+    assert _subject_scorer_config(apart) != subject_scorer_config_id(
+        apart.subject_scorers, apart.steering, apart.sampling.negatives, None)

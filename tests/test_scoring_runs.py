@@ -112,6 +112,28 @@ def test_compare_two_judges_pairs_the_same_latents(store, tmp_path):
         compare(store, "sae; DROP TABLE scores", "a", "b")
 
 
+def test_compare_pins_the_explainer_model_so_no_latent_pairs_twice(store):
+    """One explainer configuration run with two LLMs, against the baseline: each latent pairs once per model."""
+    from autointerp_dagster.core.reporting.compare import compare
+    from autointerp_dagster.core.reporting.summary import baseline_comparison
+
+    rows = [{**_score_row(i, "none", 0.9, "big"), "explainer_model": "openai:big"} for i in range(4)]
+    rows += [{**_score_row(i, "none", 0.7, "small"), "explainer_model": "openai:small"} for i in range(4)]
+    rows += [{**_score_row(i, "none", 0.6, "top"), "explainer": "top-tokens-3", "explainer_model": "none:top-tokens"}
+             for i in range(4)]
+    store.replace_rows("scores", pa.Table.from_pylist(rows, schema=SCORES), "sae = ?", ["s"])
+    with pytest.raises(ValueError, match="more than once.*openai:big / none:top-tokens"):
+        compare(store, "explainer", "x", "top-tokens-3")
+    for model, gain in (("openai:big", 0.3), ("openai:small", 0.1)):
+        [result] = compare(store, "explainer", "x", "top-tokens-3", models=(model, "none:top-tokens"))
+        assert result.n_latents == 4 and result.difference[0] == pytest.approx(gain)
+        [auc] = [c for c in baseline_comparison(store, "s", ("x", model), ("top-tokens-3", "none:top-tokens"))
+                 if c.metric == "auc"]
+        assert auc.n_latents == 4 and auc.difference[0] == pytest.approx(gain)
+    [models] = compare(store, "explainer_model", "openai:big", "openai:small")  # the same explainer pinned
+    assert models.n_latents == 4 and models.difference[0] == pytest.approx(0.2)
+
+
 def test_two_judges_or_scorer_configs_are_summarised_apart(store):
     rows = [{**_score_row(i, c, a), "judge": judge, "scorer_config": config}
             for judge, config, a in (("big", "c", 0.9), ("small", "c", 0.5), ("small", "d", 0.7))

@@ -54,14 +54,15 @@ def subject_model_scores(context: AssetExecutionContext, settings: SettingsResou
     sae, range_key, start, end = partition_latents(context, db)
     explainer_name = explainer_id(config.explainer, config.steering)
     explained, pool = reads.explained(db, sae, start, end, explainer_name, config.llm.label)
+    # The shuffled explanation is the one every scorer of this latent borrows: scoring.seed picks it.
     tasks = scoring_tasks(sae, explained, read_example_sets(db, sae, start, end), pool, config.sampling.negatives,
-                          chosen.seed)
+                          config.scoring.seed)
     subject = subject_model.load()
     judge = chosen.scoring_model or config.model.name
     scorer_lm = subject
     if judge != config.model.name:
         scorer_lm = load_subject_model(judge, config.models_dir, config.model.device, config.model.dtype)
-    scorer_config = subject_scorer_config_id(chosen, config.steering, config.sampling.negatives)
+    scorer_config = subject_scorer_config_id(chosen, config.steering, config.sampling.negatives, config.scoring.seed)
     keys = {"explainer": explainer_name, "explainer_model": config.llm.label, "judge": judge,
             "scorer_config": scorer_config, "created_at": utc_now()}
     context.log.info(f"{', '.join(chosen.scorers)} of {len(tasks)} explanation(s) (own and shuffled) of {sae} "
@@ -100,7 +101,8 @@ def _metadata(rows: list[dict], steering_table: list[dict], judge: str, timings:
     """Mean per scorer and control of each scorer's number (AUC; intervention also its log-prob gain)."""
     metadata = {"latents_scored": n_latents, "scoring_lm": judge, **timings,
                 "statuses": dict(Counter(f"{r['scorer']}/{r['control']}/{r['status']}" for r in rows))}
-    for scorer, metric in (("surprisal", "auc"), ("intervention", "auc"), ("intervention", "log_prob_gain")):
+    for scorer, metric in (("surprisal", "auc"), ("intervention", "auc"), ("intervention", "log_prob_gain"),
+                           ("intervention", "log_prob_gain_per_token")):
         for part, mean in mean_by_control(rows, metric, scorer=scorer).items():
             metadata[f"{scorer}_mean_{metric}_{part}"] = mean
     if steering_table:

@@ -62,8 +62,7 @@ def sae_summary(context: AssetExecutionContext, settings: SettingsResource, stor
         "completion_tokens": coder_summary.completion_tokens,
     }
     if len(explainers) > 1:  # the LLM's own scores minus the top-tokens baseline's, paired over latents
-        for c in baseline_comparison(store.get(), context.partition_key, explainers[0].explainer,
-                                     explainers[1].explainer):
+        for c in baseline_comparison(store.get(), context.partition_key, labels[0], labels[1]):
             if c.difference[0] is not None:
                 metadata[f"{c.scorer}_{c.metric}_llm_minus_baseline"] = round(c.difference[0], 4)
             if c.difference[1] is not None:

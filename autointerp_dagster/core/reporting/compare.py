@@ -28,11 +28,14 @@ class Comparison:
 
 
 def pairing_sql(column: str, metric: str) -> str:
-    """The query behind a comparison (also shown in the README): one row per latent scored under both values.
+    """The query behind a comparison: one row per latent scored under both values.
 
     Pairs share everything but the compared column: the judge and scorer configuration when explainers are
-    compared, and the very explanation when judges or scorer configurations are."""
+    compared (each side's explainer model pinned by `compare` where given), the explainer when explainer models
+    are, and the very explanation when judges or scorer configurations are."""
     same = [c for c in ("judge", "scorer_config") if c != column]
+    if column == "explainer_model":
+        same.append("explainer")
     if column in ("judge", "scorer_config"):
         same.append("explanation_id")
     return (f"SELECT a.sae, a.latent, a.scorer, a.{metric} AS a, b.{metric} AS b FROM scores a JOIN scores b "
@@ -43,15 +46,27 @@ def pairing_sql(column: str, metric: str) -> str:
 
 
 def compare(store: ResultsStore, column: str, a: str, b: str, metric: str = "auc",
-            sae: str | None = None) -> list[Comparison]:
+            sae: str | None = None, models: tuple[str | None, str | None] = (None, None)) -> list[Comparison]:
+    """`models`: when explainers are compared, the explainer model (`backend:model`) of each side; needed where
+    one explainer configuration was run with several models, which would otherwise pair a latent twice."""
     if column not in COLUMNS:
         raise ValueError(f"compare by one of {COLUMNS}, not {column!r}")
     if metric not in METRICS:
         raise ValueError(f"metric must be one of {METRICS}, not {metric!r}")
     sql, params = pairing_sql(column, metric), [a, b]
+    for side, model in zip("ab", models):
+        if model is not None:
+            sql, params = sql + f" AND {side}.explainer_model = ?", params + [model]
     if sae:
         sql, params = sql + " AND a.sae = ?", params + [sae]
-    rows = store.query(sql, params).to_pylist()
+    rows = store.query(sql.replace("SELECT a.sae,", "SELECT a.explainer_model AS model_a, "
+                                   "b.explainer_model AS model_b, a.sae,"), params).to_pylist()
+    keys = [(r["sae"], r["latent"], r["scorer"]) for r in rows]
+    if len(set(keys)) < len(keys):
+        made_by = sorted({(r["model_a"], r["model_b"]) for r in rows})
+        raise ValueError(f"{column} {a!r} and {b!r} pair some latents more than once: their rows were made by "
+                         f"several explainer models ({', '.join(f'{x} / {y}' for x, y in made_by)}); name each "
+                         f"side's model (autointerp compare --model-a ... --model-b ...)")
     results = []
     for scorer in sorted({r["scorer"] for r in rows}):
         pairs = [(r["a"], r["b"]) for r in rows if r["scorer"] == scorer]

@@ -19,7 +19,8 @@ from .metrics import MEAN_INTERVAL, mean_ci
 
 SCORER_METRICS = (("detection", "balanced_accuracy"), ("fuzzing", "balanced_accuracy"),
                   ("detection", "auc"), ("fuzzing", "auc"), ("embedding", "auc"), ("surprisal", "auc"),
-                  ("intervention", "log_prob_gain"), ("intervention", "auc"), ("simulation", "correlation"))
+                  ("intervention", "log_prob_gain_per_token"), ("intervention", "log_prob_gain"),
+                  ("intervention", "auc"), ("simulation", "correlation"))
 # Every scorer is compared with the shuffled explanation; intervention also with a random latent steered.
 SCORER_CONTROLS = {"intervention": ("shuffled", "random_latent")}
 OFFLINE_JUDGE_NOTE = (
@@ -165,14 +166,14 @@ def format_coder_summary(report: CoderSummary) -> str:
         f"  latents: {report.latents_explained} explained, {report.explanations_failed} explanation failures, "
         f"{report.latents_skipped} skipped (dead or too few activating windows)",
         f"  mean over latents [95% {MEAN_INTERVAL} interval]",
-        f"  {'scorer':12} {'metric':17} {'own explanation':26} {'shuffled (control)':26} {'own - shuffled':26} latents",
+        f"  {'scorer':12} {'metric':23} {'own explanation':26} {'shuffled (control)':26} {'own - shuffled':26} latents",
     ]
     several = len({s.judge for s in report.scorers}) > 1  # name the judge only where judges or configs differ
     for s in report.scorers:
         failed = f" ({s.failed} failed)" if s.failed else ""
         failed += f" [{s.judge}]" if several else ""
         failed += " (control: a random latent steered)" if s.control != "shuffled" else ""
-        lines.append(f"  {s.scorer:12} {s.metric:17} {format_interval(s.own):26} {format_interval(s.shuffled):26} "
+        lines.append(f"  {s.scorer:12} {s.metric:23} {format_interval(s.own):26} {format_interval(s.shuffled):26} "
                      f"{format_interval(s.difference):26} {s.n_latents}{failed}")
     for scorer, by_quantile in report.recall_by_quantile.items():
         cells = " ".join(f"q{q}:{_fraction(own)}/{_fraction(shuffled)}" for q, own, shuffled in by_quantile)
@@ -187,11 +188,14 @@ def _fraction(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}"
 
 
-def baseline_comparison(store: ResultsStore, sae: str, explainer: str, baseline: str) -> list[Comparison]:
+def baseline_comparison(store: ResultsStore, sae: str, explainer: tuple[str, str],
+                        baseline: tuple[str, str]) -> list[Comparison]:
     """The LLM explainer's own scores against the top-tokens baseline's, paired over latents both explained (same
-    judge and scorer configuration): does the LLM say more than a frequency count?"""
-    return [c for metric in ("auc", "balanced_accuracy") for c in compare(store, "explainer", explainer, baseline,
-                                                                          metric, sae)]
+    judge and scorer configuration): does the LLM say more than a frequency count? Each side is (explainer id,
+    explainer model), so another LLM run under the same explainer settings is never paired in."""
+    models = (explainer[1], baseline[1])
+    return [c for metric in ("auc", "balanced_accuracy")
+            for c in compare(store, "explainer", explainer[0], baseline[0], metric, sae, models)]
 
 
 def format_summary(store: ResultsStore, sae: str, explainers: list[tuple[str, str]]) -> tuple[str, CoderSummary]:
@@ -200,9 +204,9 @@ def format_summary(store: ResultsStore, sae: str, explainers: list[tuple[str, st
     reports = [coder_summary(store, sae, explainer, label) for explainer, label in explainers]
     blocks = [format_coder_summary(r) for r in reports]
     if len(explainers) > 1:
-        (llm, _), (baseline, label) = explainers[:2]
-        table = format_comparison("explainer", llm, f"{baseline} ({label}, the no-LLM baseline)",
-                                  baseline_comparison(store, sae, llm, baseline))
+        (llm, llm_label), (baseline, label) = explainers[:2]
+        table = format_comparison("explainer", f"{llm} ({llm_label})", f"{baseline} ({label}, the no-LLM baseline)",
+                                  baseline_comparison(store, sae, explainers[0], explainers[1]))
         blocks.append("  " + table.replace("\n", "\n  "))
     return "\n".join(blocks), reports[0]
 

@@ -103,6 +103,7 @@ class LatentScore:
     log_prob_gain: float | None = None
     log_prob_gain_ci_low: float | None = None
     log_prob_gain_ci_high: float | None = None
+    log_prob_gain_per_token: float | None = None  # the gain over the explanation's scoring-LM tokens
 
 
 def summarise(

@@ -5,7 +5,8 @@ For each latent, prompts are held-out activating windows cut just after the late
 decoder direction is added at its hookpoint with the strength that makes the mean next-token KL(clean ||
 steered) hit `kl_target` (core/steering.py); short greedy completions are generated clean and steered. The score
 is the mean over prompts of log P(explanation | steered completion) - log P(explanation | clean completion) under
-the scoring LM (`log_prob_gain`, nats, with a bootstrap interval over prompts); AUC ranks steered against clean
+the scoring LM (`log_prob_gain`, nats, with an interval over prompts; `log_prob_gain_per_token` divides it by
+the explanation's length in tokens, so that explanations of different lengths compare); AUC ranks steered against clean
 completions by the same log P. Controls: the shuffled explanation (another latent's, the control every scorer
 shares) scored on this latent's completions, and a random other latent steered with the same search and scored
 with this latent's explanation (`random_latent`).
@@ -132,6 +133,8 @@ def _score(scorer: SubjectModel, explanation: str, steered: SteeredLatent, confi
     score = summarise(steered.latent, INTERVENTION, judgments, seed=config.seed)
     score.log_prob_gain, score.log_prob_gain_ci_low, score.log_prob_gain_ci_high = mean_ci(
         steered_lp - clean_lp, seed=config.seed)
+    # A longer explanation sums more tokens' gains, so own - shuffled of the sum partly measures length.
+    score.log_prob_gain_per_token = score.log_prob_gain / len(target)
     return score
 
 

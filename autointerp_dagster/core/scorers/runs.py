@@ -95,7 +95,7 @@ def score_rows(sae: str, task: ScoringTask, score: LatentScore, keys: Mapping) -
         "n_examples": score.n_examples, "n_failed": score.n_failed,
         "call_ids": score.call_ids, "prompt_tokens": score.prompt_tokens, "completion_tokens": score.completion_tokens,
         "log_prob_gain": score.log_prob_gain, "log_prob_gain_ci_low": score.log_prob_gain_ci_low,
-        "log_prob_gain_ci_high": score.log_prob_gain_ci_high,
+        "log_prob_gain_ci_high": score.log_prob_gain_ci_high, "log_prob_gain_per_token": score.log_prob_gain_per_token,
     }
 
 

@@ -22,12 +22,17 @@ from autointerp_dagster.core.scorers.runs import ScoringTask, judged_subset
 from autointerp_dagster.core.scorers.surprisal import surprisal_scores
 
 
-def subject_scorer_config_id(config: SubjectScorersConfig, steering: SteeringConfig, negatives: str) -> str:
+def subject_scorer_config_id(config: SubjectScorersConfig, steering: SteeringConfig, negatives: str,
+                             control_seed: int | None = None) -> str:
     """Names everything that shapes these scores (which scorers ran is the rows' own column), under the names the
-    settings had when stored ids were first made (the steering search lived in this section)."""
+    settings had when stored ids were first made (the steering search lived in this section). `control_seed`
+    (scoring.seed: it picks the shuffled explanation of every scorer) is named only where it differs from this
+    section's seed, which picked it before, so ids stored then stay valid."""
     named = {**config.model_dump(exclude={"scorers", "kept_tokens"}), "promoted_tokens": config.kept_tokens,
              "kl_target": steering.kl_target, "kl_tolerance": steering.kl_tolerance,
              "search_steps": steering.search_steps, "negatives": negatives}
+    if control_seed is not None and control_seed != config.seed:
+        named["control_seed"] = control_seed
     return "subject-" + stable_id(named, 8)
 
 

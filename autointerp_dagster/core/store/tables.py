@@ -61,8 +61,10 @@ SCORES = pa.schema(
        ("true_positive", pa.int32()), ("false_positive", pa.int32()), ("true_negative", pa.int32()),
        ("false_negative", pa.int32()), ("call_ids", pa.list_(pa.string())), ("prompt_tokens", pa.int64()),
        ("completion_tokens", pa.int64()), ("created_at", _TS),
-       # Effect-size scorers (intervention): mean log P(explanation | steered) - log P(explanation | clean), nats.
-       ("log_prob_gain", pa.float64()), ("log_prob_gain_ci_low", pa.float64()), ("log_prob_gain_ci_high", pa.float64())]
+       # Effect-size scorers (intervention): mean log P(explanation | steered) - log P(explanation | clean), nats,
+       # summed over the explanation's tokens, and per token (comparable between explanations of other lengths).
+       ("log_prob_gain", pa.float64()), ("log_prob_gain_ci_low", pa.float64()), ("log_prob_gain_ci_high", pa.float64()),
+       ("log_prob_gain_per_token", pa.float64())]
 )
 JUDGMENTS = pa.schema([
     ("sae", pa.string()), ("latent", pa.int32()), ("scorer", pa.string()), ("explanation_id", pa.string()),
