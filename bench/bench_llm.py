@@ -7,7 +7,11 @@ count is a whole number of rounds of C (256 = 16 x 16) so that a half-empty last
 does not count as overhead. One warm-up round first creates the store's tables and the
 HTTP connections, one-off costs of a run rather than of each request.
 
-    .venv/bin/python bench/bench_llm.py [--requests 256] [--concurrency 16] [--latency 0.2]
+Then the same through a pool of `--servers` stub servers (core/llm/pool.py), each with latency L and a limit of
+C requests in flight: the pool's capacity is servers x C / L, and `llm_pool_efficiency` is the achieved rate
+over it (the routing's overhead on top of the client's).
+
+    .venv/bin/python bench/bench_llm.py [--requests 256] [--concurrency 16] [--latency 0.2] [--servers 3]
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from autointerp_dagster.core.llm import ChatRequest, LLMClient, OpenAIBackend  # noqa: E402
+from autointerp_dagster.core.llm import ChatRequest, LLMClient, OpenAIBackend, ServerPool  # noqa: E402
 from autointerp_dagster.core.store import ResultsStore  # noqa: E402
 from tests.openai_stub_server import StubLLMServer  # noqa: E402
 
@@ -30,6 +34,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=256)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--latency", type=float, default=0.2)
+    parser.add_argument("--servers", type=int, default=3)
     args = parser.parse_args()
 
     requests = [_request(f"explain latent {i}") for i in range(args.requests)]
@@ -50,6 +55,28 @@ def main() -> None:
     print(f"elapsed_s={elapsed:.3f}")
     print(f"requests_per_s={rate:.2f}")
     print(f"llm_concurrency_efficiency={rate / (args.concurrency / args.latency):.3f}")
+
+    pool_requests = [_request(f"pooled latent {i}") for i in range(args.requests * args.servers)]
+    servers = [StubLLMServer(reply="a short explanation", latency_s=args.latency).start() for _ in range(args.servers)]
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            store = ResultsStore(Path(tmp) / "bench.duckdb")
+            pool = ServerPool([(s.base_url, args.concurrency) for s in servers], "stub-model")
+            client = LLMClient(pool, store, concurrency=pool.max_concurrency)
+            client.complete([_request(f"pool warm-up {i}") for i in range(pool.max_concurrency)])
+            start = time.perf_counter()
+            results = client.complete(pool_requests)
+            elapsed = time.perf_counter() - start
+            assert all(r.ok for r in results)
+    finally:
+        for server in servers:
+            server.stop()
+    capacity = args.servers * args.concurrency / args.latency
+    pool_rate = len(pool_requests) / elapsed
+    print(f"pool_servers={args.servers}")
+    print(f"pool_requests_per_s={pool_rate:.2f}")
+    print(f"pool_capacity_requests_per_s={capacity:.2f}")
+    print(f"llm_pool_efficiency={pool_rate / capacity:.3f}")
 
 
 def _request(prompt: str) -> ChatRequest:

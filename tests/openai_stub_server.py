@@ -111,6 +111,7 @@ class StubLLMServer:
     api_key: str | None = None  # when set, requests without `Authorization: Bearer <api_key>` get a 401
 
     def __post_init__(self):
+        self.killed = False
         self._queue: deque[Answer] = deque()
         self._lock = threading.Lock()
         self._httpd: ThreadingHTTPServer | None = None
@@ -139,6 +140,12 @@ class StubLLMServer:
         if self._httpd is not None:
             self._httpd.shutdown()
             self._httpd.server_close()
+
+    def kill(self) -> None:
+        """Dies like a killed process: stops listening, and requests in flight or on open keep-alive
+        connections get their connection closed without an answer."""
+        self.killed = True
+        self.stop()
 
     def __enter__(self) -> StubLLMServer:
         return self.start()
@@ -203,9 +210,15 @@ class _Handler(BaseHTTPRequestHandler):
             self.stub.requests.append(RecordedRequest(body, self.headers.get("Authorization")))
             self._send(200, _echo_completion(body, self.stub.prompt_logprobs))
             return
+        if self.stub.killed:
+            self.close_connection = True
+            return
         answer = self.stub._answer_for(body, self.headers.get("Authorization"))
         if self.stub.latency_s:
             time.sleep(self.stub.latency_s)
+        if self.stub.killed:  # died while "thinking": the answer never leaves
+            self.close_connection = True
+            return
         if isinstance(answer, Fault) and answer.kind == "hang":
             time.sleep(answer.seconds)
             answer = self.stub._default_answer(body)

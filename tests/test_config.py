@@ -83,6 +83,9 @@ def test_judge_dependent_defaults_yield_to_what_is_set():
     server = load_settings(environ={"AUTOINTERP_LLM_BACKEND": "openai"})
     assert server.explainer.few_shot and server.scoring.mode == "batched"
     assert (server.explainer.examples, server.scoring.examples_per_class) == (None, None)
+    assert (local.concurrency.llm_steps, server.concurrency.llm_steps) == (1, 4)  # one judge in memory locally
+    assert load_settings(environ={"AUTOINTERP_LLM_BACKEND": "openai", "AUTOINTERP_CONCURRENCY_LLM_STEPS": "2"}
+                         ).concurrency.llm_steps == 2
 
 
 def test_one_seed_that_sections_follow_unless_set():

@@ -97,28 +97,38 @@ def judge_problems(config: LLMConfig, say=print) -> list[str]:
         if looks_local and not Path(spec).expanduser().exists():
             return [f"llm.model {spec!r} does not exist (a .gguf file, a model folder, a Hub name or embedded:)"]
         return []
+    problems = {url: _server_problem(config, url, say) for url, _ in config.servers}
+    down = {url: problem for url, problem in problems.items() if problem}
+    if len(down) < len(problems):  # a pool works on the replicas that answer; say which do not
+        for problem in down.values():
+            say(f"note: {problem}; its requests go to the other servers")
+        return []
+    return list(down.values())
+
+
+def _server_problem(config: LLMConfig, url: str, say) -> str | None:
     key_set = bool(os.environ.get(config.api_key_env))
-    client = openai.OpenAI(base_url=config.base_url, api_key=os.environ.get(config.api_key_env) or "EMPTY",
+    client = openai.OpenAI(base_url=url, api_key=os.environ.get(config.api_key_env) or "EMPTY",
                            timeout=min(config.timeout_s, 15.0), max_retries=1)
+    setting = "llm.base_urls" if config.base_urls else "llm.base_url"
     try:
         served = [m.id for m in client.models.list()]
     except (openai.AuthenticationError, openai.PermissionDeniedError) as exc:
-        return [f"the judge at {config.base_url} refused the request ({exc.status_code}): set the API key in "
-                f"${config.api_key_env} (llm.api_key_env names the variable; it is {'set' if key_set else 'not set'})"]
+        return (f"the judge at {url} refused the request ({exc.status_code}): set the API key in "
+                f"${config.api_key_env} (llm.api_key_env names the variable; it is {'set' if key_set else 'not set'})")
     except openai.APITimeoutError:
-        return [f"the judge at {config.base_url} did not answer within {min(config.timeout_s, 15.0):.0f} s "
-                "(llm.base_url; is the server up?)"]
+        return (f"the judge at {url} did not answer within {min(config.timeout_s, 15.0):.0f} s "
+                f"({setting}; is the server up?)")
     except openai.APIConnectionError as exc:
-        return [f"the judge at {config.base_url} cannot be reached ({exc.__cause__ or exc}): start the server or "
-                "set llm.base_url"]
+        return f"the judge at {url} cannot be reached ({exc.__cause__ or exc}): start the server or set {setting}"
     except openai.APIStatusError as exc:
         if exc.status_code in (404, 405, 501):  # a server without the model list still answers chats
-            return []
-        return [f"the judge at {config.base_url} answered HTTP {exc.status_code} to GET /models"]
+            return None
+        return f"the judge at {url} answered HTTP {exc.status_code} to GET /models"
     if served and config.model not in served:
-        say(f"note: the judge at {config.base_url} lists {', '.join(served[:5])}{' ...' if len(served) > 5 else ''}, "
+        say(f"note: the judge at {url} lists {', '.join(served[:5])}{' ...' if len(served) > 5 else ''}, "
             f"not llm.model {config.model!r}; requests may fail")
-    return []
+    return None
 
 
 def check(problems: list[str]) -> None:

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import difflib
 import os
+import types
+import typing
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -46,8 +48,10 @@ def _leaves(model: type[BaseModel], prefix: tuple[str, ...] = ()) -> Iterator[tu
 
 
 def _section_type(annotation: Any) -> type[BaseModel] | None:
-    """The Section class of a field typed `SomeSection` or `SomeSection | None`."""
-    candidates = [annotation, *getattr(annotation, "__args__", ())]
+    """The Section class of a field typed `SomeSection` or `SomeSection | None` (not a tuple of sections: a list
+    setting, like `llm.base_urls`)."""
+    union = typing.get_origin(annotation) in (typing.Union, types.UnionType)
+    candidates = [annotation, *(typing.get_args(annotation) if union else ())]
     return next((c for c in candidates if isinstance(c, type) and issubclass(c, Section)), None)
 
 

@@ -224,16 +224,32 @@ class SteeringConfig(Section):
     search_steps: int = Field(12, ge=1, description="forward passes of the strength search")
 
 
+class LLMServer(Section):
+    """One replica of a server pool: its URL and how many requests it takes at once (null: llm.concurrency)."""
+
+    url: str
+    concurrency: int | None = Field(None, ge=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_url(cls, value):
+        return {"url": value} if isinstance(value, str) else value
+
+
 class LLMConfig(Section):
     """The explainer and judge. `local` runs a model in process (Hub name, folder, .gguf file or `embedded:`);
-    `openai` talks to any OpenAI-compatible server (vLLM, llama.cpp, OpenRouter, OpenAI) at `base_url`.
-    The API key is read from the variable `api_key_env` names, at call time, and never stored."""
+    `openai` talks to any OpenAI-compatible server (vLLM, llama.cpp, OpenRouter, OpenAI) at `base_url`, or to
+    a pool of replicas of one model at `base_urls` (core/llm/pool.py). The API key is read from the variable
+    `api_key_env` names, at call time, and never stored."""
 
     backend: Literal["local", "openai"] = Field("local", description="local: in process; openai: any compatible server")
     model: str = Field(EMBEDDED_JUDGE, description="served model name, or for local a Hub name, folder or .gguf")
     base_url: str = Field("http://127.0.0.1:8000/v1", description="openai: the server")
+    base_urls: tuple[LLMServer, ...] = Field(
+        (), description="openai: several replicas of one model instead (URLs, or {url, concurrency}); each request "
+        "goes to the healthy one with the fewest in flight")
     api_key_env: str = Field("OPENAI_API_KEY", description="the variable holding the API key (never stored)")
-    concurrency: int = Field(8, ge=1, description="requests in flight")
+    concurrency: int = Field(8, ge=1, description="requests in flight (with base_urls: per replica, by default)")
     timeout_s: float = Field(120.0, gt=0, description="per request")
     max_retries: int = Field(5, ge=0, description="on 429/5xx/timeouts, with back-off")
     max_context: int = Field(4096, ge=256, description="local: context length")
@@ -253,16 +269,34 @@ class LLMConfig(Section):
     def label(self) -> str:
         return f"{self.backend}:{self.model}"
 
+    @property
+    def servers(self) -> list[tuple[str, int]]:
+        """(URL, requests in flight at most) of each server: the replicas, else the one base_url."""
+        if not self.base_urls:
+            return [(self.base_url, self.concurrency)]
+        return [(s.url, s.concurrency or self.concurrency) for s in self.base_urls]
+
+    @property
+    def requests_in_flight(self) -> int:
+        """What a client keeps in flight: every replica's limit, summed."""
+        return sum(limit for _, limit in self.servers)
+
+
+SERVER_LLM_STEPS = 4  # a server judge's default llm_steps: several latent ranges' requests in flight at once
+
 
 class ConcurrencyConfig(Section):
     """How much model work Dagster runs at once (written into the instance's dagster.yaml by `autointerp`).
 
     `model_steps`: steps that load the subject model at once (pool `model`); `llm_steps`: explanation and
-    scoring steps at once (pool `llm`); with the in-process judge each holds a copy of it, so the default 1
-    keeps one judge in memory; `runs`: runs in progress at once."""
+    scoring steps at once (pool `llm`); with the in-process judge each holds a copy of it, so its default 1
+    keeps one judge in memory, while a server judge's default lets several latent ranges' requests overlap;
+    `runs`: runs in progress at once."""
 
     model_steps: int = Field(1, ge=1, description="steps holding the subject model at once (pool model)")
-    llm_steps: int = Field(1, ge=1, description="explanation/scoring steps at once (pool llm)")
+    llm_steps: int | None = Field(
+        None, ge=1, description="explanation/scoring steps at once (pool llm); null: 1 for a local judge, "
+        f"{SERVER_LLM_STEPS} for a server judge")
     runs: int = Field(4, ge=1, description="Dagster runs in progress at once")
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from pydantic import ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from .sections import (
+    SERVER_LLM_STEPS,
     BaselineConfig,
     CacheConfig,
     ChecksConfig,
@@ -87,6 +88,10 @@ class Settings(Section):
         if scoring.examples_per_class is None and local:
             scoring = scoring.model_copy(update={"examples_per_class": LOCAL_JUDGED_PER_CLASS})
             why["scoring.examples_per_class"] = f"default for {judge}"
+        if self.concurrency.llm_steps is None:
+            steps = 1 if local else SERVER_LLM_STEPS
+            object.__setattr__(self, "concurrency", self.concurrency.model_copy(update={"llm_steps": steps}))
+            why["concurrency.llm_steps"] = f"default for {judge}"
         seeded = {"sampling": self.sampling, "scoring": scoring, "subject_scorers": self.subject_scorers}
         if self.coders.embedded is not None:
             seeded["coders.embedded"] = self.coders.embedded

@@ -9,6 +9,7 @@ from autointerp_dagster.core.llm.client import LLMClient
 from autointerp_dagster.core.llm.ct2_backend import CT2Backend
 from autointerp_dagster.core.llm.local_backend import LocalBackend
 from autointerp_dagster.core.llm.openai_backend import OpenAIBackend
+from autointerp_dagster.core.llm.pool import ServerPool
 from autointerp_dagster.core.llm.types import Backend
 from autointerp_dagster.core.models.loading import resolve_device
 from autointerp_dagster.core.store import ResultsStore
@@ -16,6 +17,9 @@ from autointerp_dagster.core.store import ResultsStore
 
 def build_backend(config: LLMConfig, models_dir: str | Path) -> Backend:
     """`models_dir`: where a local model's GGUF file is assembled and converted once."""
+    if config.backend == "openai" and config.base_urls:
+        return ServerPool(config.servers, config.model, api_key_env=config.api_key_env,
+                          timeout_s=config.timeout_s, max_retries=config.max_retries)
     if config.backend == "openai":
         return OpenAIBackend(config.base_url, config.model, api_key_env=config.api_key_env,
                              timeout_s=config.timeout_s, max_retries=config.max_retries)
@@ -36,4 +40,4 @@ def local_engine(config: LLMConfig) -> str:
 
 
 def build_client(config: LLMConfig, backend: Backend, store: ResultsStore | None) -> LLMClient:
-    return LLMClient(backend, store, concurrency=config.concurrency, use_cache=config.use_cache)
+    return LLMClient(backend, store, concurrency=config.requests_in_flight, use_cache=config.use_cache)

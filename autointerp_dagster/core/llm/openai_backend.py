@@ -139,7 +139,8 @@ class OpenAIBackend:
         try:
             return retrying(send)
         except Exception as exc:  # nothing escapes unscrubbed
-            raise BackendError(self._redact(self._describe(exc)), attempts()) from None
+            raise BackendError(self._redact(self._describe(exc)), attempts(), _is_retryable(exc),
+                               _retry_after(exc)) from None
 
     def _wait(self, state: RetryCallState) -> float:
         """The server's Retry-After when given (it knows when capacity returns), else back-off."""

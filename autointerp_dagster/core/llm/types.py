@@ -107,12 +107,16 @@ class PromptScoreResult:
 
 
 class BackendError(Exception):
-    """A request the backend gave up on; the message is safe to store (no secrets)."""
+    """A request the backend gave up on; the message is safe to store (no secrets). `retryable`: the server
+    failed (connection, timeout, 408/429/5xx, a broken body), not the request; `retry_after`: seconds the
+    server asked for."""
 
-    def __init__(self, message: str, attempts: int):
+    def __init__(self, message: str, attempts: int, retryable: bool = False, retry_after: float | None = None):
         super().__init__(message)
         self.message = message
         self.attempts = attempts
+        self.retryable = retryable
+        self.retry_after = retry_after
 
 
 class Backend(Protocol):
