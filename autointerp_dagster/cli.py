@@ -125,9 +125,9 @@ def compare(settings: Settings, args: argparse.Namespace) -> int:
     """A paired comparison, or (without a complete pair) the values each column holds."""
     from .core.reporting.compare import comparable, format_comparable, format_comparison
     from .core.reporting.compare import compare as paired
-    from .core.store import ResultsStore
+    from .core.store import open_store
 
-    store = ResultsStore(settings.db_path)
+    store = open_store(settings)
     if not (args.by and args.a and args.b):
         print(format_comparable(comparable(store, args.sae), args.by))
         return 0
@@ -143,9 +143,9 @@ def coders_comparison_text(settings: Settings, keys: list[str]) -> str:
     from .core.explain.explainers import explainer_id
     from .core.reporting.coders import coder_summaries, format_coder_comparison
     from .core.similarity import model_coders
-    from .core.store import ResultsStore
+    from .core.store import open_store
 
-    summaries = coder_summaries(ResultsStore(settings.db_path), keys or model_coders(settings),
+    summaries = coder_summaries(open_store(settings), keys or model_coders(settings),
                                 explainer_id(settings.explainer, settings.steering), settings.llm.label)
     return (f"Coders side by side (explainer and judge {settings.llm.label}): mean over each coder's latents, "
             f"95% bootstrap-t intervals over latents; the control is the same latents scored with a shuffled "
@@ -156,12 +156,12 @@ def coders_comparison_text(settings: Settings, keys: list[str]) -> str:
 def build_pages(settings: Settings, sae: str | None, serve: bool, port: int) -> int:
     """Writes the latent pages of one coder (or of every coder the store knows), then optionally serves them."""
     from .core.pages import known_saes, pages_server, write_pages
-    from .core.store import ResultsStore
+    from .core.store import open_store
 
-    store = ResultsStore(settings.db_path)
+    store = open_store(settings)
     saes = [sae] if sae else known_saes(store)
     if not saes:
-        raise UserError(f"no coder has results in {settings.db_path} yet: run `autointerp run` first")
+        raise UserError(f"no coder has results in {settings.results_location} yet: run `autointerp run` first")
     for key in saes:
         pages = write_pages(store, key, settings.pages_dir)
         note = f", {pages.failed} failed" if pages.failed else ""
@@ -183,9 +183,9 @@ def build_pages(settings: Settings, sae: str | None, serve: bool, port: int) -> 
 def export_results(settings: Settings, sae: str | None, fmt: str, out: str | None) -> int:
     """Parquet dataset (with a dataset card) of every chosen coder, or Neuronpedia JSON per coder."""
     from .core.pages import export_neuronpedia, export_parquet, known_saes
-    from .core.store import ResultsStore
+    from .core.store import open_store
 
-    store = ResultsStore(settings.db_path)
+    store = open_store(settings)
     saes = [sae] if sae else known_saes(store)
     target = Path(out) if out else settings.home / "exports" / fmt
     if fmt == "parquet":

@@ -20,7 +20,7 @@ from .core.explain.explainers import explainer_keys
 from .core.preflight import check, coder_problems, judge_problems
 from .core.reporting.similarity import format_similarity
 from .core.reporting.summary import OFFLINE_JUDGE_NOTE, format_summary
-from .core.store import ResultsStore, reads
+from .core.store import Store, open_store, reads
 from .definitions import defs
 from .instance import LLM_POOL, MODEL_POOL, set_pool_limits
 from .jobs import (
@@ -110,13 +110,13 @@ def run_pipeline(settings: Settings, force: bool = False, saes: list[str] | None
     print_results(settings, chosen, wanted, len(found.coders) > 1)
     print(f"\nDone in {time.monotonic() - started:.0f} s. Open the results in Dagster: autointerp ui "
           f"(then http://127.0.0.1:3000), browse the latent pages: {settings.pages_dir / 'index.html'} "
-          f"(or autointerp pages --serve), or query {settings.db_path}.")
+          f"(or autointerp pages --serve), or query {settings.results_location}.")
     return 0
 
 
 def print_results(settings: Settings, keys: list[str], stages: set[str], several: bool) -> None:
     """The caches' table, each coder's summary, and the similarity of coders, as far as the stages made them."""
-    store = ResultsStore(settings.db_path)
+    store = open_store(settings)
     if stages & {"cache", "explain", "score", "summary"}:
         print_cache_table(store, keys)
     if stages & {"score", "summary"}:
@@ -166,7 +166,7 @@ def user_error_names() -> set[str]:
     return names
 
 
-def print_cache_table(store: ResultsStore, keys: list[str]) -> None:
+def print_cache_table(store: Store, keys: list[str]) -> None:
     table = reads.cache_summaries(store).to_pylist()
     print("\nActivation caches")
     print(f"{'coder':44} {'tokens':>9} {'nonzeros':>11} {'dead':>6} {'tok/s':>7} {'MB':>6} {'stats':>6}")

@@ -17,6 +17,7 @@ over it (the routing's overhead on top of the client's).
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import sys
 import tempfile
 import time
@@ -57,11 +58,17 @@ def main() -> None:
     print(f"llm_concurrency_efficiency={rate / (args.concurrency / args.latency):.3f}")
 
     pool_requests = [_request(f"pooled latent {i}") for i in range(args.requests * args.servers)]
-    servers = [StubLLMServer(reply="a short explanation", latency_s=args.latency).start() for _ in range(args.servers)]
+    # Each replica in a process of its own, as real servers are: in this process they would share its GIL.
+    context = multiprocessing.get_context("spawn")
+    urls, stop = context.Queue(), context.Event()
+    processes = [context.Process(target=_serve, args=(args.latency, urls, stop)) for _ in range(args.servers)]
+    for process in processes:
+        process.start()
+    servers = [urls.get(timeout=120) for _ in processes]
     try:
         with tempfile.TemporaryDirectory() as tmp:
             store = ResultsStore(Path(tmp) / "bench.duckdb")
-            pool = ServerPool([(s.base_url, args.concurrency) for s in servers], "stub-model")
+            pool = ServerPool([(url, args.concurrency) for url in servers], "stub-model")
             client = LLMClient(pool, store, concurrency=pool.max_concurrency)
             client.complete([_request(f"pool warm-up {i}") for i in range(pool.max_concurrency)])
             start = time.perf_counter()
@@ -69,14 +76,21 @@ def main() -> None:
             elapsed = time.perf_counter() - start
             assert all(r.ok for r in results)
     finally:
-        for server in servers:
-            server.stop()
+        stop.set()
+        for process in processes:
+            process.join(timeout=30)
     capacity = args.servers * args.concurrency / args.latency
     pool_rate = len(pool_requests) / elapsed
     print(f"pool_servers={args.servers}")
     print(f"pool_requests_per_s={pool_rate:.2f}")
     print(f"pool_capacity_requests_per_s={capacity:.2f}")
     print(f"llm_pool_efficiency={pool_rate / capacity:.3f}")
+
+
+def _serve(latency: float, urls, stop) -> None:
+    with StubLLMServer(reply="a short explanation", latency_s=latency) as server:
+        urls.put(server.base_url)
+        stop.wait()
 
 
 def _request(prompt: str) -> ChatRequest:

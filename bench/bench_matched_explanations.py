@@ -32,7 +32,7 @@ from autointerp_dagster.core.reporting.metrics import mean_ci  # noqa: E402
 from autointerp_dagster.core.sampling import evenly_spaced, token_decoder  # noqa: E402
 from autointerp_dagster.core.sampling.build import build_examples  # noqa: E402
 from autointerp_dagster.core.similarity.explanations import explained_texts, explanation_cosines  # noqa: E402
-from autointerp_dagster.core.store import ResultsStore  # noqa: E402
+from autointerp_dagster.core.store import open_store  # noqa: E402
 
 
 def explain_partners(config, store, model, client, sae: str, latents: list[int]) -> dict[int, str]:
@@ -53,7 +53,7 @@ def explain_partners(config, store, model, client, sae: str, latents: list[int])
 
 def main() -> None:
     config = load_settings()
-    store = ResultsStore(config.db_path)
+    store = open_store(config)
     explainer = explainer_id(config.explainer, config.steering)
     [pair] = store.query("SELECT DISTINCT sae_a, sae_b FROM latent_matches ORDER BY ALL LIMIT 1").to_pylist()
     a, b = pair["sae_a"], pair["sae_b"]

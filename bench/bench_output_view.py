@@ -32,7 +32,7 @@ from autointerp_dagster.core.reporting.metrics import mean_ci  # noqa: E402
 from autointerp_dagster.core.sampling import evenly_spaced  # noqa: E402
 from autointerp_dagster.core.scorers import embedding_scores  # noqa: E402
 from autointerp_dagster.core.scorers.runs import scoring_tasks  # noqa: E402
-from autointerp_dagster.core.store import ResultsStore  # noqa: E402
+from autointerp_dagster.core.store import open_store  # noqa: E402
 
 ALL = (0, 1 << 30)
 
@@ -50,7 +50,7 @@ def embedding_gain(sae: str, explained: dict[int, dict], sets, config) -> tuple[
 
 def main() -> None:
     config = load_settings()
-    store = ResultsStore(config.db_path)
+    store = open_store(config)
     default = config.explainer
     steering = default.model_copy(update={"output_view": "steering"})
     shown = config.explainer.examples

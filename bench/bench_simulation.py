@@ -28,7 +28,7 @@ from autointerp_dagster.core.explain.explainers import explainer_id  # noqa: E40
 from autointerp_dagster.core.llm import ChatRequest, build_backend, build_client  # noqa: E402
 from autointerp_dagster.core.scorers.runs import judged_subset, scoring_tasks  # noqa: E402
 from autointerp_dagster.core.scorers.simulation import simulation_scores  # noqa: E402
-from autointerp_dagster.core.store import ResultsStore  # noqa: E402
+from autointerp_dagster.core.store import open_store  # noqa: E402
 
 
 def main() -> None:
@@ -39,7 +39,7 @@ def main() -> None:
     parser.add_argument("--mode", choices=("all_at_once", "chat"), default=None, help="default: the settings'")
     args = parser.parse_args()
     config = load_settings()
-    store = ResultsStore(config.db_path)
+    store = open_store(config)
     explainer = explainer_id(config.explainer, config.steering)
     sae = args.sae or store.query("SELECT min(sae) AS sae FROM explanations WHERE explainer = ?",
                                   [explainer]).column("sae")[0].as_py()

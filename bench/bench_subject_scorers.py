@@ -26,10 +26,10 @@ from autointerp_dagster.core.reporting.metrics import mean_ci  # noqa: E402
 from autointerp_dagster.core.sampling import rows_to_latent_examples  # noqa: E402
 from autointerp_dagster.core.scorers.runs import OWN, scoring_tasks  # noqa: E402
 from autointerp_dagster.core.scorers.subject_runs import score_with_language_models  # noqa: E402
-from autointerp_dagster.core.store import ResultsStore  # noqa: E402
+from autointerp_dagster.core.store import Store, open_store  # noqa: E402
 
 
-def newest_explanations(store: ResultsStore, sae: str) -> tuple[dict, dict]:
+def newest_explanations(store: Store, sae: str) -> tuple[dict, dict]:
     rows = store.query("SELECT * FROM explanations WHERE sae = ? AND status = 'ok' AND explainer = (SELECT explainer "
                        "FROM explanations WHERE sae = ? ORDER BY created_at DESC LIMIT 1)", [sae, sae]).to_pylist()
     return {r["latent"]: r for r in rows}, {r["latent"]: r["explanation"] for r in rows}
@@ -48,7 +48,7 @@ def main() -> None:
     args = parser.parse_args()
     config = load_settings()
     chosen = config.subject_scorers
-    store = ResultsStore(config.db_path)
+    store = open_store(config)
     saes = [r["sae"] for r in store.query("SELECT DISTINCT sae FROM explanations ORDER BY sae").to_pylist()
             if r["sae"] in {c for c in lookup_all(config)}]
     began = time.perf_counter()

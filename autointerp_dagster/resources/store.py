@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from dagster import ConfigurableResource
 
-from ..core.store import ResultsStore
+from ..core.store import Store, open_store
 from .settings import SettingsResource
 
 
 class StoreResource(ConfigurableResource):
     settings: SettingsResource
 
-    def get(self) -> ResultsStore:
-        return ResultsStore(self.settings.get().db_path)
+    def get(self) -> Store:
+        return open_store(self.settings.get())

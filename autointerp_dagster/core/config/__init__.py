@@ -36,6 +36,7 @@ from .sections import (
     Section,
     SimulationConfig,
     SteeringConfig,
+    StoreConfig,
     SubjectScorersConfig,
 )
 from .settings import LOCAL_EXPLAINER, Settings
@@ -45,6 +46,6 @@ __all__ = [
     "LOCAL_EXPLAINER", "BaselineConfig", "CacheConfig", "ChecksConfig", "CodersConfig", "CoderSource",
     "ConcurrencyConfig", "ConfigError", "CorpusSpec", "EmbeddedSaeSpec", "ExplainerConfig", "InstanceConfig",
     "LLMConfig", "ModelSpec", "SamplingConfig", "ScorerConfig", "Section", "Settings", "SimulationConfig",
-    "SteeringConfig", "SubjectScorersConfig", "describe", "env_names", "load_settings", "load_settings_with_sources",
-    "reference_rows",
+    "SteeringConfig", "StoreConfig", "SubjectScorersConfig", "describe", "env_names", "load_settings",
+    "load_settings_with_sources", "reference_rows",
 ]

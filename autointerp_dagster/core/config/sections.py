@@ -354,6 +354,15 @@ class BaselineConfig(Section):
         ("detection",), description="LLM scorers that judge the baseline too (embedding scores it always)")
 
 
+class StoreConfig(Section):
+    """Where results live. `duckdb`: one file, `<home>/autointerp.duckdb` (one machine; writers take turns).
+    `parquet`: a folder of Parquet files that any number of writers share without a lock (core/store/parquet.py);
+    `root` null: `<home>/results`."""
+
+    backend: Literal["duckdb", "parquet"] = Field("duckdb", description="duckdb: one file; parquet: many writers")
+    root: str | None = Field(None, description="parquet: the folder (null: <home>/results)")
+
+
 class ChecksConfig(Section):
     """Bounds of the asset checks."""
 

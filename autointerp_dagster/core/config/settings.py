@@ -25,6 +25,7 @@ from .sections import (
     Section,
     SimulationConfig,
     SteeringConfig,
+    StoreConfig,
     SubjectScorersConfig,
 )
 
@@ -58,6 +59,7 @@ class Settings(Section):
     concurrency: ConcurrencyConfig = ConcurrencyConfig()
     instance: InstanceConfig = InstanceConfig()
     checks: ChecksConfig = ChecksConfig()
+    store: StoreConfig = StoreConfig()
     _resolved: dict[str, str] = PrivateAttr(default_factory=dict)  # setting -> why it has its effective value
 
     @field_validator("home")
@@ -129,6 +131,16 @@ class Settings(Section):
     @property
     def db_path(self) -> Path:
         return self.home / "autointerp.duckdb"
+
+    @property
+    def store_root(self) -> Path:
+        """The parquet backend's folder."""
+        return Path(self.store.root).expanduser() if self.store.root else self.home / "results"
+
+    @property
+    def results_location(self) -> Path:
+        """Where results are, for messages: the DuckDB file or the Parquet folder."""
+        return self.store_root if self.store.backend == "parquet" else self.db_path
 
     @property
     def models_dir(self) -> Path:

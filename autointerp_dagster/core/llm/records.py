@@ -26,8 +26,8 @@ import psutil
 import pyarrow as pa
 
 from autointerp_dagster.core.llm.types import ChatRequest, PromptScoreRequest
-from autointerp_dagster.core.store import ResultsStore, transaction
-from autointerp_dagster.core.store.tables import LLM_CALLS, LLM_DDL, LLM_RESPONSES
+from autointerp_dagster.core.store import ResultsStore
+from autointerp_dagster.core.store.tables import LLM_CALLS, LLM_RESPONSES
 
 from ..keys import stable_id
 
@@ -129,8 +129,7 @@ def _writer_gone(path: Path) -> bool:
 class LLMRecords:
     def __init__(self, store: ResultsStore):
         self.store = store
-        self.journal_dir = Path(store.db_path).parent / "llm-journal"
-        self._ready = False
+        self.journal_dir = Path(store.folder) / "llm-journal"
 
     def journal(self) -> Journal:
         """A new journal for one batch of requests of this process."""
@@ -147,19 +146,15 @@ class LLMRecords:
                 path.unlink(missing_ok=True)
         return recovered
 
-    def _ensure_tables(self, con) -> None:
-        if not self._ready:
-            con.execute(LLM_DDL)
-            self._ready = True
-
     def lookup(self, keys: list[str]) -> dict[str, dict]:
         """Cached responses for the keys that have one (after folding in what dead writers journaled)."""
         if not keys:
             return {}
         self.recover()
+        if not self.store.has_table("llm_responses"):
+            return {}
         wanted = pa.table({"cache_key": pa.array(sorted(set(keys)), pa.string())})
         with self.store.connect() as con:
-            self._ensure_tables(con)
             con.register("wanted_keys", wanted)
             try:
                 rows = con.execute(
@@ -181,8 +176,4 @@ class LLMRecords:
             schema=LLM_RESPONSES,
         )
         call_table = pa.Table.from_pylist([vars(c) for c in calls], schema=LLM_CALLS)
-        with self.store.connect() as con:
-            self._ensure_tables(con)
-            with transaction(con, new_responses=response_table, new_calls=call_table):
-                con.execute("INSERT OR IGNORE INTO llm_responses BY NAME SELECT * FROM new_responses")
-                con.execute("INSERT OR IGNORE INTO llm_calls BY NAME SELECT * FROM new_calls")
+        self.store.append({"llm_responses": response_table, "llm_calls": call_table})

@@ -27,7 +27,7 @@ from tenacity import (
     wait_random_exponential,
 )
 
-from .tables import IN_LATENT_RANGE, TABLES
+from .tables import IN_LATENT_RANGE, LLM_DDL, TABLES
 
 _LOCK_MESSAGES = ("Could not set lock", "Conflicting lock", "database is locked")
 _process_lock = threading.RLock()
@@ -39,6 +39,7 @@ class ResultsStore:
 
     def __init__(self, db_path: str | Path, lock_timeout_s: float = 120.0):
         self.db_path = Path(db_path)
+        self.folder = self.db_path.parent  # where side files (the LLM journal) live
         self.lock_timeout_s = lock_timeout_s
 
     @contextlib.contextmanager
@@ -126,6 +127,21 @@ class ResultsStore:
                 con.execute(f"DELETE FROM {table} WHERE {where}", list(params))
             con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM incoming_rows")
         return rows.num_rows
+
+
+    def append(self, tables: dict[str, pa.Table]) -> None:
+        """LLM tables' new rows in one transaction; a key already stored keeps its row (INSERT OR IGNORE)."""
+        if not any(rows.num_rows for rows in tables.values()):
+            return
+        with self.connect() as con:
+            con.execute(LLM_DDL)
+            with transaction(con, **{f"new_{table}": rows for table, rows in tables.items()}):
+                for table in tables:
+                    con.execute(f"INSERT OR IGNORE INTO {table} BY NAME SELECT * FROM new_{table}")
+
+    def compact(self) -> dict[str, int]:
+        """Nothing to merge: one file holds everything (the parquet backend merges its LLM files here)."""
+        return {}
 
 
 @contextlib.contextmanager
