@@ -6,7 +6,8 @@
 - `config` prints the settings that run, each with its source;
 - `compare` pairs two explainers, explainer models, judges or scorer configurations on the same latents
   (without arguments it lists what it can compare); `compare-coders` sets coders side by side;
-- `pages` writes (and serves) the latent pages; `export` writes a Parquet dataset or Neuronpedia JSON.
+- `pages` writes (and serves) the latent pages; `export` writes a Parquet dataset or Neuronpedia JSON;
+- `compact` merges the LLM cache's files (the parquet store backend).
 
 A mistake in the inputs prints one paragraph and exits with status 2 (`--debug` adds the traceback); a failed
 run exits with 1, an interrupted one with 130.
@@ -92,6 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--sae", help="one coder key (default: every coder in the results)")
     export.add_argument("--format", choices=["parquet", "neuronpedia"], default="parquet")
     export.add_argument("--out", help="output folder (default: $AUTOINTERP_HOME/exports/<format>)")
+    sub.add_parser("compact", help="merge the LLM cache's and call log's files (the parquet store backend)")
     return parser
 
 
@@ -110,6 +112,12 @@ def dispatch(args: argparse.Namespace) -> int:
         return export_results(settings, args.sae, args.format, args.out)
     if args.command == "compare-coders":
         print(coders_comparison_text(settings, args.saes))
+        return 0
+    if args.command == "compact":
+        from .core.store import open_store
+
+        merged = open_store(settings).compact()
+        print(", ".join(f"{table}: {n} files merged into one" for table, n in merged.items()) or "nothing to merge")
         return 0
     use_dagster_home(settings)
     if args.command == "run":

@@ -134,3 +134,20 @@ def test_the_pipeline_on_both_backends_finds_the_same_rows(tmp_path, tiny_model_
     for table in KEYS:
         assert found["parquet"][table], f"no {table} rows"
         assert found["parquet"][table] == found["duckdb"][table], table
+
+
+def test_compact_command_merges_the_parquet_llm_files(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = tmp_path / "results"
+    for worker in range(2):
+        _writer(str(root), worker)
+    env = {"AUTOINTERP_HOME": str(tmp_path / "home"), "AUTOINTERP_STORE_BACKEND": "parquet",
+           "AUTOINTERP_STORE_ROOT": str(root), "PATH": "/usr/bin:/bin"}
+    autointerp = Path(sys.executable).with_name("autointerp")
+    done = subprocess.run([str(autointerp), "compact"], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "llm_responses: 10 files merged into one" in done.stdout
+    assert len(LLMRecords(ParquetStore(root)).lookup([f"k1-4-{i}" for i in range(20)] + ["shared"])) == 21
