@@ -125,7 +125,7 @@ def print_results(settings: Settings, keys: list[str], stages: set[str], several
               f"shuffled explanation, with 95% bootstrap-t intervals over latents (judge {settings.llm.label}); "
               f"then the LLM's explanations against the top-tokens baseline's")
         for key in keys:
-            print(format_summary(store, key, explainers)[0])
+            print(format_summary(store, key, explainers, settings.llm.price_table)[0])
         if settings.llm.is_local:
             print("\n" + OFFLINE_JUDGE_NOTE)
     if several and "similarity" in stages:

@@ -11,6 +11,7 @@ from dagster import (
 )
 
 from ..core.explain.explainers import explainer_keys
+from ..core.reporting.cost import llm_cost
 from ..core.reporting.plots import (
     markdown_image,
     recall_by_quantile,
@@ -43,7 +44,7 @@ def sae_summary(context: AssetExecutionContext, settings: SettingsResource, stor
     config = settings.get()
     explainers = explainer_keys(config)
     labels = [(k.explainer, k.label) for k in explainers]
-    text, coder_summary = format_summary(store.get(), context.partition_key, labels)
+    text, coder_summary = format_summary(store.get(), context.partition_key, labels, config.llm.price_table)
     if config.llm.is_local:
         text += "\n\n" + OFFLINE_JUDGE_NOTE
     histograms = score_distributions(
@@ -61,6 +62,12 @@ def sae_summary(context: AssetExecutionContext, settings: SettingsResource, stor
         "prompt_tokens": coder_summary.prompt_tokens,
         "completion_tokens": coder_summary.completion_tokens,
     }
+    cost = llm_cost(coder_summary.tokens_by_model, config.llm.price_table)
+    if cost.dollars is not None:
+        metadata["dollars"] = round(cost.dollars, 4)
+        if (per_latent := cost.per(coder_summary.latents_explained)) is not None:
+            metadata["dollars_per_latent"] = round(per_latent, 6)
+            metadata["dollars_for_1m_latents"] = round(per_latent * 1_000_000)
     if len(explainers) > 1:  # the LLM's own scores minus the top-tokens baseline's, paired over latents
         for c in baseline_comparison(store.get(), context.partition_key, labels[0], labels[1]):
             if c.difference[0] is not None:

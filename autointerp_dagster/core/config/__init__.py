@@ -31,6 +31,7 @@ from .sections import (
     InstanceConfig,
     LLMConfig,
     ModelSpec,
+    Price,
     SamplingConfig,
     ScorerConfig,
     Section,
@@ -45,7 +46,7 @@ __all__ = [
     "CONFIG_ENV", "ENV_PREFIX", "EMBEDDED_CORPUS", "EMBEDDED_JUDGE", "EMBEDDED_MODEL", "HIGHLIGHT_THRESHOLD",
     "LOCAL_EXPLAINER", "BaselineConfig", "CacheConfig", "ChecksConfig", "CodersConfig", "CoderSource",
     "ConcurrencyConfig", "ConfigError", "CorpusSpec", "EmbeddedSaeSpec", "ExplainerConfig", "InstanceConfig",
-    "LLMConfig", "ModelSpec", "SamplingConfig", "ScorerConfig", "Section", "Settings", "SimulationConfig",
+    "LLMConfig", "ModelSpec", "Price", "SamplingConfig", "ScorerConfig", "Section", "Settings", "SimulationConfig",
     "SteeringConfig", "StoreConfig", "SubjectScorersConfig", "describe", "env_names", "load_settings",
     "load_settings_with_sources", "reference_rows",
 ]

@@ -224,6 +224,14 @@ class SteeringConfig(Section):
     search_steps: int = Field(12, ge=1, description="forward passes of the strength search")
 
 
+class Price(Section):
+    """A model's price in US dollars per 1M tokens, as providers list them."""
+
+    model: str = Field(description="the model name, as llm.model")
+    prompt: float = Field(ge=0)
+    completion: float = Field(ge=0)
+
+
 class LLMServer(Section):
     """One replica of a server pool: its URL and how many requests it takes at once (null: llm.concurrency)."""
 
@@ -260,6 +268,9 @@ class LLMConfig(Section):
                             "torch on CUDA")
     threads: int = Field(0, ge=0, description="local ctranslate2: CPU threads (0: every core the process may use)")
     use_cache: bool = Field(True, description="answer repeated requests from the response cache")
+    prices: tuple[Price, ...] = Field(
+        (), description="US dollars per 1M prompt and completion tokens: [{model, prompt, completion}, ...]; "
+        "in-process models cost nothing")
 
     @property
     def is_local(self) -> bool:
@@ -268,6 +279,11 @@ class LLMConfig(Section):
     @property
     def label(self) -> str:
         return f"{self.backend}:{self.model}"
+
+    @property
+    def price_table(self) -> dict[str, Price]:
+        """Model name -> its price."""
+        return {price.model: price for price in self.prices}
 
     @property
     def servers(self) -> list[tuple[str, int]]:

@@ -8,13 +8,15 @@ pooled-over-all-examples numbers. Only latents whose own and shuffled scores bot
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..config import Price
 from ..store import ResultsStore
 from .compare import Comparison, compare, format_comparison
+from .cost import format_cost, llm_cost
 from .metrics import MEAN_INTERVAL, mean_ci
 
 SCORER_METRICS = (("detection", "balanced_accuracy"), ("fuzzing", "balanced_accuracy"),
@@ -61,6 +63,7 @@ class CoderSummary:
     llm_calls: dict[str, int] = field(default_factory=dict)
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    tokens_by_model: dict[str, tuple[int, int]] = field(default_factory=dict)  # `backend:model` -> tokens
 
 
 def coder_summary(store: ResultsStore, sae: str, explainer: str, explainer_model: str) -> CoderSummary:
@@ -89,17 +92,15 @@ def coder_summary(store: ResultsStore, sae: str, explainer: str, explainer_model
                     report.latents_explained = n
                 else:
                     report.explanations_failed += n
-                report.prompt_tokens += int(p or 0)
-                report.completion_tokens += int(c or 0)
+                _spend(report, explainer_model, p, c)
             call_sources.append((f"SELECT unnest(call_ids) FROM explanations WHERE {mine}", mine_params))
         scored = "sae = ? AND explainer = ? AND explainer_model = ?"
         scored_params = [sae, explainer, explainer_model]
         if "scores" in tables:
             report.scorers = _scorer_summaries(rows, scored, scored_params)
-            p, c = rows(f"SELECT sum(prompt_tokens), sum(completion_tokens) FROM scores WHERE {scored}",
-                        scored_params)[0]
-            report.prompt_tokens += int(p or 0)
-            report.completion_tokens += int(c or 0)
+            for judge, p, c in rows(f"SELECT judge, sum(prompt_tokens), sum(completion_tokens) FROM scores "
+                                    f"WHERE {scored} GROUP BY judge", scored_params):
+                _spend(report, judge, p, c)
             call_sources.append((f"SELECT unnest(call_ids) FROM scores WHERE {scored}", scored_params))
         if {"judgments", "examples", "scores"} <= tables:
             report.recall_by_quantile = _recall_by_quantile(rows, sae, explainer, explainer_model)
@@ -110,6 +111,16 @@ def coder_summary(store: ResultsStore, sae: str, explainer: str, explainer_model
                                   params):
                 report.llm_calls[status] = n
     return report
+
+
+def _spend(report: CoderSummary, label: str, prompt: int | None, completion: int | None) -> None:
+    """Adds tokens spent by the model `label` (`backend:model`; a judge without tokens, e.g. MiniLM, adds none)."""
+    prompt, completion = int(prompt or 0), int(completion or 0)
+    if prompt or completion:
+        before = report.tokens_by_model.get(label, (0, 0))
+        report.tokens_by_model[label] = (before[0] + prompt, before[1] + completion)
+    report.prompt_tokens += prompt
+    report.completion_tokens += completion
 
 
 def _scorer_summaries(rows, scored: str, params: list) -> list[ScorerSummary]:
@@ -158,7 +169,7 @@ def format_interval(value: Interval) -> str:
     return f"{mean:.3f} [{low:.3f}, {high:.3f}]"
 
 
-def format_coder_summary(report: CoderSummary) -> str:
+def format_coder_summary(report: CoderSummary, prices: Mapping[str, Price] | None = None) -> str:
     """Plain-text block for one SAE: counts, each score beside its shuffled control and their paired difference
     (95% bootstrap-t intervals over latents), recall by activation quantile, LLM use."""
     lines = [
@@ -181,6 +192,8 @@ def format_coder_summary(report: CoderSummary) -> str:
     calls = ", ".join(f"{n} {status}" for status, n in sorted(report.llm_calls.items())) or "none"
     lines.append(f"  LLM calls: {calls}; "
                  f"tokens: {report.prompt_tokens:,} prompt, {report.completion_tokens:,} completion")
+    if prices is not None:
+        lines.append("  " + format_cost(llm_cost(report.tokens_by_model, prices), report.latents_explained))
     return "\n".join(lines)
 
 
@@ -198,11 +211,13 @@ def baseline_comparison(store: ResultsStore, sae: str, explainer: tuple[str, str
             for c in compare(store, "explainer", explainer[0], baseline[0], metric, sae, models)]
 
 
-def format_summary(store: ResultsStore, sae: str, explainers: list[tuple[str, str]]) -> tuple[str, CoderSummary]:
+def format_summary(store: ResultsStore, sae: str, explainers: list[tuple[str, str]],
+                   prices: Mapping[str, Price] | None = None) -> tuple[str, CoderSummary]:
     """The text a researcher reads for one SAE: a report per explainer ((explainer id, `backend:model`), the LLM's
-    first), then the LLM against the baseline, paired. Returns the text and the first explainer's report."""
+    first), then the LLM against the baseline, paired; with `prices`, what each cost in money. Returns the text
+    and the first explainer's report."""
     reports = [coder_summary(store, sae, explainer, label) for explainer, label in explainers]
-    blocks = [format_coder_summary(r) for r in reports]
+    blocks = [format_coder_summary(r, prices) for r in reports]
     if len(explainers) > 1:
         (llm, llm_label), (baseline, label) = explainers[:2]
         table = format_comparison("explainer", f"{llm} ({llm_label})", f"{baseline} ({label}, the no-LLM baseline)",
