@@ -151,3 +151,35 @@ def test_compact_command_merges_the_parquet_llm_files(tmp_path):
     assert done.returncode == 0, done.stderr
     assert "llm_responses: 10 files merged into one" in done.stdout
     assert len(LLMRecords(ParquetStore(root)).lookup([f"k1-4-{i}" for i in range(20)] + ["shared"])) == 21
+
+
+@pytest.fixture
+def s3_bucket(monkeypatch):
+    """A real S3 API on 127.0.0.1 (moto's server), an empty bucket, and the AWS_* variables s3fs reads."""
+    pytest.importorskip("s3fs", reason="s3fs is a dev dependency (make test installs it)")
+    moto_server = pytest.importorskip("moto.server", reason="moto is a dev dependency (make test installs it)")
+    import boto3
+
+    ThreadedMotoServer = moto_server.ThreadedMotoServer
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    for name, value in {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_REGION": "us-east-1",
+                        "AWS_DEFAULT_REGION": "us-east-1", "AWS_ENDPOINT_URL": endpoint}.items():
+        monkeypatch.setenv(name, value)
+    boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket="results")
+    yield "s3://results/autointerp"
+    server.stop()
+
+
+def test_parquet_store_on_an_object_store_keeps_the_contract(s3_bucket, tmp_path):
+    store = ParquetStore(s3_bucket, folder=tmp_path)
+    assert _story(store) == _story(ResultsStore(tmp_path / "r.duckdb"))
+    assert store.fs.glob("results/autointerp/scores/*.parquet")  # the rows are objects in the bucket
+    records = LLMRecords(store)
+    records.write([("key", "big", {"text": "an answer"})], [_call("call")])
+    records.write([("key", "big", {"text": "a later answer"})], [_call("call2")])
+    assert records.lookup(["key", "absent"]) == {"key": {"text": "an answer"}}
+    assert store.compact() == {"llm_responses": 2, "llm_calls": 2}
+    assert records.lookup(["key"]) == {"key": {"text": "an answer"}}

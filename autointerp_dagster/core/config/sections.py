@@ -372,11 +372,12 @@ class BaselineConfig(Section):
 
 class StoreConfig(Section):
     """Where results live. `duckdb`: one file, `<home>/autointerp.duckdb` (one machine; writers take turns).
-    `parquet`: a folder of Parquet files that any number of writers share without a lock (core/store/parquet.py);
+    `parquet`: a folder of Parquet files that any number of writers share without a lock (core/store/parquet.py),
+    local or on an object store (`s3://bucket/prefix`; credentials and endpoint from the AWS_* variables);
     `root` null: `<home>/results`."""
 
     backend: Literal["duckdb", "parquet"] = Field("duckdb", description="duckdb: one file; parquet: many writers")
-    root: str | None = Field(None, description="parquet: the folder (null: <home>/results)")
+    root: str | None = Field(None, description="parquet: a folder or s3://bucket/prefix (null: <home>/results)")
 
 
 class ChecksConfig(Section):

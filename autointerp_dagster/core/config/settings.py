@@ -133,12 +133,14 @@ class Settings(Section):
         return self.home / "autointerp.duckdb"
 
     @property
-    def store_root(self) -> Path:
-        """The parquet backend's folder."""
-        return Path(self.store.root).expanduser() if self.store.root else self.home / "results"
+    def store_root(self) -> Path | str:
+        """The parquet backend's folder, or its object store URL (`s3://bucket/prefix`)."""
+        if not self.store.root:
+            return self.home / "results"
+        return self.store.root if "://" in self.store.root else Path(self.store.root).expanduser()
 
     @property
-    def results_location(self) -> Path:
+    def results_location(self) -> Path | str:
         """Where results are, for messages: the DuckDB file or the Parquet folder."""
         return self.store_root if self.store.backend == "parquet" else self.db_path
 

@@ -12,7 +12,9 @@ Store = ResultsStore | ParquetStore  # the interface both backends keep
 
 def open_store(settings: Settings) -> Store:
     """The configured backend (`store.backend`): the DuckDB file or the Parquet folder."""
-    return ParquetStore(settings.store_root) if settings.store.backend == "parquet" else ResultsStore(settings.db_path)
+    if settings.store.backend == "parquet":
+        return ParquetStore(settings.store_root, folder=settings.home)
+    return ResultsStore(settings.db_path)
 
 
 __all__ = ["TABLES", "ParquetStore", "ResultsStore", "Store", "open_store", "transaction"]

@@ -7,17 +7,23 @@ that overlaps rows of other files (a re-run that owns a different set of scorers
 without the rows it now owns. The LLM tables are append-only: each write is a new file named by its writer, and
 readers see one row per key (the first written); `compact` merges the files. Readers get an in-memory DuckDB
 connection with one view per table over its files, so every query written for the DuckDB file runs unchanged.
+
+The root is a local folder or an object store URL (`s3://bucket/prefix`, through fsspec: s3fs reads the AWS_*
+variables for credentials and endpoint). There a file is one PUT, which is atomic, so no rename is needed.
 """
 
 from __future__ import annotations
 
 import contextlib
+import io
 import os
+import tempfile
 import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import duckdb
+import fsspec
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -30,21 +36,33 @@ APPENDED = {"llm_responses": ("cache_key", LLM_RESPONSES), "llm_calls": ("call_i
 class ParquetStore:
     """The ResultsStore interface over a folder of Parquet files (the `parquet` store backend)."""
 
-    def __init__(self, root: str | Path):
-        self.root = Path(root)
-        self.folder = self.root  # where side files (the LLM journal) live
+    def __init__(self, root: str | Path, folder: str | Path | None = None):
+        """`folder`: a local folder for side files (the LLM journal); default the root when it is local."""
+        remote = fsspec.utils.get_protocol(str(root)) not in ("file", "local")
+        # Other writers add files all the time: never answer a listing from a cache.
+        options = {"skip_instance_cache": True, "use_listings_cache": False} if remote else {}
+        self.fs, self._base = fsspec.core.url_to_fs(str(root), **options)
+        self.local = isinstance(self.fs, fsspec.implementations.local.LocalFileSystem)
+        self.root = Path(self._base) if self.local else f"{self.fs.protocol[0]}://{self._base}"
+        self.folder = Path(folder) if folder else self.root if self.local else Path(tempfile.gettempdir())
 
-    def _files(self, table: str) -> list[Path]:
-        folder = self.root / table
-        return sorted(folder.glob("*.parquet")) if folder.is_dir() else []
+    def _url(self, path: str) -> str:
+        """A path of the filesystem as DuckDB opens it."""
+        return path if self.local else f"{self.fs.protocol[0]}://{path}"
+
+    def _files(self, table: str) -> list[str]:
+        """The table's files, as DuckDB names them."""
+        return sorted(self._url(p) for p in self.fs.glob(f"{self._base}/{table}/*.parquet"))
 
     def _source(self, table: str) -> str:
-        return f"read_parquet('{self.root / table}/*.parquet', union_by_name = true)"
+        return f"read_parquet('{self._url(self._base)}/{table}/*.parquet', union_by_name = true)"
 
     @contextlib.contextmanager
     def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
         """An in-memory connection with a view per table that has files (the LLM tables always)."""
         con = duckdb.connect()
+        if not self.local:
+            con.register_filesystem(self.fs)
         try:
             for table in TABLES:
                 if self._files(table):
@@ -81,9 +99,10 @@ class ParquetStore:
         if missing:
             raise ValueError(f"rows for {table} lack the column(s) {sorted(missing)}")
         rows = rows.select(schema.names).cast(schema)
-        target = self.root / table / f"{stable_id({'where': where, 'params': [str(p) for p in params]}, 16)}.parquet"
+        name = f"{stable_id({'where': where, 'params': [str(p) for p in params]}, 16)}.parquet"
+        target = f"{self._url(self._base)}/{table}/{name}"
         self._delete(table, where, params, rows, keep=target)
-        _write(rows, target)
+        self._write(rows, target)
         return rows.num_rows
 
     def delete_orphan_scores(self, sae: str, start: int, end: int) -> int:
@@ -104,19 +123,18 @@ class ParquetStore:
         with self.connect() as con:
             if incoming is not None:
                 con.register("incoming_rows", incoming)
-            hits = con.execute(f"SELECT filename, count(*) FROM read_parquet('{self.root / table}/*.parquet', "
-                               f"union_by_name = true, filename = true) WHERE {where} GROUP BY filename",
+            hits = con.execute(f"SELECT filename, count(*) FROM read_parquet('{self._url(self._base)}/{table}/"
+                               f"*.parquet', union_by_name = true, filename = true) WHERE {where} GROUP BY filename",
                                list(params)).fetchall()
-            for name, n in hits:
-                path = Path(name)
+            for path, n in hits:
                 if path == keep:
                     continue
                 kept = con.execute(f"SELECT * EXCLUDE (filename) FROM read_parquet('{path}', filename = true) "
                                    f"WHERE ({where}) IS NOT TRUE", list(params)).to_arrow_table()
                 if kept.num_rows:
-                    _write(kept, path)
+                    self._write(kept, path)
                 else:
-                    path.unlink(missing_ok=True)
+                    self._remove(path)
                 dropped += n
         return dropped
 
@@ -124,7 +142,25 @@ class ParquetStore:
         """LLM tables' new rows, as files of this writer; a key already stored keeps its first row."""
         for table, rows in tables.items():
             if rows.num_rows:
-                _write(rows, self.root / table / f"{os.getpid()}-{uuid.uuid4().hex}.parquet")
+                self._write(rows, f"{self._url(self._base)}/{table}/{os.getpid()}-{uuid.uuid4().hex}.parquet")
+
+    def _write(self, rows: pa.Table, url: str) -> None:
+        """A local file is written beside its place under a name no reader's glob matches, then renamed; an
+        object is one PUT."""
+        if not self.local:
+            buffer = io.BytesIO()
+            pq.write_table(rows, buffer)
+            self.fs.pipe_file(url, buffer.getvalue())
+            return
+        path = Path(url)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+        pq.write_table(rows, temporary)
+        os.replace(temporary, path)
+
+    def _remove(self, url: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self.fs.rm_file(url)
 
     def compact(self) -> dict[str, int]:
         """Merges each LLM table's files into one (one row per key); returns the files merged per table."""
@@ -137,16 +173,8 @@ class ParquetStore:
             with self.connect() as con:
                 rows = con.execute(f"SELECT * FROM read_parquet([{listed}], union_by_name = true) QUALIFY "
                                    f"row_number() OVER (PARTITION BY {key} ORDER BY created_at) = 1").to_arrow_table()
-            _write(rows, self.root / table / f"compacted-{uuid.uuid4().hex}.parquet")
+            self._write(rows, f"{self._url(self._base)}/{table}/compacted-{uuid.uuid4().hex}.parquet")
             for f in files:  # only what was read: files appended meanwhile stay
-                f.unlink(missing_ok=True)
+                self._remove(f)
             merged[table] = len(files)
         return merged
-
-
-def _write(rows: pa.Table, path: Path) -> None:
-    """Written beside `path` under a name no reader's glob matches, then renamed into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    pq.write_table(rows, temporary)
-    os.replace(temporary, path)
