@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from autointerp_dagster.core.config import Price, load_settings
-from autointerp_dagster.core.reporting.cost import llm_cost
+from autointerp_dagster.core.reporting.cost import format_cost, llm_cost
 from autointerp_dagster.core.reporting.summary import coder_summary, format_coder_summary
 from autointerp_dagster.core.store import ResultsStore, writes
 from tests.test_store_backends import _explanation, _score
@@ -34,6 +34,8 @@ def test_each_models_tokens_priced_and_projected(tmp_path):
 
 
 def test_in_process_models_cost_nothing_and_prices_load_from_settings():
-    assert llm_cost({"local:embedded:qwen": (10**6, 10**5), "none:top-tokens": (0, 0)}, {}).dollars == 0.0
+    free = llm_cost({"local:embedded:qwen": (10**6, 10**5), "none:top-tokens": (0, 0)}, {})
+    assert free.dollars == 0.0
+    assert format_cost(free, 8) == "cost: no API fees (in-process models; their cost is machine time)"
     settings = load_settings(None, environ={"AUTOINTERP_LLM_PRICES": "[{model: big, prompt: 2, completion: 8}]"})
     assert settings.llm.price_table == {"big": Price(model="big", prompt=2.0, completion=8.0)}

@@ -17,6 +17,7 @@ MILLION = 1_000_000
 class Cost:
     dollars: float | None  # None: some model that spent tokens has no price
     unpriced: list[str] = field(default_factory=list)  # those models' labels
+    paid: list[str] = field(default_factory=list)  # models called through a priced API
 
     def per(self, n: int) -> float | None:
         return None if self.dollars is None or n <= 0 else self.dollars / n
@@ -24,7 +25,7 @@ class Cost:
 
 def llm_cost(tokens: Mapping[str, tuple[int, int]], prices: Mapping[str, Price]) -> Cost:
     """`tokens`: `backend:model` -> (prompt, completion) tokens spent."""
-    dollars, unpriced = 0.0, []
+    dollars, unpriced, paid = 0.0, [], []
     for label, (prompt, completion) in sorted(tokens.items()):
         backend, _, model = label.partition(":")
         if backend in FREE_BACKENDS or not (prompt or completion):
@@ -34,13 +35,16 @@ def llm_cost(tokens: Mapping[str, tuple[int, int]], prices: Mapping[str, Price])
             unpriced.append(label)
             continue
         dollars += (prompt * price.prompt + completion * price.completion) / MILLION
-    return Cost(None if unpriced else dollars, unpriced)
+        paid.append(label)
+    return Cost(None if unpriced else dollars, unpriced, paid)
 
 
 def format_cost(cost: Cost, latents: int) -> str:
     """One line: dollars for the coder, a latent, and 1M latents at that rate."""
     if cost.dollars is None:
         return f"cost: unknown, no price for {', '.join(cost.unpriced)} (set llm.prices)"
+    if not cost.paid:
+        return "cost: no API fees (in-process models; their cost is machine time)"
     per_latent = cost.per(latents)
     if per_latent is None:
         return f"cost: ${cost.dollars:,.2f}"
