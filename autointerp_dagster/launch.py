@@ -44,7 +44,8 @@ POOLS = (MODEL_POOL, LLM_POOL)
 def run_pipeline(settings: Settings, force: bool = False, saes: list[str] | None = None,
                  stages: list[str] | None = None) -> int:
     """The stages' jobs in order: inputs, caches of new, stale or damaged coders, explanations then scores per
-    (coder, latent range), summaries with latent pages, similarity, the coder comparison. `saes` limits the
+    (coder, latent range), similarity, summaries with latent pages (which show the matched latents), the coder
+    comparison. `saes` limits the
     coders, `stages` the stages (a stage whose inputs are missing says which to run first)."""
     instance = DagsterInstance.get()
     set_pool_limits(instance, settings)
@@ -96,14 +97,14 @@ def run_pipeline(settings: Settings, force: bool = False, saes: list[str] | None
             for n, (key, range_key) in enumerate(partitions, start=1):
                 print(f"   [{time.monotonic() - started:6.0f} s] {n}/{len(partitions)}: {key} {range_key}", flush=True)
                 execute(job, partition_key=sae_range_key(key, range_key))
-    if "summary" in wanted:
-        step(f"{summary_job.name}: per-coder summaries and latent pages")
-        for key in chosen:
-            execute(summary_job, partition_key=key)
     if len(found.coders) > 1 and "similarity" in wanted:
         step(f"{similarity_job.name}: each coder's latents matched with the other coders'")
         for key in chosen:
             execute(similarity_job, partition_key=key)
+    if "summary" in wanted:
+        step(f"{summary_job.name}: per-coder summaries and latent pages")
+        for key in chosen:
+            execute(summary_job, partition_key=key)
     if len(found.coders) > 1 and "compare" in wanted:
         step(f"{coder_comparison_job.name}: the coders side by side")
         execute(coder_comparison_job)

@@ -58,15 +58,17 @@ def asset_graph(page: Page, config: str | None) -> None:
                 break
             except OSError:
                 time.sleep(1)
-        page.set_viewport_size({"width": 1600, "height": 900})
+        page.set_viewport_size({"width": 1600, "height": 1000})
         page.goto(f"{url}/asset-groups")
-        page.wait_for_selector("text=activation_cache", timeout=240_000)
-        for label in ("Dismiss", "Close", "Got it"):  # first-visit notices, where the UI shows one
-            button = page.get_by_role("button", name=label)
-            if button.count():
-                button.first.click()
-        time.sleep(3)  # edges and status badges settle
-        page.screenshot(path=OUT / "asset-graph.png")
+        page.wait_for_selector("text=interpretation", timeout=240_000)  # the asset groups, collapsed
+        time.sleep(5)
+        skip = page.get_by_role("button", name="Skip")  # the first visit's community notice, where it shows
+        if skip.count():
+            skip.click()
+        page.mouse.click(1000, 300)
+        page.keyboard.press("Alt+e")  # the graph's "Expand all groups"
+        time.sleep(6)  # the layout settles
+        page.screenshot(path=OUT / "asset-graph.png", clip={"x": 545, "y": 105, "width": 1055, "height": 895})
     finally:
         os.killpg(ui.pid, signal.SIGTERM)
         ui.wait(timeout=60)

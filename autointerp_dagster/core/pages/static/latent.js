@@ -119,7 +119,7 @@
     for (const [tok, v] of d.digest.top_activating) add(box, "span", {title: "count " + v}, tok);
   }
   add(right, "h2", {}, "Matched latents in other SAEs");
-  if (!d.matches) add(right, "p", {class: "muted", id: "matches"}, "not computed (cross-SAE similarity has not run)");
+  if (!d.matches) add(right, "p", {class: "muted", id: "matches"}, "none in the results when these pages were written");
   else if (!d.matches.length) add(right, "p", {class: "muted", id: "matches"}, "no match recorded");
   else {
     const t = add(right, "table", {id: "matches"});
