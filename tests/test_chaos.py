@@ -325,11 +325,11 @@ def test_chaos_locked_results_file_makes_writers_wait_with_a_message(tmp_path, t
 
 
 def test_chaos_a_run_waiting_for_a_pool_says_who_holds_it_and_ends_on_sigterm(tmp_path, tiny_model_dir):
-    env = {**make_project(tmp_path, tiny_model_dir), "AUTOINTERP_LLM_TIMEOUT_S": "150"}
+    # One llm slot (a server judge's default is 4): the second run's explanations must wait for the first's.
+    env = {**make_project(tmp_path, tiny_model_dir), "AUTOINTERP_LLM_TIMEOUT_S": "60",
+           "AUTOINTERP_CONCURRENCY_LLM_STEPS": "1"}
     server = judge_server()
-    # The first run's first explanation holds the llm pool for 90 s: time for the second run to start and reach
-    # its explanations even on a busy 2-core machine.
-    server.enqueue(Fault.hang(90))
+    server.enqueue(Fault.hang(30))  # the first run's first explanation holds the llm pool for 30 s
     try:
         first = Run(env, server)
         first.wait_for(lambda: "explain_job" in first.output and len(server.requests) >= 3, every=0.05)

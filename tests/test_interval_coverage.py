@@ -58,3 +58,5 @@ def test_mean_ci_edges():
     half = stats.t.ppf(0.975, 7) * np.std(tied, ddof=1) / np.sqrt(8)
     assert mean == pytest.approx(0.8) and low <= mean - half + 1e-12 and high >= mean + half - 1e-12
     assert mean_ci(np.linspace(0, 1, 20), seed=3) == mean_ci(np.linspace(0, 1, 20), seed=3)
+    wide = mean_ci([0.1, 0.98], bounds=(0.0, 1.0))  # two AUCs: a t interval far past [0, 1], reported within it
+    assert wide[1:] == (0.0, 1.0)

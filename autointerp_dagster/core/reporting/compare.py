@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..store import ResultsStore
-from .metrics import mean_ci
+from .metrics import mean_ci, metric_bounds
 
 COLUMNS = ("explainer", "explainer_model", "judge", "scorer_config")
 METRICS = ("auc", "balanced_accuracy", "accuracy", "precision", "recall", "f1")
@@ -71,7 +71,9 @@ def compare(store: ResultsStore, column: str, a: str, b: str, metric: str = "auc
     for scorer in sorted({r["scorer"] for r in rows}):
         pairs = [(r["a"], r["b"]) for r in rows if r["scorer"] == scorer]
         x, y = np.array([p[0] for p in pairs]), np.array([p[1] for p in pairs])
-        results.append(Comparison(scorer, metric, len(pairs), mean_ci(x), mean_ci(y), mean_ci(x - y)))
+        unit, diff = metric_bounds(metric), metric_bounds(metric, difference=True)
+        results.append(Comparison(scorer, metric, len(pairs), mean_ci(x, bounds=unit), mean_ci(y, bounds=unit),
+                                  mean_ci(x - y, bounds=diff)))
     return results
 
 

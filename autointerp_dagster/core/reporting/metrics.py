@@ -177,8 +177,18 @@ def bootstrap_ci(
 MEAN_INTERVAL = "bootstrap-t"  # how mean_ci's intervals are made, named wherever they are shown
 
 
-def mean_ci(values: Sequence | np.ndarray, n_boot: int = 2000, alpha: float = 0.05,
-            seed: int = 0) -> tuple[float | None, float | None, float | None]:
+UNIT_METRICS = ("auc", "balanced_accuracy", "accuracy", "precision", "recall", "f1")  # each in [0, 1]
+
+
+def metric_bounds(metric: str, difference: bool = False) -> tuple[float, float] | None:
+    """Where a mean of `metric` (or of a difference of two) can lie, for clipping its interval."""
+    if metric not in UNIT_METRICS:
+        return None
+    return (-1.0, 1.0) if difference else (0.0, 1.0)
+
+
+def mean_ci(values: Sequence | np.ndarray, n_boot: int = 2000, alpha: float = 0.05, seed: int = 0,
+            bounds: tuple[float, float] | None = None) -> tuple[float | None, float | None, float | None]:
     """(mean, low, high): an average over latents with a studentized (bootstrap-t) interval over latents.
 
     Latents are the unit that varies between coders, so they are what is resampled. Per-latent scores are
@@ -187,7 +197,8 @@ def mean_ci(values: Sequence | np.ndarray, n_boot: int = 2000, alpha: float = 0.
     93-96% (tests/test_interval_coverage.py checks it at n = 8 and 64). Resamples without spread cannot be
     studentized and are left out; where ties leave the bootstrap-t interval narrower than the t interval on a
     side (a few distinct values), that side is the t interval's. None with fewer than two latents; the point
-    itself when every latent has the same value.
+    itself when every latent has the same value. `bounds`: where the mean can lie (an AUC's [0, 1]); an interval
+    is never reported past them.
     """
     values = np.asarray(values, dtype=float)
     if values.size == 0:
@@ -209,8 +220,10 @@ def mean_ci(values: Sequence | np.ndarray, n_boot: int = 2000, alpha: float = 0.
         ok = errors > 0
         pivots.append((sample.mean(axis=1)[ok] - mean) / errors[ok])
     pivots = np.concatenate(pivots)
-    if pivots.size == 0:
-        return mean, mean - t_half, mean + t_half
-    low_q, high_q = np.quantile(pivots, [alpha / 2, 1 - alpha / 2])
-    low, high = mean - high_q * standard_error, mean - low_q * standard_error
-    return mean, float(min(low, mean - t_half)), float(max(high, mean + t_half))
+    low, high = mean - t_half, mean + t_half
+    if pivots.size:
+        low_q, high_q = np.quantile(pivots, [alpha / 2, 1 - alpha / 2])
+        low, high = min(low, mean - high_q * standard_error), max(high, mean - low_q * standard_error)
+    if bounds is not None:
+        low, high = max(low, bounds[0]), min(high, bounds[1])
+    return mean, float(low), float(high)

@@ -17,7 +17,7 @@ from ..config import Price
 from ..store import ResultsStore
 from .compare import Comparison, compare, format_comparison
 from .cost import format_cost, llm_cost
-from .metrics import MEAN_INTERVAL, mean_ci
+from .metrics import MEAN_INTERVAL, mean_ci, metric_bounds
 
 SCORER_METRICS = (("detection", "balanced_accuracy"), ("fuzzing", "balanced_accuracy"),
                   ("detection", "auc"), ("fuzzing", "auc"), ("embedding", "auc"), ("surprisal", "auc"),
@@ -137,8 +137,10 @@ def _scorer_summaries(rows, scored: str, params: list) -> list[ScorerSummary]:
                 paired = sorted(set(own) & set(other))
                 a = np.array([own[k] for k in paired])
                 b = np.array([other[k] for k in paired])
-                summaries.append(ScorerSummary(scorer, metric, judge, len(paired), mean_ci(a), mean_ci(b),
-                                               mean_ci(a - b), [own[k] for k in paired], failed, control))
+                unit, diff = metric_bounds(metric), metric_bounds(metric, difference=True)
+                summaries.append(ScorerSummary(scorer, metric, judge, len(paired), mean_ci(a, bounds=unit),
+                                               mean_ci(b, bounds=unit), mean_ci(a - b, bounds=diff),
+                                               [own[k] for k in paired], failed, control))
     return summaries
 
 
