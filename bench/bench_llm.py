@@ -79,6 +79,8 @@ def main() -> None:
         stop.set()
         for process in processes:
             process.join(timeout=30)
+            if process.is_alive():  # a server that did not stop is killed by its pid
+                process.kill()
     capacity = args.servers * args.concurrency / args.latency
     pool_rate = len(pool_requests) / elapsed
     print(f"pool_servers={args.servers}")

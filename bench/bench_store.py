@@ -62,6 +62,8 @@ def run(backend: str, location: str, url: str, args) -> tuple[float, int]:
     elapsed = time.perf_counter() - began
     for w in workers:
         w.join(timeout=60)
+        if w.is_alive():  # a writer that hangs is killed by its pid, not left behind
+            w.kill()
     return args.processes * args.requests / elapsed, failed + sum(w.exitcode != 0 for w in workers)
 
 
