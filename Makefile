@@ -3,7 +3,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PYTHON ?= python3
 
-.PHONY: run test lint chaos ui bench
+.PHONY: run test lint chaos ui bench cluster-up cluster-down
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,7 +21,14 @@ SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 $(CHROMIUM):
 	$(SUDO) apt-get install -y -q chromium || ($(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q chromium)
 
-test: lint $(CHROMIUM)  ## lint, then the whole test suite (the embedded-model end-to-end test included)
+# The Celery executor's test starts Postgres and Redis on 127.0.0.1 (Debian's packages).
+SERVICES := /usr/bin/redis-server /usr/lib/postgresql
+
+$(SERVICES):
+	$(SUDO) apt-get install -y -q redis-server postgresql || ($(SUDO) apt-get update -q && \
+		$(SUDO) apt-get install -y -q redis-server postgresql)
+
+test: lint $(CHROMIUM) $(SERVICES)  ## lint, then the whole test suite (the embedded-model end-to-end test included)
 	$(BIN)/pytest -q -rs
 
 lint: $(BIN)/.installed  ## ruff: lint rules and import order (configured in pyproject.toml)
@@ -32,6 +39,12 @@ chaos: $(BIN)/.installed  ## the chaos suite alone: kills at every stage, a dama
 
 ui: $(BIN)/.installed  ## the Dagster UI on http://127.0.0.1:3000
 	$(BIN)/autointerp ui
+
+cluster-up: $(BIN)/.installed $(SERVICES)  ## Postgres, Redis and two Celery workers on 127.0.0.1 (docs/deploy.md)
+	$(BIN)/autointerp cluster up
+
+cluster-down: $(BIN)/.installed  ## stop what cluster-up started
+	$(BIN)/autointerp cluster down
 
 bench: $(BIN)/.installed  ## benchmarks (after `make run`); each prints name=value lines last
 	$(BIN)/python bench/bench_cache.py

@@ -7,7 +7,9 @@
 - `compare` pairs two explainers, explainer models, judges or scorer configurations on the same latents
   (without arguments it lists what it can compare); `compare-coders` sets coders side by side;
 - `pages` writes (and serves) the latent pages; `export` writes a Parquet dataset or Neuronpedia JSON;
-- `compact` merges the LLM cache's files (the parquet store backend).
+- `compact` merges the LLM cache's files (the parquet store backend);
+- `worker` starts a Celery worker for runs on `executor.kind: celery`; `cluster up|down` starts and stops
+  Postgres, Redis and two workers on 127.0.0.1 to try it (docs/deploy.md).
 
 A mistake in the inputs prints one paragraph and exits with status 2 (`--debug` adds the traceback); a failed
 run exits with 1, an interrupted one with 130.
@@ -31,7 +33,7 @@ from .core.config import (
     reference_rows,
 )
 from .core.errors import RunFailedError, UserError
-from .instance import set_pool_limits, use_dagster_home
+from .instance import QUEUES, set_pool_limits, use_dagster_home
 from .stages import STAGES
 
 
@@ -94,6 +96,15 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--format", choices=["parquet", "neuronpedia"], default="parquet")
     export.add_argument("--out", help="output folder (default: $AUTOINTERP_HOME/exports/<format>)")
     sub.add_parser("compact", help="merge the LLM cache's and call log's files (the parquet store backend)")
+    worker = sub.add_parser("worker", help="a Celery worker running the steps of runs (executor.kind: celery)")
+    worker.add_argument("--queue", action="append", choices=QUEUES, help="a queue to take steps from (repeat; "
+                        "default: all): model (steps loading the subject model), llm (the judge's), default")
+    worker.add_argument("--name", help="the worker's name (default: from its queues)")
+    worker.add_argument("--concurrency", type=int, default=1, help="steps at once (a process each)")
+    cluster = sub.add_parser("cluster", help="Postgres, Redis and Celery workers on 127.0.0.1 to try the executor")
+    cluster.add_argument("action", choices=["up", "down"])
+    cluster.add_argument("--workers", type=int, default=2)
+    cluster.add_argument("--folder", help="their data, logs and cluster.env (default: $AUTOINTERP_HOME/cluster)")
     return parser
 
 
@@ -119,7 +130,13 @@ def dispatch(args: argparse.Namespace) -> int:
         merged = open_store(settings).compact()
         print(", ".join(f"{table}: {n} files merged into one" for table, n in merged.items()) or "nothing to merge")
         return 0
+    if args.command == "cluster":
+        return local_cluster(settings, args)
     use_dagster_home(settings)
+    if args.command == "worker":
+        from .workers import start_worker
+
+        return start_worker(settings, args.queue or list(QUEUES), args.name, args.concurrency)
     if args.command == "run":
         from .launch import run_pipeline
 
@@ -225,6 +242,22 @@ def settings_reference_markdown() -> str:
     lines = ["| setting | variable | default | |", "| --- | --- | --- | --- |"]
     lines += [f"| `{key}` | `{env}` | `{default}` | {doc} |" for key, env, default, doc in reference_rows()]
     return "\n".join(lines)
+
+
+def local_cluster(settings: Settings, args: argparse.Namespace) -> int:
+    """`cluster up`: Postgres, Redis and workers on 127.0.0.1 (cluster.py); `cluster down` stops them."""
+    from .cluster import LocalCluster
+
+    cluster = LocalCluster(Path(args.folder) if args.folder else settings.home / "cluster")
+    if args.action == "down":
+        cluster.down()
+        print(f"stopped the workers, Redis and Postgres of {cluster.folder}")
+        return 0
+    cluster.up(workers=args.workers)
+    print(f"Postgres on 127.0.0.1:{cluster.pg_port}, Redis on 127.0.0.1:{cluster.redis_port}, {args.workers} "
+          f"worker(s) (logs in {cluster.folder}). Use them with:\n  . {cluster.folder / 'cluster.env'} && "
+          "autointerp run\nStop them with: autointerp cluster down")
+    return 0
 
 
 def start_ui(settings: Settings, port: int) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dagster import Definitions
 
 from .assets import ASSETS
+from .core.config import load_settings
 from .jobs import JOBS
 from .resources import (
     LLMResource,
@@ -13,6 +14,7 @@ from .resources import (
     SubjectModelResource,
 )
 from .sensors import automation_sensor, sae_discovery_sensor
+from .workers import executor_for
 
 
 def build_resources(config_path: str | None = None) -> dict:
@@ -31,4 +33,5 @@ defs = Definitions(
     jobs=JOBS,
     resources=build_resources(),
     sensors=[sae_discovery_sensor, automation_sensor],
+    executor=executor_for(load_settings()),  # the settings' `executor`: this machine's processes, or Celery workers
 )

@@ -5,6 +5,9 @@ Its dagster.yaml bounds model work by configuration: steps that load the subject
 limited per step across all runs; and at most `concurrency.runs` runs are in progress at once. So a
 backfill or the sensor's automation over many partitions queues instead of loading many models.
 
+With `instance.storage: postgres` the runs, events and pool slots live in Postgres, so Celery workers on
+other machines (workers.py) and every process that shares the instance see one set of runs and pool limits.
+
 It also keeps the daemon path moving after a crash (settings `instance`, see liveness.py): run monitoring
 asks the launcher whether each run's process is alive and fails a dead run, frees the pool slots of ended
 runs, and run retries re-execute a failed run from its failed step. Messages of the project's own loggers
@@ -22,6 +25,8 @@ from .core.config import Settings
 
 MODEL_POOL = "model"
 LLM_POOL = "llm"
+DEFAULT_QUEUE = "default"
+QUEUES = (MODEL_POOL, LLM_POOL, DEFAULT_QUEUE)  # the Celery executor's queues: a pool's steps go to its namesake
 
 
 def instance_yaml(settings: Settings) -> str:
@@ -42,6 +47,8 @@ def instance_yaml(settings: Settings) -> str:
         "run_retries": {"enabled": kept.run_retries > 0, "max_retries": kept.run_retries},
         "python_logs": {"managed_python_loggers": ["autointerp_dagster"], "python_log_level": "INFO"},
     }
+    if kept.storage == "postgres":  # runs, events, schedules and pools in Postgres; its URL stays in the environment
+        config["storage"] = {"postgres": {"postgres_url": {"env": kept.postgres_url_env}}}
     header = "# Written by autointerp from the settings' `concurrency` and `instance` sections; edits are replaced.\n"
     return header + yaml.safe_dump(config, sort_keys=False)
 

@@ -7,12 +7,18 @@ the model's structure) is checked then; while a run waits for a pool, `PoolWatch
 
 from __future__ import annotations
 
+import multiprocessing
 import socket
 import time
+import warnings
+from concurrent.futures import ProcessPoolExecutor, as_completed
 
 from dagster import DagsterInstance
+from dagster._core.definitions.reconstruct import ReconstructableRepository
+from dagster._core.execution.api import execute_run
 from dagster._core.utils import make_new_run_id
 
+from . import definitions as defs_module
 from .core.cache.plan import plan_caches
 from .core.config import Settings
 from .core.errors import RunFailedError, UserError
@@ -37,6 +43,8 @@ from .partitions import SAE_DIMENSION, latent_range_partitions, sae_range_key
 from .planning import cache_run_requests
 from .stages import STAGES
 
+# dagster-celery registers its step task again for each step; Celery 5.7 warns, and keeps the first (the same).
+warnings.filterwarnings("ignore", message="Task name 'execute_plan' is already registered")
 QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
 POOLS = (MODEL_POOL, LLM_POOL)
 
@@ -57,7 +65,7 @@ def run_pipeline(settings: Settings, force: bool = False, saes: list[str] | None
         print(f"\n== [{time.monotonic() - started:6.0f} s] {title}", flush=True)
 
     def execute(job, **kwargs) -> None:
-        execute_job(instance, defs.resolve_job_def(job.name), **kwargs)
+        execute_job(instance, job.name, settings.executor.kind == "celery", **kwargs)
 
     def plan():
         found = plan_caches(settings, list(instance.get_dynamic_partitions(SAE_DIMENSION)))
@@ -94,6 +102,9 @@ def run_pipeline(settings: Settings, force: bool = False, saes: list[str] | None
     for stage, job in (("explain", explain_job), ("score", score_job)):
         if stage in wanted:
             step(f"{job.name}: {len(chosen)} coder(s) x {len(ranges)} latent ranges with {settings.llm.label}")
+            if settings.executor.kind == "celery":  # `concurrency.runs` runs at once, their steps on the workers
+                execute_runs_at_once(job.name, [sae_range_key(k, r) for k, r in partitions], settings.concurrency.runs)
+                continue
             for n, (key, range_key) in enumerate(partitions, start=1):
                 print(f"   [{time.monotonic() - started:6.0f} s] {n}/{len(partitions)}: {key} {range_key}", flush=True)
                 execute(job, partition_key=sae_range_key(key, range_key))
@@ -135,14 +146,25 @@ def print_results(settings: Settings, keys: list[str], stages: set[str], several
         print(format_similarity(store, keys))
 
 
-def execute_job(instance: DagsterInstance, job_def, **kwargs) -> None:
-    """Executes one run in this process, watched while it waits for a pool (see liveness.PoolWatch); a failure
-    caused by the inputs raises a UserError with its message, any other a RunFailedError."""
+def execute_job(instance: DagsterInstance, job_name: str, on_workers: bool, partition_key: str | None = None,
+                tags: dict[str, str] | None = None) -> None:
+    """Executes one run, watched while it waits for a pool (see liveness.PoolWatch): its steps in this process,
+    or `on_workers`, on the Celery workers (the job reconstructed there from its module). A failure caused by the
+    inputs raises a UserError with its message, any other a RunFailedError."""
     run_id = make_new_run_id()
-    tags = {HOST_TAG: socket.gethostname(), **kwargs.pop("tags", {})}
+    job_def = defs.resolve_job_def(job_name)
+    tags = {HOST_TAG: socket.gethostname(), **(tags or {})}
     with PoolWatch(instance, run_id, POOLS):
-        result = job_def.execute_in_process(instance=instance, run_config=QUIET_LOGS, raise_on_error=False,
-                                            run_id=run_id, tags=tags, **kwargs)
+        if on_workers:
+            if partition_key is not None:
+                tags.update(job_def.partitions_def.get_tags_for_partition_key(partition_key))
+            job = ReconstructableRepository.for_module(defs_module.__name__, "defs").get_reconstructable_job(job_name)
+            run = instance.create_run_for_job(job_def=job.get_definition(), run_id=run_id, run_config=QUIET_LOGS,
+                                              tags=tags, job_code_origin=job.get_python_origin())
+            result = execute_run(job, run, instance)
+        else:
+            result = job_def.execute_in_process(instance=instance, run_config=QUIET_LOGS, raise_on_error=False,
+                                                run_id=run_id, tags=tags, partition_key=partition_key)
     if result.success:
         return
     failures = [e for e in result.all_events if e.is_step_failure]
@@ -155,6 +177,23 @@ def execute_job(instance: DagsterInstance, job_def, **kwargs) -> None:
     where = f" at step {failures[0].step_key}" if failures else ""
     raise RunFailedError(f"run {run_id} of {job_def.name} failed{where}; see the log above or the Dagster UI "
                          "(autointerp ui)")
+
+
+def execute_runs_at_once(job_name: str, partition_keys: list, at_once: int) -> None:
+    """Runs of `job_name`, one a partition, `at_once` of them in progress, each coordinated by a process forked
+    from this one (Dagster's run coordination is not thread-safe) while the Celery workers execute the steps."""
+    started, done = time.monotonic(), 0
+    with ProcessPoolExecutor(at_once, mp_context=multiprocessing.get_context("fork")) as pool:
+        futures = [pool.submit(_coordinate_run, job_name, key) for key in partition_keys]
+        for future in as_completed(futures):
+            future.result()  # the first failure ends the stage (the pool cancels the runs not yet started)
+            done += 1
+            print(f"   [{time.monotonic() - started:6.0f} s] {done}/{len(partition_keys)} runs done", flush=True)
+
+
+def _coordinate_run(job_name: str, partition_key) -> None:
+    with DagsterInstance.get() as instance:
+        execute_job(instance, job_name, True, partition_key=partition_key)
 
 
 def user_error_names() -> set[str]:

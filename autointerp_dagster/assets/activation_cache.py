@@ -19,6 +19,7 @@ from ..core.store import writes
 from ..instance import MODEL_POOL
 from ..partitions import sae_partitions
 from ..resources import SettingsResource, StoreResource, SubjectModelResource
+from ..workers import queue_tags
 from .corpus import corpus
 from .embedded_saes import embedded_saes
 from .progress import throttled_log
@@ -29,6 +30,7 @@ from .progress import throttled_log
     partitions_def=sae_partitions,
     backfill_policy=BackfillPolicy.single_run(),
     pool=MODEL_POOL,
+    op_tags=queue_tags(MODEL_POOL),  # its Celery queue (workers.py)
     deps=[corpus, embedded_saes],
     description="Sparse latent activations (row, pos, latent, activation) as Parquet shards by latent range. "
     "A run over several coders makes one forward pass, stopped at the deepest hookpoint, for all of them.",

@@ -7,12 +7,14 @@ from ..core.coders.train import train_embedded_saes
 from ..core.corpus import build_corpus
 from ..instance import MODEL_POOL
 from ..resources import SettingsResource, SubjectModelResource
+from ..workers import queue_tags
 from .corpus import corpus
 
 
 @asset(
     group_name="inputs",
     pool=MODEL_POOL,
+    op_tags=queue_tags(MODEL_POOL),  # its Celery queue (workers.py)
     deps=[corpus],
     description="TopK SAEs trained with sparsify into the watched SAE folder (embedded default only; "
     "a no-op when `embedded_saes` is null in the settings). Re-uses earlier training with the same spec.",

@@ -26,6 +26,7 @@ from ..core.store import reads, writes
 from ..instance import LLM_POOL
 from ..partitions import sae_latent_partitions
 from ..resources import LLMResource, SettingsResource, StoreResource
+from ..workers import queue_tags
 from .examples import examples
 from .progress import throttled_log
 from .slices import CACHE_DEP, partition_latents, read_digests, read_example_sets
@@ -35,6 +36,7 @@ from .slices import CACHE_DEP, partition_latents, read_digests, read_example_set
     group_name="interpretation",
     partitions_def=sae_latent_partitions,
     pool=LLM_POOL,
+    op_tags=queue_tags(LLM_POOL),  # its Celery queue (workers.py)
     deps=[examples, CACHE_DEP],
     automation_condition=AutomationCondition.eager(),
     check_specs=[

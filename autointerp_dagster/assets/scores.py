@@ -32,6 +32,7 @@ from ..core.store.tables import SCORE_METRICS
 from ..instance import LLM_POOL
 from ..partitions import sae_latent_partitions, same_sae_every_range
 from ..resources import LLMResource, SettingsResource, StoreResource
+from ..workers import queue_tags
 from .explanations import explanations
 from .progress import throttled_log
 from .slices import CACHE_DEP, partition_latents, read_example_sets
@@ -43,6 +44,7 @@ LLM_SCORERS = ("detection", "fuzzing")
     group_name="interpretation",
     partitions_def=sae_latent_partitions,
     pool=LLM_POOL,
+    op_tags=queue_tags(LLM_POOL),  # its Celery queue (workers.py)
     deps=[AssetDep(explanations, partition_mapping=same_sae_every_range()), CACHE_DEP],
     automation_condition=AutomationCondition.eager(),
     check_specs=[

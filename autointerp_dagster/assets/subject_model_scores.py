@@ -28,6 +28,7 @@ from ..core.store import reads, writes
 from ..instance import MODEL_POOL
 from ..partitions import sae_latent_partitions, same_sae_every_range
 from ..resources import SettingsResource, StoreResource, SubjectModelResource
+from ..workers import queue_tags
 from .examples import examples
 from .explanations import explanations
 from .slices import CACHE_DEP, partition_latents, read_example_sets
@@ -37,6 +38,7 @@ from .slices import CACHE_DEP, partition_latents, read_example_sets
     group_name="interpretation",
     partitions_def=sae_latent_partitions,
     pool=MODEL_POOL,
+    op_tags=queue_tags(MODEL_POOL),  # its Celery queue (workers.py)
     deps=[AssetDep(explanations, partition_mapping=same_sae_every_range()), examples, CACHE_DEP],
     automation_condition=AutomationCondition.eager(),
     description="Surprisal (loss reduction of the held-out examples under a base LM given the explanation, AUC "

@@ -27,6 +27,7 @@ from .sections import (
     ConcurrencyConfig,
     CorpusSpec,
     EmbeddedSaeSpec,
+    ExecutorConfig,
     ExplainerConfig,
     InstanceConfig,
     LLMConfig,
@@ -45,8 +46,8 @@ from .settings import LOCAL_EXPLAINER, Settings
 __all__ = [
     "CONFIG_ENV", "ENV_PREFIX", "EMBEDDED_CORPUS", "EMBEDDED_JUDGE", "EMBEDDED_MODEL", "HIGHLIGHT_THRESHOLD",
     "LOCAL_EXPLAINER", "BaselineConfig", "CacheConfig", "ChecksConfig", "CodersConfig", "CoderSource",
-    "ConcurrencyConfig", "ConfigError", "CorpusSpec", "EmbeddedSaeSpec", "ExplainerConfig", "InstanceConfig",
-    "LLMConfig", "ModelSpec", "Price", "SamplingConfig", "ScorerConfig", "Section", "Settings", "SimulationConfig",
-    "SteeringConfig", "StoreConfig", "SubjectScorersConfig", "describe", "env_names", "load_settings",
-    "load_settings_with_sources", "reference_rows",
+    "ConcurrencyConfig", "ConfigError", "CorpusSpec", "EmbeddedSaeSpec", "ExecutorConfig", "ExplainerConfig",
+    "InstanceConfig", "LLMConfig", "ModelSpec", "Price", "SamplingConfig", "ScorerConfig", "Section", "Settings",
+    "SimulationConfig", "SteeringConfig", "StoreConfig", "SubjectScorersConfig", "describe", "env_names",
+    "load_settings", "load_settings_with_sources", "reference_rows",
 ]

@@ -324,6 +324,22 @@ class InstanceConfig(Section):
     run_retries: int = Field(2, ge=0, description="re-executions of a failed run, from its failed step (daemon path)")
     monitor_interval_s: int = Field(15, ge=1, description="how often run monitoring checks that runs are alive")
     free_slots_after_s: int = Field(15, ge=0, description="pool slots of an ended run are freed this long after")
+    storage: Literal["sqlite", "postgres"] = Field(
+        "sqlite", description="runs, events and pools: sqlite (one machine) or postgres (docs/deploy.md)")
+    postgres_url_env: str = Field("DAGSTER_POSTGRES_URL", description="postgres: the variable holding its URL")
+
+
+class ExecutorConfig(Section):
+    """Where a run's steps execute. `multiprocess`: a process a step on this machine. `celery`: Celery workers
+    (`autointerp worker`) on any machine that shares the instance (Postgres), the store and the settings; steps
+    that load the subject model go to queue `model`, the judge's to `llm`, the rest to `default`. A killed
+    worker's step is delivered again (late acknowledgement) once `visibility_timeout_s` has passed, so make it
+    longer than the longest step."""
+
+    kind: Literal["multiprocess", "celery"] = Field("multiprocess", description="multiprocess or celery")
+    broker: str = Field("redis://127.0.0.1:6379/0", description="celery: the broker's URL")
+    backend: str = Field("redis://127.0.0.1:6379/1", description="celery: the result backend's URL")
+    visibility_timeout_s: int = Field(3600, ge=5, description="celery: a lost worker's step is redelivered after")
 
 
 class ModelSpec(Section):

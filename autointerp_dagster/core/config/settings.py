@@ -16,6 +16,7 @@ from .sections import (
     CodersConfig,
     ConcurrencyConfig,
     CorpusSpec,
+    ExecutorConfig,
     ExplainerConfig,
     InstanceConfig,
     LLMConfig,
@@ -58,6 +59,7 @@ class Settings(Section):
     llm: LLMConfig = LLMConfig()
     concurrency: ConcurrencyConfig = ConcurrencyConfig()
     instance: InstanceConfig = InstanceConfig()
+    executor: ExecutorConfig = ExecutorConfig()
     checks: ChecksConfig = ChecksConfig()
     store: StoreConfig = StoreConfig()
     _resolved: dict[str, str] = PrivateAttr(default_factory=dict)  # setting -> why it has its effective value
