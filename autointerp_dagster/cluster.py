@@ -57,7 +57,7 @@ class LocalCluster:
            base_env: dict[str, str] | None = None, visibility_timeout_s: int | None = None) -> dict[str, str]:
         """Starts Postgres, Redis and `workers` workers listening on `queues`; returns the variables to use them."""
         self.folder.mkdir(parents=True, exist_ok=True)
-        self._start_postgres()
+        self.start_postgres()
         self._start_redis()
         env = {**(base_env if base_env is not None else os.environ), **self.env()}
         if visibility_timeout_s is not None:
@@ -111,7 +111,7 @@ class LocalCluster:
                        check=True)
         _wait(lambda: (self.folder / "redis.pid").exists(), 30, "Redis to start")
 
-    def _start_postgres(self) -> None:
+    def start_postgres(self) -> None:
         data = self.pg_data
         if not (data / "PG_VERSION").exists():
             data.mkdir(parents=True, exist_ok=True)

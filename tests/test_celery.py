@@ -61,6 +61,13 @@ def test_celery_worker_killed_mid_step_loses_no_work(tmp_path, tiny_model_dir):
     env["AUTOINTERP_LLM_BASE_URL"] = server.base_url
     cluster = LocalCluster(tmp_path / "cluster", pg_port=_free_port(), redis_port=_free_port())
     try:
+        check_celery_run(env, server, cluster)
+    finally:
+        cluster.down(remove=True)  # Postgres' folder is under /tmp when running as root
+
+
+def check_celery_run(env: dict[str, str], server, cluster: LocalCluster) -> None:
+    try:
         # Steps of this test last seconds: a lost worker's step goes back to the queue after 20 s.
         env = cluster.up(workers=2, base_env=env, visibility_timeout_s=20)
         run = Run(env, server)
@@ -83,7 +90,7 @@ def test_celery_worker_killed_mid_step_loses_no_work(tmp_path, tiny_model_dir):
     os.environ["DAGSTER_HOME"] = str(settings.dagster_home)
     cluster = LocalCluster(cluster.folder, pg_port=cluster.pg_port, redis_port=cluster.redis_port)
     try:
-        cluster._start_postgres()  # the instance's runs and materialisations live in Postgres
+        cluster.start_postgres()  # the instance's runs and materialisations live in Postgres
         os.environ["DAGSTER_POSTGRES_URL"] = env["DAGSTER_POSTGRES_URL"]
         with DagsterInstance.get() as instance:
             assert "postgres" in type(instance.run_storage).__module__
@@ -94,7 +101,7 @@ def test_celery_worker_killed_mid_step_loses_no_work(tmp_path, tiny_model_dir):
     finally:
         os.environ.pop("DAGSTER_HOME")
         os.environ.pop("DAGSTER_POSTGRES_URL", None)
-        cluster.down(remove=True)
+        cluster.down()
 
     store = open_store(settings)
     for table, key in KEYS.items():
