@@ -188,7 +188,7 @@ def build_pages(settings: Settings, sae: str | None, serve: bool, port: int) -> 
     if not saes:
         raise UserError(f"no coder has results in {settings.results_location} yet: run `autointerp run` first")
     for key in saes:
-        pages = write_pages(store, key, settings.pages_dir)
+        pages = write_pages(store, key, settings.pages_dir, settings.llm.price_table)
         note = f", {pages.failed} failed" if pages.failed else ""
         print(f"{key}: {pages.latent_pages} latent pages ({pages.explained} explained{note}) -> {pages.index}")
     print(f"every coder's pages: {settings.pages_dir / 'index.html'}")

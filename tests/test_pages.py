@@ -11,6 +11,7 @@ import urllib.request
 
 import pytest
 
+from autointerp_dagster.core.config import Price
 from autointerp_dagster.core.pages import (
     export_neuronpedia,
     export_parquet,
@@ -167,3 +168,28 @@ def test_cli_pages_and_export(home, monkeypatch, capsys):
     assert (home / "pages" / "tiny__layers.2__run-a" / "index.html").is_file()
     assert main(["export", "--format", "neuronpedia", "--sae", SAE]) == 0
     assert (home / "exports" / "neuronpedia" / "tiny__layers.1__run-a" / "explanations.json").is_file()
+
+
+def test_pages_show_what_the_llm_cost_for_the_coder_and_each_latent(store, home):
+    latent = LATENTS[0]
+    with store.connect() as con:  # one latent explained and judged through a priced API model
+        con.execute("UPDATE explanations SET backend = 'openai', model = 'paid-model', prompt_tokens = 1000, "
+                    "completion_tokens = 100 WHERE sae = ? AND latent = ?", [SAE, latent])
+        con.execute("UPDATE scores SET judge = 'openai:paid-model', prompt_tokens = 2000, completion_tokens = 10 "
+                    "WHERE sae = ? AND latent = ?", [SAE, latent])
+        judged = con.execute("SELECT count(*) FROM scores WHERE sae = ? AND latent = ?", [SAE, latent]).fetchone()[0]
+    price = {"paid-model": Price(model="paid-model", prompt=2.0, completion=10.0)}  # dollars per 1M tokens
+    dollars = (1000 * 2.0 + 100 * 10.0 + judged * (2000 * 2.0 + 10 * 10.0)) / 1e6
+
+    def data(path):
+        return json.loads(re.search(r'<script id="data" type="application/json">(.*?)</script>',
+                                    path.read_text(), re.S).group(1))
+
+    report = write_pages(store, SAE, home / "pages", price)
+    page = data(report.folder / "latents" / f"{latent}.html")
+    assert page["cost"].startswith(f"LLM cost of this latent: ${dollars:,.4f}; openai:paid-model "
+                                   f"{1000 + judged * 2000:,} prompt")
+    assert data(report.index)["cost"].startswith(f"cost: ${dollars:,.2f} for ")
+    unpriced = write_pages(store, SAE, home / "pages")  # no price: unknown, never a partial sum
+    assert "unknown (no price for openai:paid-model" in data(unpriced.folder / "latents" / f"{latent}.html")["cost"]
+    assert data(unpriced.index)["cost"].startswith("cost: unknown")

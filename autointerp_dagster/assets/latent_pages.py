@@ -28,7 +28,8 @@ from .summary import sae_summary
 )
 def latent_pages(context: AssetExecutionContext, settings: SettingsResource,
                   store: StoreResource) -> MaterializeResult:
-    pages = write_pages(store.get(), context.partition_key, settings.get().pages_dir)
+    pages = write_pages(store.get(), context.partition_key, settings.get().pages_dir,
+                        settings.get().llm.price_table)
     return MaterializeResult(metadata={
         "index": MetadataValue.path(str(pages.index)),
         "open": MetadataValue.url(pages.index.resolve().as_uri()),

@@ -43,6 +43,7 @@ class SaeIndex:
     explained: int = 0  # latents with an ok explanation
     failed: int = 0  # latents whose every explanation failed
     n_latents: int | None = None  # the coder's width, from its cache record
+    tokens_by_model: dict[str, tuple[int, int]] = field(default_factory=dict)  # explaining and scoring, all latents
 
 
 @dataclass
@@ -131,6 +132,11 @@ def gather_index(store: ResultsStore, sae: str) -> SaeIndex:
             "scores": {c: found.get(c, [None, None]) for c in SCORE_COLUMNS},
         })
     index.latents = sorted({e["latent"] for e in explanations})
+    with store.connect() as con:
+        for tokens in latent_tokens(con, tables, sae, index.latents).values():
+            for label, (p, c) in tokens.items():
+                before = index.tokens_by_model.get(label, (0, 0))
+                index.tokens_by_model[label] = (before[0] + p, before[1] + c)
     index.explained = len(ok_latents)
     index.failed = len(set(index.latents) - ok_latents)
     return index
@@ -187,6 +193,7 @@ def _chunk_pages(con, tables: set[str], sae: str, part: list[int], cache_path: s
     digest = rows("latent_digest", f"SELECT latent, kind, token, value FROM latent_digest WHERE {where} "
                                    f"ORDER BY kind, rank")
     matches = _matches(con, tables, sae, part)
+    tokens = latent_tokens(con, tables, sae, part)
     histograms = {**_example_histograms(examples), **_histograms(con, cache_path, part)}  # the cache's if it has them
     for latent in part:
         page_explanations = []
@@ -196,7 +203,7 @@ def _chunk_pages(con, tables: set[str], sae: str, part: list[int], cache_path: s
         page_examples = [{**x, "activations": [round(a, 4) if a else 0.0 for a in x["activations"]]}
                          for x in examples.get(latent, [])]
         yield LatentPage(sae, latent, {
-            "sae": sae, "latent": latent,
+            "sae": sae, "latent": latent, "tokens": tokens.get(latent, {}),
             "stats": _clean((stats.get(latent) or [None])[0]),
             "sampling": (sampling.get(latent) or [None])[0],
             "explanations": page_explanations,
@@ -208,6 +215,26 @@ def _chunk_pages(con, tables: set[str], sae: str, part: list[int], cache_path: s
             "matches": [{**m, "has_page": (m["sae"], m["latent"]) in explained} for m in matches.get(latent, [])]
             if "latent_matches" in tables else None,
         })
+
+
+def latent_tokens(con, tables: set[str], sae: str, latents: list[int]) -> dict[int, dict[str, tuple[int, int]]]:
+    """LLM tokens (prompt, completion) each latent's explanations and scores spent, by `backend:model`."""
+    parts = []
+    if "explanations" in tables:
+        parts.append("SELECT latent, backend || ':' || model AS label, prompt_tokens AS p, completion_tokens AS c "
+                     "FROM explanations WHERE sae = ? AND list_contains(?, latent)")
+    if "scores" in tables:
+        parts.append("SELECT latent, judge AS label, prompt_tokens AS p, completion_tokens AS c "
+                     "FROM scores WHERE sae = ? AND list_contains(?, latent)")
+    found: dict[int, dict[str, tuple[int, int]]] = {}
+    if not parts:
+        return found
+    sql = (f"SELECT latent, label, sum(coalesce(p, 0)), sum(coalesce(c, 0)) FROM ({' UNION ALL '.join(parts)}) "
+           "WHERE label IS NOT NULL GROUP BY ALL")
+    for latent, label, p, c in con.execute(sql, [sae, latents] * len(parts)).fetchall():
+        if p or c:
+            found.setdefault(latent, {})[label] = (int(p), int(c))
+    return found
 
 
 def _clean(row: dict | None) -> dict | None:

@@ -12,10 +12,13 @@ import html
 import json
 import re
 import shutil
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..atomic import atomic_path
+from ..config import Price
+from ..reporting.cost import format_cost, llm_cost
 from ..store import ResultsStore
 from .gather import SCORE_COLUMNS, SaeIndex, gather_index, iter_latent_pages
 
@@ -57,16 +60,33 @@ def _page(title: str, data, script: str, prefix: str = "") -> str:
     )
 
 
-def _index_data(index: SaeIndex) -> dict:
+def _index_data(index: SaeIndex, prices: Mapping[str, Price]) -> dict:
     return {
         "sae": index.sae, "columns": SCORE_COLUMNS, "rows": index.rows,
+        "cost": format_cost(llm_cost(index.tokens_by_model, prices), index.explained),
         "counts": {"explained": index.explained, "failed": index.failed, "sampled": index.sampled,
                    "skipped": index.skipped, "n_latents": index.n_latents, "pages": len(index.latents)},
     }
 
 
-def write_pages(store: ResultsStore, sae: str, pages_dir: Path) -> PagesSummary:
-    """Builds the coder's folder of pages under `pages_dir` (replacing the previous one) and the home page."""
+def latent_cost(tokens: Mapping[str, tuple[int, int]], prices: Mapping[str, Price]) -> str:
+    """What one latent's explanations and scores cost, in words (the prices: `llm.prices`)."""
+    spent = ", ".join(f"{label} {p:,} prompt + {c:,} completion tokens" for label, (p, c) in sorted(tokens.items()))
+    if not spent:
+        return "LLM cost: no tokens recorded"
+    cost = llm_cost(tokens, prices)
+    if cost.dollars is None:
+        money = f"unknown (no price for {', '.join(cost.unpriced)}; set llm.prices)"
+    else:
+        money = f"${cost.dollars:,.4f}" if cost.paid else "no API fees (in-process models)"
+    return f"LLM cost of this latent: {money}; {spent}"
+
+
+def write_pages(store: ResultsStore, sae: str, pages_dir: Path, prices: Mapping[str, Price] | None = None
+                ) -> PagesSummary:
+    """Builds the coder's folder of pages under `pages_dir` (replacing the previous one) and the home page;
+    `prices` (`llm.prices` by model) turn the tokens spent into dollars."""
+    prices = prices or {}
     index = gather_index(store, sae)
     target = pages_folder(pages_dir, sae)
     with atomic_path(target) as tmp:
@@ -74,9 +94,10 @@ def write_pages(store: ResultsStore, sae: str, pages_dir: Path) -> PagesSummary:
         for name in STATIC_FILES:
             shutil.copyfile(STATIC / name, tmp / name)
             shutil.copyfile(STATIC / name, tmp / "latents" / name)
-        (tmp / "index.html").write_text(_page(f"{sae}: latents", _index_data(index), "index.js"))
+        (tmp / "index.html").write_text(_page(f"{sae}: latents", _index_data(index, prices), "index.js"))
         n = 0
         for page in iter_latent_pages(store, sae, index.latents):
+            page.data["cost"] = latent_cost(page.data.pop("tokens"), prices)
             page.data["pages_prefix"] = "../../"  # matched latents' pages: ../../<their folder>/latents/<n>.html
             page.data["folders"] = {m["sae"]: pages_folder(Path("."), m["sae"]).name
                                     for m in page.data["matches"] or []}

@@ -34,6 +34,7 @@
     `${n.explained} latents explained, ${n.failed} failed, ${n.sampled} with examples, ${n.skipped} skipped ` +
     `(dead or too few activating windows)` + (n.n_latents ? ` of ${n.n_latents}.` : ".") +
     " Scores: own explanation beside its control (the same latent judged against a shuffled explanation)."));
+  if (data.cost) app.appendChild(el("p", {class: "muted", id: "cost"}, data.cost.replace(/^cost/, "LLM cost")));
   if (!data.rows.length) {
     app.appendChild(el("div", {class: "notice", id: "empty"},
       "No explanations yet for this SAE: materialise `explanations` (or run `autointerp run`) " +

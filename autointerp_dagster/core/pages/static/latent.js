@@ -26,6 +26,7 @@
       `mean ${fmt(s.mean_activation, 2)}` + (d.sampling ? `; examples: ${d.sampling.status}` +
       (d.sampling.reason ? ` (${d.sampling.reason})` : "") : "")
     : "no statistics recorded for this latent");
+  if (d.cost) add(app, "p", {class: "muted small", id: "cost"}, d.cost);
 
   // Explanations and scores
   add(app, "h2", {}, "Explanations and scores");
