@@ -19,6 +19,7 @@ from .assets import (
                      embedded_saes,
                      examples,
                      explanations,
+                     intruder_scores,
                      latent_pages,
                      latent_stats,
                      sae_similarity,
@@ -37,9 +38,11 @@ explain_job = define_asset_job(
     "explain_job", selection=[latent_stats, examples, explanations], partitions_def=sae_latent_partitions,
     description="Statistics, examples and explanations of one coder's latent range.")
 score_job = define_asset_job(
-    "score_job", selection=[scores, subject_model_scores, simulation_scores], partitions_def=sae_latent_partitions,
+    "score_job", selection=[scores, subject_model_scores, simulation_scores, intruder_scores],
+    partitions_def=sae_latent_partitions,
     description="Scores of one coder's latent range (the judge's, the subject model's surprisal and intervention, "
-    "simulation with simulation.enabled), beside shuffled explanations drawn from all its ranges.")
+    "simulation with simulation.enabled), beside shuffled explanations drawn from all its ranges; intruder "
+    "detection, which needs no explanation.")
 summary_job = define_asset_job("summary_job", selection=[sae_summary, latent_pages], partitions_def=sae_partitions,
                                description="The per-coder summary and latent pages (HTML).")
 

@@ -91,6 +91,11 @@ def scripted_judge(messages: list[dict]):
             scripted_judge.failed_once = True
             return "I cannot tell what these have in common."
         return "Most examples mention the deity.\n[EXPLANATION]: the words LORD and God"
+    if "the intruder" in system:  # the window on the other side of the LORD/God rule from the rest
+        windows = [line.split(":", 1)[1] for line in user.splitlines() if line.startswith("Window ")]
+        divine = [("LORD" in w or "God" in w) for w in windows]
+        majority = sum(divine) * 2 > len(divine)
+        return f"Intruder: {next((i for i, d in enumerate(divine) if d != majority), 0) + 1}"
     if "Answer with one word: Yes or No" in system:
         text = user.split("Text:", 1)[1]
         yes = "LORD" in text or "God" in text

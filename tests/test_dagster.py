@@ -173,8 +173,14 @@ def test_main_job_then_sensor(project, instance, llm_server, capsys):
     assert store.query("SELECT count(*) AS n FROM explanations").to_pylist() == [{"n": 2 * len(explained)}]
     # LLM explanations: judge scorers own + shuffled; surprisal own + shuffled; intervention own + shuffled + random
     # latent. The baseline's: detection (baseline_judged_by) and embedding, own + shuffled.
+    # Intruder detection needs no explanation: every sampled latent, own tasks and control.
     assert store.query("SELECT count(*) AS n FROM scores").to_pylist() == [
-        {"n": (6 + 2 + 3) * (len(explained) - 1) + 4 * len(baseline)}]
+        {"n": (6 + 2 + 3) * (len(explained) - 1) + 4 * len(baseline) + 2 * len(explained)}]
+    intruder = store.query("SELECT control, count(*) AS n, count(accuracy) AS with_value, avg(accuracy) AS mean "
+                           "FROM scores WHERE scorer = 'intruder' GROUP BY ALL ORDER BY control").to_pylist()
+    assert [(r["control"], r["n"]) for r in intruder] == [("mixed", len(explained)), ("none", len(explained))]
+    assert all(r["with_value"] > 0 for r in intruder)
+    assert "intruder detection, no explanation" in out
     assert store.query("SELECT count(*) AS n FROM steering").to_pylist() == [{"n": 2 * (len(explained) - 1)}]
     assert [r["n"] for r in store.query(matched).to_pylist()] == [96, 80, 80]
 

@@ -193,3 +193,21 @@ def test_pages_show_what_the_llm_cost_for_the_coder_and_each_latent(store, home)
     unpriced = write_pages(store, SAE, home / "pages")  # no price: unknown, never a partial sum
     assert "unknown (no price for openai:paid-model" in data(unpriced.folder / "latents" / f"{latent}.html")["cost"]
     assert data(unpriced.index)["cost"].startswith("cost: unknown")
+
+
+def test_latent_pages_show_intruder_detection_beside_its_control(store, home):
+    from autointerp_dagster.core.store import writes
+
+    latent = LATENTS[1]
+    rows = [{"sae": SAE, "latent": latent, "scorer": "intruder", "mode": "intruder", "judge": "local:tiny-judge",
+             "scorer_config": "intruder-5w-abc", "control": control, "status": "ok", "accuracy": accuracy,
+             "ci_low": accuracy - 0.2, "ci_high": min(1.0, accuracy + 0.2), "n_examples": 6, "n_failed": 0}
+            for control, accuracy in (("none", 0.8333), ("mixed", 0.1667))]
+    writes.write_intruder_scores(store, SAE, latent, latent + 1, "local:tiny-judge", "intruder-5w-abc", rows)
+    report = write_pages(store, SAE, home / "pages")
+    page = json.loads(re.search(r'<script id="data" type="application/json">(.*?)</script>',
+                                (report.folder / "latents" / f"{latent}.html").read_text(), re.S).group(1))
+    assert [(r["control"], r["accuracy"]) for r in page["intruder"]] == [("none", 0.8333), ("mixed", 0.1667)]
+    assert page["intruder"][0]["judge"] == "local:tiny-judge intruder-5w-abc"
+    # An intruder score has no explanation: the explanation cards and the index rows are unchanged by it.
+    assert all(s["scorer"] != "intruder" for e in page["explanations"] for s in e["scores"])

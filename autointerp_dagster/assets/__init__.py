@@ -14,6 +14,7 @@ from .corpus import corpus
 from .embedded_saes import embedded_saes
 from .examples import examples
 from .explanations import explanations
+from .intruder_scores import intruder_scores
 from .latent_pages import latent_pages
 from .latent_stats import latent_stats
 from .scores import scores
@@ -23,8 +24,8 @@ from .subject_model_scores import subject_model_scores
 from .summary import sae_summary
 
 ASSETS = [corpus, embedded_saes, activation_cache, latent_stats, examples, explanations, scores, subject_model_scores,
-          simulation_scores, sae_summary, latent_pages, coder_comparison, sae_similarity]
+          simulation_scores, intruder_scores, sae_summary, latent_pages, coder_comparison, sae_similarity]
 
 __all__ = ["ASSETS", "activation_cache", "coder_comparison", "corpus", "embedded_saes", "examples", "explanations",
-           "latent_pages", "latent_stats", "sae_similarity", "sae_summary", "scores", "simulation_scores",
-           "subject_model_scores"]
+           "intruder_scores", "latent_pages", "latent_stats", "sae_similarity", "sae_summary", "scores",
+           "simulation_scores", "subject_model_scores"]

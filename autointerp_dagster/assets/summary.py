@@ -24,6 +24,7 @@ from ..core.reporting.summary import (
 )
 from ..partitions import SAE_DIMENSION, sae_partitions
 from ..resources import SettingsResource, StoreResource
+from .intruder_scores import intruder_scores
 from .scores import scores
 from .simulation_scores import simulation_scores
 from .subject_model_scores import subject_model_scores
@@ -33,7 +34,7 @@ from .subject_model_scores import subject_model_scores
     group_name="interpretation",
     partitions_def=sae_partitions,
     deps=[AssetDep(a, partition_mapping=MultiToSingleDimensionPartitionMapping(SAE_DIMENSION))
-          for a in (scores, subject_model_scores, simulation_scores)],
+          for a in (scores, subject_model_scores, simulation_scores, intruder_scores)],
     automation_condition=AutomationCondition.eager(),
     description="Per SAE: latents explained and skipped; each scorer's mean over latents for the own explanation, "
     "the shuffled-explanation control and their paired difference, with 95% bootstrap-t intervals over latents, "

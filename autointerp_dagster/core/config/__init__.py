@@ -30,6 +30,7 @@ from .sections import (
     ExecutorConfig,
     ExplainerConfig,
     InstanceConfig,
+    IntruderConfig,
     LLMConfig,
     ModelSpec,
     Price,
@@ -47,7 +48,7 @@ __all__ = [
     "CONFIG_ENV", "ENV_PREFIX", "EMBEDDED_CORPUS", "EMBEDDED_JUDGE", "EMBEDDED_MODEL", "HIGHLIGHT_THRESHOLD",
     "LOCAL_EXPLAINER", "BaselineConfig", "CacheConfig", "ChecksConfig", "CodersConfig", "CoderSource",
     "ConcurrencyConfig", "ConfigError", "CorpusSpec", "EmbeddedSaeSpec", "ExecutorConfig", "ExplainerConfig",
-    "InstanceConfig", "LLMConfig", "ModelSpec", "Price", "SamplingConfig", "ScorerConfig", "Section", "Settings",
-    "SimulationConfig", "SteeringConfig", "StoreConfig", "SubjectScorersConfig", "describe", "env_names",
-    "load_settings", "load_settings_with_sources", "reference_rows",
+    "InstanceConfig", "IntruderConfig", "LLMConfig", "ModelSpec", "Price", "SamplingConfig", "ScorerConfig",
+    "Section", "Settings", "SimulationConfig", "SteeringConfig", "StoreConfig", "SubjectScorersConfig", "describe",
+    "env_names", "load_settings", "load_settings_with_sources", "reference_rows",
 ]

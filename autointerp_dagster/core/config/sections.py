@@ -185,6 +185,17 @@ class ScorerConfig(Section):
         return 2048 if self.mode == "batched" else 1
 
 
+class IntruderConfig(Section):
+    """Intruder detection, scoring without an explanation (core/scorers/intruder.py): `shown` activating windows
+    of a latent and one of another latent, `tasks` tasks a latent, beside as many control tasks."""
+
+    enabled: bool = Field(True, description="score every latent by intruder detection (scorer intruder)")
+    shown: int = Field(4, ge=2, description="the latent's windows a task shows, beside one intruder")
+    tasks: int = Field(6, ge=1, description="tasks a latent, and as many control tasks")
+    max_tokens: int = Field(8, ge=1, description="the judge's answer: `Intruder: <number>`")
+    seed: int = Field(0, description="unless set, the root seed")
+
+
 class SimulationConfig(Section):
     """OpenAI-style simulation scoring (core/scorers/simulation.py): the judge predicts every token's activation
     from the explanation; score = correlation with the true activations. Off by default: it costs one prompt of

@@ -19,6 +19,7 @@ from .sections import (
     ExecutorConfig,
     ExplainerConfig,
     InstanceConfig,
+    IntruderConfig,
     LLMConfig,
     ModelSpec,
     SamplingConfig,
@@ -55,6 +56,7 @@ class Settings(Section):
     scoring: ScorerConfig = ScorerConfig(mode="auto")
     steering: SteeringConfig = SteeringConfig()
     simulation: SimulationConfig = SimulationConfig()
+    intruder: IntruderConfig = IntruderConfig()
     subject_scorers: SubjectScorersConfig = SubjectScorersConfig()
     llm: LLMConfig = LLMConfig()
     concurrency: ConcurrencyConfig = ConcurrencyConfig()
@@ -96,7 +98,8 @@ class Settings(Section):
             steps = 1 if local else SERVER_LLM_STEPS
             object.__setattr__(self, "concurrency", self.concurrency.model_copy(update={"llm_steps": steps}))
             why["concurrency.llm_steps"] = f"default for {judge}"
-        seeded = {"sampling": self.sampling, "scoring": scoring, "subject_scorers": self.subject_scorers}
+        seeded = {"sampling": self.sampling, "scoring": scoring, "subject_scorers": self.subject_scorers,
+                  "intruder": self.intruder}
         if self.coders.embedded is not None:
             seeded["coders.embedded"] = self.coders.embedded
         for name, section in list(seeded.items()):
@@ -108,6 +111,7 @@ class Settings(Section):
             coders = coders.model_copy(update={"embedded": seeded["coders.embedded"]})
         for field, value in (("explainer", explainer), ("scoring", seeded["scoring"]),
                              ("sampling", seeded["sampling"]), ("subject_scorers", seeded["subject_scorers"]),
+                             ("intruder", seeded["intruder"]),
                              ("coders", coders)):
             object.__setattr__(self, field, value)
         self._resolved = why

@@ -186,6 +186,9 @@ def _chunk_pages(con, tables: set[str], sae: str, part: list[int], cache_path: s
                             f"'unrecorded judge') AS judge, scorer, {OWN} AS own, control_latent, status, error, "
                             f"balanced_accuracy, ci_low, ci_high, auc, auc_ci_low, auc_ci_high, n_examples, n_failed "
                             f"FROM scores WHERE {where} ORDER BY scorer")
+    intruder = rows("scores", f"SELECT latent, judge || ' ' || scorer_config AS judge, control, status, error, "
+                              f"accuracy, ci_low, ci_high, n_examples, n_failed FROM scores WHERE {where} "
+                              f"AND scorer = 'intruder' ORDER BY judge, control DESC")
     examples = rows("examples", f"SELECT latent, set, idx, row, start, quantile, tokens, activations "
                                 f"FROM examples WHERE {where} ORDER BY quantile DESC, set, idx")
     verdicts = rows("judgments", f"SELECT latent, explanation_id, scorer, example_set, example_idx, label, prediction, "
@@ -207,6 +210,7 @@ def _chunk_pages(con, tables: set[str], sae: str, part: list[int], cache_path: s
             "stats": _clean((stats.get(latent) or [None])[0]),
             "sampling": (sampling.get(latent) or [None])[0],
             "explanations": page_explanations,
+            "intruder": [_clean(r) for r in intruder.get(latent, [])],
             "examples": page_examples,
             "verdicts": [_clean(v) for v in verdicts.get(latent, [])],
             "histogram": histograms.get(latent),

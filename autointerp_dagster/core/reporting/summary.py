@@ -225,7 +225,35 @@ def format_summary(store: ResultsStore, sae: str, explainers: list[tuple[str, st
         table = format_comparison("explainer", f"{llm} ({llm_label})", f"{baseline} ({label}, the no-LLM baseline)",
                                   baseline_comparison(store, sae, explainers[0], explainers[1]))
         blocks.append("  " + table.replace("\n", "\n  "))
+    blocks += intruder_lines(store, sae)
     return "\n".join(blocks), reports[0]
+
+
+def intruder_lines(store: ResultsStore, sae: str) -> list[str]:
+    """Intruder detection (no explanation): the mean accuracy over latents on their own tasks, on the control's
+    (windows of as many latents: chance plus the judge's bias), their paired difference, and chance."""
+    if not store.has_table("scores"):
+        return []
+    found = store.query("SELECT judge, scorer_config, latent, control, accuracy FROM scores WHERE sae = ? AND "
+                        "scorer = 'intruder' AND status = 'ok'", [sae]).to_pylist()
+    by_config: dict[tuple[str, str], dict[str, dict[int, float]]] = {}
+    for r in found:
+        by_config.setdefault((r["judge"], r["scorer_config"]), {}).setdefault(r["control"], {})[r["latent"]] = \
+            r["accuracy"]
+    lines = []
+    for (judge, config), kinds in sorted(by_config.items()):
+        own, mixed = kinds.get("none", {}), kinds.get("mixed", {})
+        paired = sorted(set(own) & set(mixed))
+        windows = config.split("-")[1].removesuffix("w")  # intruder-<windows>w-<hash>
+        chance = f"; chance {1 / int(windows):.3f}" if windows.isdigit() else ""
+        lines += [f"  intruder detection, no explanation [{judge} {config}]: accuracy on a latent's windows with "
+                  f"one of another latent, beside windows of {windows} different latents (control){chance}",
+                  f"  {'intruder':12} {'accuracy':23} "
+                  f"{format_interval(mean_ci([own[k] for k in paired], bounds=(0.0, 1.0))):26} "
+                  f"{format_interval(mean_ci([mixed[k] for k in paired], bounds=(0.0, 1.0))):26} "
+                  f"{format_interval(mean_ci([own[k] - mixed[k] for k in paired], bounds=(-1.0, 1.0))):26} "
+                  f"{len(paired)}"]
+    return lines
 
 
 def mean_by_control(rows: Sequence[dict], metric: str, **match) -> dict[str, float]:

@@ -34,6 +34,17 @@ def example_rows(store: ResultsStore, sae: str, start: int, end: int) -> list[di
     return store.query(f"SELECT * FROM examples WHERE {IN_LATENT_RANGE}", [sae, start, end]).to_pylist()
 
 
+def intruder_window_rows(store: ResultsStore, sae: str, start: int, end: int, others: int, per_latent: int,
+                         seed: int) -> list[dict]:
+    """Held-out activating windows (set `test`, at most `per_latent` a latent) of the range's latents and of up to
+    `others` latents of the coder's other ranges, chosen by a seeded hash: the intruder tasks' windows."""
+    sql = ("WITH picked AS (SELECT DISTINCT latent FROM examples WHERE sae = ? AND set = 'test' AND "
+           "NOT (latent >= ? AND latent < ?) ORDER BY hash(latent + ?) LIMIT ?) "
+           "SELECT * FROM examples WHERE sae = ? AND set = 'test' AND ((latent >= ? AND latent < ?) OR "
+           "latent IN (SELECT latent FROM picked)) QUALIFY row_number() OVER (PARTITION BY latent ORDER BY idx) <= ?")
+    return store.query(sql, [sae, start, end, seed, others, sae, start, end, per_latent]).to_pylist()
+
+
 def digest_rows(store: ResultsStore, sae: str, start: int, end: int) -> list[dict]:
     """The range's latent digests (written with the examples); empty where none were made."""
     if not store.has_table("latent_digest"):

@@ -102,6 +102,14 @@ def write_scores(store: ResultsStore, sae: str, start: int, end: int, owner: Sco
                        [sae, start, end, *params])
 
 
+def write_intruder_scores(store: ResultsStore, sae: str, start: int, end: int, judge: str, scorer_config: str,
+                          scores: Sequence[dict]) -> None:
+    """Replaces a range's intruder scores (no explanation: keyed by judge and intruder configuration)."""
+    store.replace_rows("scores", _table(scores, SCORES),
+                       f"{IN_LATENT_RANGE} AND scorer = 'intruder' AND judge = ? AND scorer_config = ?",
+                       [sae, start, end, judge, scorer_config])
+
+
 def write_steering(store: ResultsStore, sae: str, start: int, end: int, scorer_config: str,
                    rows: Sequence[dict]) -> None:
     """The intervention scorer's steered latents of a range, for one subject-scorer configuration."""

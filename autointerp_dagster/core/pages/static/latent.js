@@ -77,6 +77,25 @@
     }
   }
 
+  // Intruder detection: no explanation, the latent's windows against one of another latent's
+  if (d.intruder && d.intruder.length) {
+    add(app, "h2", {}, "Intruder detection (no explanation)");
+    add(app, "p", {class: "muted small"}, "The judge names the one window of another latent among this latent's " +
+        "held-out windows; the control shows windows of as many different latents (chance plus the judge's bias).");
+    const t = add(app, "table", {class: "scores", id: "intruder"});
+    const hr = add(add(t, "thead"), "tr");
+    for (const h of ["judge", "tasks", "status", "accuracy [95% CI]", "failed"]) add(hr, "th", {}, h);
+    const tb = add(t, "tbody");
+    for (const r of d.intruder) {
+      const tr = add(tb, "tr", {"data-control": r.control});
+      add(tr, "td", {}, r.judge);
+      add(tr, "td", {}, r.control === "none" ? "own windows + 1 intruder" : "control: mixed latents");
+      add(tr, "td", {class: r.status !== "ok" ? "failed" : "", title: r.error || ""}, r.status);
+      add(tr, "td", {class: "num"}, interval(r.accuracy, r.ci_low, r.ci_high));
+      add(tr, "td", {class: "num"}, `${r.n_failed ?? 0} of ${r.n_examples ?? 0}`);
+    }
+  }
+
   // Histogram, digest, matches
   const grid = add(app, "div", {class: "grid"});
   const left = add(grid, "div"), right = add(grid, "div");
