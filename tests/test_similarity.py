@@ -175,6 +175,11 @@ def test_coders_side_by_side_show_each_coders_own_score_control_and_difference(s
                     "sae": sae, "latent": latent, "scorer": "detection", "explanation_id": f"{sae}{latent}",
                     "explainer": "ex", "explainer_model": "local:judge", "judge": "local:judge",
                     "scorer_config": "c", "control": control, "status": "ok", "auc": float(auc)})
+            # Intruder detection, no explanation: the SAE's latents found at 0.8, the neurons' at 0.4; control 0.25
+            rows += [{name: None for name in SCORES.names} | {
+                "sae": sae, "latent": latent, "scorer": "intruder", "judge": "local:judge",
+                "scorer_config": "intruder-5w-x", "control": control, "status": "ok", "accuracy": accuracy}
+                for control, accuracy in (("none", 0.8 if "sae" in sae else 0.4), ("mixed", 0.25))]
     store.replace_rows("scores", pa.Table.from_pylist(rows, schema=SCORES), "true")
     reports = coder_summaries(store, [*own, "m/layers.7/unscored"], "ex", "local:judge")
     text = format_coder_comparison(reports)
@@ -186,6 +191,10 @@ def test_coders_side_by_side_show_each_coders_own_score_control_and_difference(s
         assert f"{values.mean():.3f} [" in line and f"{values.mean() - 0.2:.3f} [" in line
         assert "0.200 [0.200, 0.200]" in line and line.endswith(" 6")
     assert "not scored yet: m/layers.7/unscored" in text
+    intruder = lines[lines.index("intruder accuracy [local:judge intruder-5w-x] (control: mixed)") + 1:][:2]
+    assert intruder[0].split()[:6] == ["m/layers.6/sae", "0", "0.800", "[0.800,", "0.800]", "0.250"]
+    assert intruder[1].split()[:3] == ["m/layers.6.mlp/neurons-top32", "0", "0.400"]
+    assert "0.550 [0.550, 0.550]" in intruder[0] and "0.150 [0.150, 0.150]" in intruder[1]
 
 
 def test_controls_of_a_large_coder_use_a_bounded_subset(monkeypatch):

@@ -2,6 +2,9 @@
 coder, so SAE latents and MLP neurons (raw or top-k) read against each other (the paper's finding: SAE latents
 are far more interpretable than neurons, even sparsified ones).
 
+Intruder detection rates latents without an explanation: its row (control: windows of mixed latents) compares
+coders with no explainer in between.
+
 Different coders have different latents, so nothing is paired across coders: each row is its coder's own
 comparison with its own control, with 95% bootstrap-t intervals over that coder's latents.
 """
@@ -9,11 +12,16 @@ comparison with its own control, with 95% bootstrap-t intervals over that coder'
 from __future__ import annotations
 
 from ..store import ResultsStore
-from .summary import CoderSummary, coder_summary, format_interval
+from .summary import CoderSummary, coder_summary, format_interval, intruder_summaries
 
 
 def coder_summaries(store: ResultsStore, keys: list[str], explainer: str, explainer_model: str) -> list[CoderSummary]:
-    return [coder_summary(store, key, explainer, explainer_model) for key in keys]
+    """Each coder's summary for one explainer, with its intruder detection (which needs no explanation, so it
+    compares SAE latents and neurons without an explainer in between)."""
+    summaries = [coder_summary(store, key, explainer, explainer_model) for key in keys]
+    for summary in summaries:
+        summary.scorers += intruder_summaries(store, summary.sae)
+    return summaries
 
 
 def format_coder_comparison(summaries: list[CoderSummary]) -> str:

@@ -229,30 +229,35 @@ def format_summary(store: ResultsStore, sae: str, explainers: list[tuple[str, st
     return "\n".join(blocks), reports[0]
 
 
-def intruder_lines(store: ResultsStore, sae: str) -> list[str]:
-    """Intruder detection (no explanation): the mean accuracy over latents on their own tasks, on the control's
-    (windows of as many latents: chance plus the judge's bias), their paired difference, and chance."""
+def intruder_summaries(store: ResultsStore, sae: str) -> list[ScorerSummary]:
+    """Intruder detection (no explanation), per judge and configuration: the mean accuracy over latents on their
+    own tasks beside the control's (windows of as many latents: chance plus the judge's bias), paired."""
     if not store.has_table("scores"):
         return []
-    found = store.query("SELECT judge, scorer_config, latent, control, accuracy FROM scores WHERE sae = ? AND "
-                        "scorer = 'intruder' AND status = 'ok'", [sae]).to_pylist()
-    by_config: dict[tuple[str, str], dict[str, dict[int, float]]] = {}
-    for r in found:
-        by_config.setdefault((r["judge"], r["scorer_config"]), {}).setdefault(r["control"], {})[r["latent"]] = \
-            r["accuracy"]
-    lines = []
-    for (judge, config), kinds in sorted(by_config.items()):
-        own, mixed = kinds.get("none", {}), kinds.get("mixed", {})
+    found = store.query("SELECT judge || ' ' || scorer_config AS judge, latent, control, accuracy FROM scores "
+                        "WHERE sae = ? AND scorer = 'intruder' AND status = 'ok'", [sae]).to_pylist()
+    summaries = []
+    for judge in sorted({r["judge"] for r in found}):
+        own = {r["latent"]: r["accuracy"] for r in found if r["judge"] == judge and r["control"] == "none"}
+        mixed = {r["latent"]: r["accuracy"] for r in found if r["judge"] == judge and r["control"] == "mixed"}
         paired = sorted(set(own) & set(mixed))
-        windows = config.split("-")[1].removesuffix("w")  # intruder-<windows>w-<hash>
-        chance = f"; chance {1 / int(windows):.3f}" if windows.isdigit() else ""
-        lines += [f"  intruder detection, no explanation [{judge} {config}]: accuracy on a latent's windows with "
-                  f"one of another latent, beside windows of {windows} different latents (control){chance}",
-                  f"  {'intruder':12} {'accuracy':23} "
-                  f"{format_interval(mean_ci([own[k] for k in paired], bounds=(0.0, 1.0))):26} "
-                  f"{format_interval(mean_ci([mixed[k] for k in paired], bounds=(0.0, 1.0))):26} "
-                  f"{format_interval(mean_ci([own[k] - mixed[k] for k in paired], bounds=(-1.0, 1.0))):26} "
-                  f"{len(paired)}"]
+        a, b = np.array([own[k] for k in paired]), np.array([mixed[k] for k in paired])
+        summaries.append(ScorerSummary("intruder", "accuracy", judge, len(paired), mean_ci(a, bounds=(0.0, 1.0)),
+                                       mean_ci(b, bounds=(0.0, 1.0)), mean_ci(a - b, bounds=(-1.0, 1.0)),
+                                       list(a), control="mixed"))
+    return summaries
+
+
+def intruder_lines(store: ResultsStore, sae: str) -> list[str]:
+    """The summary's intruder block: each configuration's row, with chance (its id names the window count)."""
+    lines = []
+    for s in intruder_summaries(store, sae):
+        windows = s.judge.rsplit(" ", 1)[-1].split("-")[1].removesuffix("w")  # intruder-<windows>w-<hash>
+        chance = f", chance {1 / int(windows):.3f}" if windows.isdigit() else ""
+        lines += [f"  intruder detection, no explanation [{s.judge}]: accuracy on a latent's windows with one of "
+                  f"another latent; control: windows of {windows} different latents{chance}",
+                  f"  {s.scorer:12} {s.metric:23} {format_interval(s.own):26} {format_interval(s.shuffled):26} "
+                  f"{format_interval(s.difference):26} {s.n_latents}"]
     return lines
 
 
