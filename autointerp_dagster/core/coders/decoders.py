@@ -21,6 +21,7 @@ from .base import SparseCoder, SparseCoderError, find_submodule
 from .formats.files import read_tensors
 from .formats.gemmascope import GEMMASCOPE_FILES
 from .formats.neurons import MLP_OUT_PROJECTIONS, neuron_identity
+from .formats.random_twin import RANDOM_KIND
 from .locate import resolve_local, source_format
 
 # family -> files that may hold it; every family stores W_dec as [n_latents, d_model]
@@ -36,6 +37,10 @@ def decoder_directions(source: CoderSource, base_model: torch.nn.Module | None =
             raise SparseCoderError(f"{hookpoint}: MLP neurons have no decoder file; their directions need the base "
                                    "model's MLP output projection")
         return _projection_columns(find_submodule(base_model, hookpoint, hookpoint), hookpoint)
+    if source.kind == RANDOM_KIND:  # a random twin decodes along its encoder rows
+        from .load import load_coder
+
+        return load_coder(source).weight.float()
     local = resolve_local(source)
     family = source_format(source, local)
     candidates = [local] if local.is_file() else [local / name for name in _FILES[family]]
@@ -84,7 +89,7 @@ def steering_site(coder: SparseCoder, latents: Sequence[int], base_model: torch.
         mlp = find_submodule(base_model, coder.capture_module.rsplit(".", 1)[0], coder.label)
         rows = _projection_columns(mlp, coder.label)
     else:
-        rows = decoder_directions(CoderSource(path=coder.path, kind=coder.format))
+        rows = decoder_directions(CoderSource(path=coder.path, kind=coder.format, hookpoint=coder.hookpoint))
         if rows.shape[0] != coder.n_latents:
             raise SparseCoderError(f"{coder.label}: W_dec has {rows.shape[0]} rows but the coder {coder.n_latents} "
                                    "latents")

@@ -39,6 +39,8 @@ def source_fingerprint(source: CoderSource) -> str:
     """Cheap change detector: file names, sizes and mtimes, not contents."""
     if source.kind == "neurons":
         return f"neurons:{source.hookpoint}:{source.k}"
+    if source.kind == "random":  # the trained coder's files give the shape; the weights follow from its path
+        return "random:" + source_fingerprint(CoderSource(path=source.path, hookpoint=source.hookpoint))
     if parse_hub_path(source.path) is not None:
         return source.path
     local = resolve_local(source)

@@ -8,11 +8,12 @@ from ..config import CoderSource
 from .base import SparseCoder, SparseCoderError, find_submodule
 from .formats.gemmascope import load_gemmascope
 from .formats.neurons import load_neurons
+from .formats.random_twin import RANDOM_KIND, random_twin_of
 from .formats.saelens import load_saelens
 from .formats.sparsify import load_sparsify
 from .locate import resolve_local, source_format
 
-KINDS = ("auto", "sparsify", "saelens", "gemmascope", "neurons")
+KINDS = ("auto", "sparsify", "saelens", "gemmascope", "neurons", RANDOM_KIND)
 _FILE_LOADERS = {"sparsify": load_sparsify, "saelens": load_saelens, "gemmascope": load_gemmascope}
 
 
@@ -31,6 +32,9 @@ def load_coder(
         raise SparseCoderError(f"{source.path}: kind {source.kind!r} is not one of {', '.join(KINDS)}")
     if source.kind == "neurons":
         coder: SparseCoder = load_neurons(source, base_model)
+    elif source.kind == RANDOM_KIND:  # the trained coder's shape and read site, random weights
+        trained = load_coder(CoderSource(path=source.path, hookpoint=source.hookpoint), device="cpu")
+        coder = random_twin_of(source, trained)
     else:
         local = resolve_local(source)
         coder = _FILE_LOADERS[source_format(source, local)](source, local)

@@ -3,7 +3,8 @@
 Coders come from the settings (`saes:`) and from the watched directory (`sae_dir`, by
 default `$AUTOINTERP_HOME/saes`). Each gets a key `model/hookpoint[/name]`: the name
 (the folders above a sparsify hookpoint folder, or a configured `name`) keeps two coders
-on one hookpoint apart, so they never share a partition or a cache folder.
+on one hookpoint apart, so they never share a partition or a cache folder. With `coders.random_twins` every
+coder but neurons has a random twin, `model/hookpoint/random-<name>` (formats/random_twin.py).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Protocol
 from ..config import CodersConfig, CoderSource
 from .base import SparseCoderError
 from .discovery import discover_coders
+from .formats.random_twin import twin_source
 from .identity import coder_identity, coder_key, source_fingerprint
 
 
@@ -56,6 +58,10 @@ def registered_coders(settings: CoderSettings) -> dict[str, RegisteredCoder]:
                 "give one of them a distinct `name`"
             )
         coders[key] = RegisteredCoder(key=key, source=source, hookpoint=hookpoint)
+        if settings.coders.random_twins and source.kind != "neurons":
+            twin = twin_source(source, hookpoint, name)
+            twin_key = coder_key(settings.alias, hookpoint, twin.name)
+            coders[twin_key] = RegisteredCoder(key=twin_key, source=twin, hookpoint=hookpoint)
     return dict(sorted(coders.items()))
 
 

@@ -369,6 +369,7 @@ class CodersConfig(Section):
     watch_dir: Path | None = Field(None, description="watched folder of coders (default: home/saes)")
     embedded: EmbeddedSaeSpec | None = Field(EmbeddedSaeSpec(), description="null: train no embedded SAEs")
     latent_ranges: int = Field(8, ge=1, le=99, description="latent-range partitions per coder")
+    random_twins: bool = Field(False, description="a random-weight twin of every coder, interpreted as a control")
 
     @field_validator("paths", mode="before")
     @classmethod

@@ -11,8 +11,9 @@ comparison with its own control, with 95% bootstrap-t intervals over that coder'
 
 from __future__ import annotations
 
+from ..coders.formats.random_twin import twin_key
 from ..store import ResultsStore
-from .summary import CoderSummary, coder_summary, format_interval, intruder_summaries
+from .summary import CoderSummary, coder_summary, format_interval, intruder_summaries, twin_lines
 
 
 def coder_summaries(store: ResultsStore, keys: list[str], explainer: str, explainer_model: str) -> list[CoderSummary]:
@@ -40,6 +41,11 @@ def format_coder_comparison(summaries: list[CoderSummary]) -> str:
                 f"{format_interval(s.shuffled):26} {format_interval(s.difference):26} {s.n_latents}")
     for label, rows in blocks.items():
         lines += [label, *rows]
+    by_key = {r.sae: r for r in summaries}
+    for summary in summaries:  # a coder beside its random twin, when both were scored
+        twin = by_key.get(twin_key(summary.sae) or "")
+        if twin is not None:
+            lines += [line[2:] if i == 0 else line for i, line in enumerate(twin_lines(summary, twin))]
     missing = [r.sae for r in summaries if not r.scorers]
     if missing:
         lines.append(f"  not scored yet: {', '.join(missing)}")

@@ -12,7 +12,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+from scipy.stats import ttest_ind
 
+from ..coders.formats.random_twin import twin_key
 from ..config import Price
 from ..store import ResultsStore
 from .compare import Comparison, compare, format_comparison
@@ -226,7 +228,45 @@ def format_summary(store: ResultsStore, sae: str, explainers: list[tuple[str, st
                                   baseline_comparison(store, sae, explainers[0], explainers[1]))
         blocks.append("  " + table.replace("\n", "\n  "))
     blocks += intruder_lines(store, sae)
+    if (twin := twin_key(sae)) is not None:
+        twin_report = coder_summary(store, twin, *explainers[0])
+        twin_report.scorers += intruder_summaries(store, twin)
+        first = reports[0]
+        first_with_intruder = CoderSummary(sae, first.explainer, first.explainer_model,
+                                           scorers=first.scorers + intruder_summaries(store, sae))
+        blocks += twin_lines(first_with_intruder, twin_report)
     return "\n".join(blocks), reports[0]
+
+
+def trained_minus_random(trained: CoderSummary,
+                         twin: CoderSummary) -> list[tuple[ScorerSummary, ScorerSummary, Interval]]:
+    """Per scorer, metric and judge both coders were scored by: the trained coder's mean own score minus its
+    random twin's, with a Welch t interval (the latents differ, so nothing is paired)."""
+    theirs = {(s.scorer, s.metric, s.judge, s.control): s for s in twin.scorers}
+    found = []
+    for s in trained.scorers:
+        other = theirs.get((s.scorer, s.metric, s.judge, s.control))
+        if other is None or len(s.own_values) < 2 or len(other.own_values) < 2:
+            continue
+        a, b = np.asarray(s.own_values, float), np.asarray(other.own_values, float)
+        interval = ttest_ind(a, b, equal_var=False).confidence_interval(0.95)
+        low, high = float(interval.low), float(interval.high)
+        if (bounds := metric_bounds(s.metric, difference=True)) is not None:
+            low, high = max(low, bounds[0]), min(high, bounds[1])
+        found.append((s, other, (float(a.mean() - b.mean()), low, high)))
+    return found
+
+
+def twin_lines(trained: CoderSummary, twin: CoderSummary) -> list[str]:
+    """The summary's block: trained - random twin per scorer (own scores), when the twin was scored."""
+    rows = trained_minus_random(trained, twin)
+    if not rows:
+        return []
+    lines = [f"  trained - random twin ({twin.sae}; the same shape with random weights): mean own score over each "
+             f"coder's latents, Welch 95% interval"]
+    lines += [f"  {s.scorer:12} {s.metric:23} {format_interval(diff):26} latents {len(s.own_values)} vs "
+              f"{len(other.own_values)}" for s, other, diff in rows]
+    return lines
 
 
 def intruder_summaries(store: ResultsStore, sae: str) -> list[ScorerSummary]:
