@@ -40,7 +40,7 @@ from autointerp_dagster.core.llm.types import BackendReply  # noqa: E402
 from autointerp_dagster.core.store import ResultsStore  # noqa: E402
 
 SAE = "gemma-3-270m/layers.6/embedded-topk"
-LINKED = ("cache", "corpus", "models", "saes")
+LINKED = ("corpus", "models", "saes")  # read, never written, by the runs of a copy
 STEPS = ("examples", "explanations", "scores")
 
 
@@ -63,19 +63,31 @@ def start_server(scripted: bool) -> tuple[multiprocessing.Process, str]:
     return process, queue.get(timeout=60)
 
 
+def copied_home(home: Path, tmp: Path) -> tuple[Path, dict[str, str]]:
+    """A project home under `tmp` that shares `home`'s corpus, coders, models and caches (linked) and starts from a
+    copy of its results file and a fresh Dagster instance; and this environment (the settings), pointed at it."""
+    copy = tmp / "home"
+    copy.mkdir()
+    for name in LINKED:
+        if (home / name).is_dir():
+            (copy / name).symlink_to(home.resolve() / name)
+    (copy / "cache").mkdir()  # a folder of its own, its caches linked: caches a run adds stay in the copy
+    if (home / "cache").is_dir():
+        for entry in (home.resolve() / "cache").iterdir():
+            (copy / "cache" / entry.name).symlink_to(entry)
+    shutil.copyfile(home / "autointerp.duckdb", copy / "autointerp.duckdb")
+    env = {k: v for k, v in os.environ.items() if k != "DAGSTER_HOME"}  # the settings, but this home
+    return copy, {**env, "AUTOINTERP_HOME": str(copy)}
+
+
 def pipeline_rates(home: Path, per_range: int) -> dict[str, float]:
     """Runs explain and score on a copy of `home`; seconds and latents of each step."""
     from dagster import DagsterEventType, DagsterInstance
 
     process, url = start_server(scripted=True)
     with tempfile.TemporaryDirectory() as tmp:
-        copy = Path(tmp) / "home"
-        copy.mkdir()
-        for name in LINKED:
-            (copy / name).symlink_to(home.resolve() / name)
-        shutil.copyfile(home / "autointerp.duckdb", copy / "autointerp.duckdb")
-        env = {k: v for k, v in os.environ.items() if not k.startswith("AUTOINTERP_") and k != "DAGSTER_HOME"}
-        env.update({"AUTOINTERP_HOME": str(copy), "AUTOINTERP_LLM_BACKEND": "openai",
+        copy, env = copied_home(home, Path(tmp))
+        env.update({"AUTOINTERP_LLM_BACKEND": "openai",
                     "AUTOINTERP_LLM_MODEL": "scripted-judge", "AUTOINTERP_LLM_BASE_URL": url,
                     "AUTOINTERP_SAMPLING_LATENTS_PER_RANGE": str(per_range),
                     "AUTOINTERP_SUBJECT_SCORERS_SCORERS": "[]"})

@@ -72,8 +72,11 @@ def range_duplicates(store: ResultsStore, table: str, key: tuple[str, ...], sae:
 
 
 def cache_summaries(store: ResultsStore) -> pa.Table:
-    """Per cached coder: tokens, non-zeros, dead share, speed, size, and how many latents have statistics."""
+    """Per cached coder: tokens, non-zeros, dead share, speed, size, and how many latents have statistics (none
+    before the explain stage made the statistics table)."""
+    columns = "c.sae, c.encoded_tokens, c.nnz, c.dead_fraction, c.tokens_per_s, c.bytes_on_disk"
+    if not store.has_table("latent_stats"):
+        return store.query(f"SELECT {columns}, 0 AS latents_with_stats FROM activation_caches c ORDER BY c.sae")
     return store.query(
-        "SELECT c.sae, c.encoded_tokens, c.nnz, c.dead_fraction, c.tokens_per_s, c.bytes_on_disk, "
-        "count(s.latent) AS latents_with_stats FROM activation_caches c "
+        f"SELECT {columns}, count(s.latent) AS latents_with_stats FROM activation_caches c "
         "LEFT JOIN latent_stats s ON s.sae = c.sae GROUP BY ALL ORDER BY c.sae")
