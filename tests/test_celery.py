@@ -71,13 +71,18 @@ def check_celery_run(env: dict[str, str], server, cluster: LocalCluster) -> None
         # Steps of this test last seconds: a lost worker's step goes back to the queue after 20 s.
         env = cluster.up(workers=2, base_env=env, visibility_timeout_s=20)
         run = Run(env, server)
-        logs = {n: cluster.folder / f"worker-{n}.log" for n in (0, 1)}
-        run.wait_for(lambda: "score_job" in run.output and any(running_tasks(log) for log in logs.values()),
-                     timeout=600, every=0.05)
-        victim = next(n for n, log in logs.items() if running_tasks(log))
-        lost = running_tasks(logs[victim])
-        os.killpg(cluster.worker_pids()[victim], signal.SIGKILL)  # the worker and its child, as a lost machine
-        assert run.finish(timeout=900) == 0, run.output[-4000:]
+        try:
+            logs = {n: cluster.folder / f"worker-{n}.log" for n in (0, 1)}
+            run.wait_for(lambda: "score_job" in run.output and any(running_tasks(log) for log in logs.values()),
+                         timeout=600, every=0.05)
+            victim = next(n for n, log in logs.items() if running_tasks(log))
+            lost = running_tasks(logs[victim])
+            os.killpg(cluster.worker_pids()[victim], signal.SIGKILL)  # the worker and its child: a lost machine
+            assert run.finish(timeout=900) == 0, run.output[-4000:]
+        finally:
+            if run.proc.poll() is None:  # a failed check leaves no coordinator behind
+                run.proc.kill()
+                run.proc.wait()
         survivor = logs[1 - victim].read_text()
         assert any(f"execute_plan[{task}] succeeded" in survivor for task in lost), \
             f"the killed worker's step {lost} was not run again by the other worker"

@@ -70,9 +70,13 @@ def scores(context: AssetExecutionContext, settings: SettingsResource, store: St
               "created_at": utc_now()}
     client = llm.client(db)
     rows, judgment_table, all_tasks = [], [], []
+    tasks_of = {}
     for key in explainers:  # the LLM's explanations, then the baseline's: judged alike, each beside its control
         explained, pool = reads.explained(db, sae, start, end, key.explainer, key.label)  # pool: every range's
-        tasks = scoring_tasks(sae, explained, sets, pool, config.sampling.negatives, scorer_config.seed)
+        tasks_of[key] = scoring_tasks(sae, explained, sets, pool, config.sampling.negatives, scorer_config.seed)
+    # Embedding scores of every explainer's tasks at once: their windows are the same, embedded once.
+    embedded = iter(embedding_scores([t.item for tasks in tasks_of.values() for t in tasks], seed=scorer_config.seed))
+    for key, tasks in tasks_of.items():
         judged = judged_subset(tasks, judged_per_class)
         context.log.info(f"scoring {len(tasks)} explanation(s) (own and shuffled) of {sae} {range_key} by "
                          f"{key.explainer} ({scorer_config.mode}, judge {config.llm.label})")
@@ -82,7 +86,7 @@ def scores(context: AssetExecutionContext, settings: SettingsResource, store: St
             (score_latents(client, scorer, judged, scorer_config,
                            throttled_log(context, f"{scorer} requests ({key.explainer})")),
              scorer_config.mode, config.llm.label) for scorer in judged_by
-        ] + [(embedding_scores([t.item for t in tasks], seed=scorer_config.seed), "embedding", EMBEDDING_MODEL)]
+        ] + [([next(embedded) for _ in tasks], "embedding", EMBEDDING_MODEL)]
         for latent_scores, mode, judge in results:
             row_keys = {**common, "explainer": key.explainer, "explainer_model": key.label, "mode": mode,
                         "judge": judge}
