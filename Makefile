@@ -51,6 +51,7 @@ bench: $(BIN)/.installed  ## benchmarks (after `make run`); each prints name=val
 	$(BIN)/python bench/bench_examples.py
 	$(BIN)/python bench/bench_llm.py
 	$(BIN)/python bench/bench_store.py
+	$(BIN)/python bench/bench_scale.py
 	$(BIN)/python bench/bench_prompt_tokens.py
 	$(BIN)/python bench/bench_embedded_judge.py
 	$(BIN)/python bench/bench_llm_engines.py
