@@ -100,7 +100,7 @@ def check_celery_run(env: dict[str, str], server, cluster: LocalCluster) -> None
         with DagsterInstance.get() as instance:
             assert "postgres" in type(instance.run_storage).__module__
             wanted = {f"{latents}|{sae}" for sae in SAES for latents in range_keys(RANGES)}
-            for asset in ("examples", "explanations", "scores", "subject_model_scores"):
+            for asset in ("examples", "explanations", "scores", "subject_model_scores", "intruder_scores"):
                 done = instance.get_materialized_partitions(AssetKey(asset))
                 assert wanted <= done, f"{asset}: {len(wanted - done)} partitions not materialised"
     finally:

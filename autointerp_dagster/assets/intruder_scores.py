@@ -1,7 +1,7 @@
 """Intruder detection: each latent scored without an explanation (core/scorers/intruder.py), beside a control of
 windows that share nothing. Rows in `scores` with scorer `intruder` (no explanation id)."""
 
-from dagster import AssetDep, AssetExecutionContext, MaterializeResult, asset
+from dagster import AssetDep, AssetExecutionContext, AutomationCondition, MaterializeResult, asset
 
 from ..core.keys import stable_id, utc_now
 from ..core.sampling.rows import rows_to_latent_examples
@@ -24,6 +24,7 @@ OTHER_LATENTS = 64  # latents of the coder's other ranges whose windows may be i
     pool=LLM_POOL,
     op_tags=queue_tags(LLM_POOL),  # its Celery queue (workers.py)
     deps=[AssetDep(examples, partition_mapping=same_sae_every_range())],  # intruders come from every range
+    automation_condition=AutomationCondition.eager(),  # the daemon path scores a new coder's latents too
     description="Intruder detection, with no explanation: the judge names the one window of another latent among "
     "a latent's held-out activating windows; accuracy against chance, beside a control of windows of as many "
     "latents (scores rows with scorer intruder).",
