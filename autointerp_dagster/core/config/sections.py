@@ -191,7 +191,8 @@ class IntruderConfig(Section):
 
     enabled: bool = Field(True, description="score every latent by intruder detection (scorer intruder)")
     shown: int = Field(4, ge=2, description="the latent's windows a task shows, beside one intruder")
-    tasks: int = Field(6, ge=1, description="tasks a latent, and as many control tasks")
+    tasks: int | None = Field(None, ge=1, description="tasks a latent, and as many control tasks; null: 3 for a "
+                              "local judge, else 6")
     max_tokens: int = Field(8, ge=1, description="the judge's answer: `Intruder: <number>`")
     seed: int = Field(0, description="unless set, the root seed")
 

@@ -36,6 +36,7 @@ from .sections import (
 LOCAL_EXPLAINER = {"few_shot": True, "show_activations": False, "reasoning": False, "prefill": True, "max_tokens": 40}
 LOCAL_EXPLAINER_EXAMPLES = 10
 LOCAL_JUDGED_PER_CLASS = 5
+LOCAL_INTRUDER_TASKS, SERVER_INTRUDER_TASKS = 3, 6
 
 
 class Settings(Section):
@@ -98,8 +99,12 @@ class Settings(Section):
             steps = 1 if local else SERVER_LLM_STEPS
             object.__setattr__(self, "concurrency", self.concurrency.model_copy(update={"llm_steps": steps}))
             why["concurrency.llm_steps"] = f"default for {judge}"
+        intruder = self.intruder
+        if intruder.tasks is None:  # each intruder task is a long prompt: fewer of them on the CPU judge
+            intruder = intruder.model_copy(update={"tasks": LOCAL_INTRUDER_TASKS if local else SERVER_INTRUDER_TASKS})
+            why["intruder.tasks"] = f"default for {judge}"
         seeded = {"sampling": self.sampling, "scoring": scoring, "subject_scorers": self.subject_scorers,
-                  "intruder": self.intruder}
+                  "intruder": intruder}
         if self.coders.embedded is not None:
             seeded["coders.embedded"] = self.coders.embedded
         for name, section in list(seeded.items()):
