@@ -66,6 +66,11 @@ def test_main_job_on_embedded_gemma(tmp_path, llm_server):
     expected += [{"scorer": "intervention", "baseline": False, "control": c, "n": 15}
                  for c in ("none", "random_latent", "shuffled")]
     expected += [{"scorer": "surprisal", "baseline": False, "control": c, "n": 15} for c in ("none", "shuffled")]
+    # Intruder detection needs no explanation (no explainer: `baseline` is null): own tasks and control, for the
+    # latents with enough held-out windows.
+    intruder = [r for r in scored if r["scorer"] == "intruder"]
+    assert [r["control"] for r in intruder] == ["mixed", "none"] and all(0 < r["n"] <= 16 for r in intruder)
+    scored = [r for r in scored if r["scorer"] != "intruder"]
     assert scored == sorted(expected, key=lambda r: (r["scorer"], r["baseline"], r["control"]))
     assert re.search(r"detection +balanced_accuracy", done.stdout) and "LLM calls:" in done.stdout
     assert "the no-LLM baseline" in done.stdout
