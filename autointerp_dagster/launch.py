@@ -186,7 +186,10 @@ def execute_runs_at_once(job_name: str, partition_keys: list, at_once: int) -> N
     with ProcessPoolExecutor(at_once, mp_context=multiprocessing.get_context("fork")) as pool:
         futures = [pool.submit(_coordinate_run, job_name, key) for key in partition_keys]
         for future in as_completed(futures):
-            future.result()  # the first failure ends the stage (the pool cancels the runs not yet started)
+            if future.exception() is not None:  # the first failure ends the stage: runs not yet started never start
+                for pending in futures:
+                    pending.cancel()
+                future.result()
             done += 1
             print(f"   [{time.monotonic() - started:6.0f} s] {done}/{len(partition_keys)} runs done", flush=True)
 
