@@ -38,7 +38,7 @@ from autointerp_dagster.core.sampling import (
     split_train_test,
     window_pool_embeddings,
 )
-from autointerp_dagster.core.sampling.build import EXPLAINER, SCORER, ExampleSets
+from autointerp_dagster.core.sampling.build import EXPLAINER, SCORER, SELECTION, ExampleSets
 from autointerp_dagster.core.sampling.neighbours import nearest_latents
 from autointerp_dagster.core.store.tables import EXAMPLES
 
@@ -267,21 +267,47 @@ def test_every_example_source_declares_who_sees_it():
     roles = {f.name: f.metadata.get("role") for f in dataclasses.fields(ExampleSets) if f.name != "latent"}
     assert roles == {"train": EXPLAINER, "test": SCORER, "random_negatives": SCORER,
                      "hard_negative_train": EXPLAINER, "hard_negative_test": SCORER,
-                     "neighbour_train": EXPLAINER, "neighbour_test": SCORER}
+                     "neighbour_train": EXPLAINER, "neighbour_test": SCORER,
+                     "select": SELECTION, "select_random": SELECTION}
 
 
 @pytest.mark.parametrize("shown, judged", [
     ("train", "test"), ("hard_negative_train", "hard_negative_test"), ("hard_negative_train", "random_negatives"),
     ("neighbour_train", "neighbour_test"), ("neighbour_train", "hard_negative_test"), ("train", "neighbour_test"),
+    ("train", "select"), ("select", "test"), ("select_random", "random_negatives"),
 ])
 def test_a_window_both_shown_and_judged_is_refused(shown, judged):
     sets = ExampleSets(7, **{shown: [window(3, 40), window(1, 8)], judged: [window(1, 8)]})
-    with pytest.raises(LeakageError, match=rf"latent 7: window \(row 1, start 8\) is in {shown} .* {judged}"):
+    pattern = rf"latent 7: window \(row 1, start 8\) is in ({shown}|{judged}) .* ({judged}|{shown})"
+    with pytest.raises(LeakageError, match=pattern):
         sets.check_disjoint()
     rows = examples_to_rows(KEY, [sets])
     with pytest.raises(LeakageError):
         rows_to_latent_examples(rows)
     ExampleSets(7, test=[window(1, 8)], random_negatives=[window(1, 8)]).check_disjoint()  # both judged: no leak
+
+
+def test_held_out_windows_leave_every_other_set_as_it_was_and_share_no_window(setup):
+    """sampling.n_select adds windows for best-of-k's choice from their own random stream: the explainer's and the
+    scorers' sets are those drawn without it, and no held-out window is in, or overlaps, any of them."""
+    dense, some = setup["dense"], [le.latent for le in ok_latents(setup)[:8]]
+    args = (setup["cache"], setup["tokens"], setup["decode"], some, KEY)
+    held = build_examples(*args, CONFIG.model_copy(update={"n_select": 6}), pool_embeddings=setup["pool"])
+    plain = {le.latent: le for le in setup["examples"]}
+    for le in held:
+        before = plain[le.latent]
+        for name in ("train", "test", "random_negatives", "hard_negative_train", "hard_negative_test"):
+            assert getattr(le, name) == getattr(before, name), name
+        assert len(le.select) == len(le.select_random) > 0 and len(le.select) <= 6
+        assert all(e.kind == ACTIVATING and e.max_activation > 0 for e in le.select)
+        others = [e for name in ("train", "test", "random_negatives", "hard_negative_train", "hard_negative_test")
+                  for e in getattr(le, name)]
+        silent = le.random_negatives + le.hard_negative_train + le.hard_negative_test
+        for e in le.select_random:  # clear of every other silent window, as hard negatives are of random ones
+            assert e.kind == RANDOM_NEGATIVE and not dense[e.row, e.start:e.start + 16, le.latent].any()
+            assert all(o.row != e.row or abs(o.start - e.start) >= CONFIG.example_ctx_len for o in silent)
+        assert not {(e.row, e.start) for e in le.select} & {(e.row, e.start) for e in others}
+    assert rows_to_latent_examples(examples_to_rows(KEY, held[:1]))[held[0].latent].select == held[0].select
 
 
 def test_order_for_explainer():

@@ -10,6 +10,7 @@ from dagster import (
     asset,
 )
 
+from ..core.explain.best_of import HeldOut, explain_best_of
 from ..core.explain.digest import steering_settings_id, uses_steering
 from ..core.explain.explainers import (
     ExplainerKey,
@@ -71,8 +72,17 @@ def explanations(context: AssetExecutionContext, settings: SettingsResource, sto
                          s.hard_negative_train + (s.neighbour_train if neighbours else []), digests.get(latent))
              for latent, s in sorted(sets.items())]
     context.log.info(f"explaining {len(items)} latent(s) of {sae} {range_key} with {config.llm.label}")
-    results = explain_latents(client, items, explainer, on_progress=throttled_log(context, "explanation requests"))
-    made = [(ExplainerKey(explainer_name, config.llm.backend, config.llm.model), results)]
+    progress = throttled_log(context, "explanation requests")
+    key = ExplainerKey(explainer_name, config.llm.backend, config.llm.model)
+    draws = []
+    if explainer.best_of > 1:
+        held_out = {latent: HeldOut(s.select, s.select_random) for latent, s in sets.items()}
+        results, draws = explain_best_of(client, items, explainer, held_out, on_progress=progress)
+        writes.write_explanation_draws(db, sae, start, end, key.explainer, key.backend, key.model,
+                                       _draw_rows(sae, key, draws))
+    else:
+        results = explain_latents(client, items, explainer, on_progress=progress)
+    made = [(key, results)]
     if config.baseline.tokens:
         made.append((baseline_key(config.baseline.tokens),
                      baseline_explanations(sorted(sets), digests, config.baseline.tokens)))
@@ -93,6 +103,7 @@ def explanations(context: AssetExecutionContext, settings: SettingsResource, sto
             "prompt_tokens": sum(r.prompt_tokens for r in results),
             "completion_tokens": sum(r.completion_tokens for r in results),
             "sample": "\n".join(f"{r.latent}: {r.explanation}" for r in results[:10] if r.explanation) or "(none)",
+            **_best_of_metadata(draws),
         },
         check_results=[
             AssetCheckResult(check_name="parse_failure_rate", passed=rate <= config.checks.max_parse_failure_rate,
@@ -114,3 +125,28 @@ def _rows(sae: str, key: ExplainerKey, results) -> list[dict]:
         "backend": key.backend, "model": key.model, "call_ids": r.call_ids,
         "prompt_tokens": r.prompt_tokens, "completion_tokens": r.completion_tokens, "created_at": created,
     } for r in results]
+
+
+def _draw_rows(sae: str, key: ExplainerKey, draws) -> list[dict]:
+    """The explanation_draws table's rows: every best-of-k draw with its held-out AUCs."""
+    return [{"sae": sae, "latent": d.latent, "explainer": key.explainer, "backend": key.backend, "model": key.model,
+             "draw": d.draw, "status": d.result.status, "explanation": d.result.explanation, "error": d.result.error,
+             "choice_auc": d.choice_auc, "heldout_auc": d.heldout_auc, "chosen": d.chosen,
+             "prompt_tokens": d.result.prompt_tokens, "completion_tokens": d.result.completion_tokens}
+            for d in draws]
+
+
+def _best_of_metadata(draws) -> dict:
+    """Best-of-k at a glance: how often a later draw won, and the chosen against the first draw on the held-out
+    half the choice did not see (the summary gives the interval)."""
+    if not draws:
+        return {}
+    chosen = {d.latent: d for d in draws if d.chosen}
+    first = {d.latent: d for d in draws if d.draw == 0}
+    pairs = [(chosen[k].heldout_auc, first[k].heldout_auc) for k in chosen
+             if k in first and chosen[k].heldout_auc is not None and first[k].heldout_auc is not None]
+    metadata = {"best_of_latents_a_later_draw_won": sum(d.draw > 0 for d in chosen.values())}
+    if pairs:
+        metadata["best_of_heldout_auc_chosen"] = round(sum(c for c, _ in pairs) / len(pairs), 4)
+        metadata["best_of_heldout_auc_first_draw"] = round(sum(f for _, f in pairs) / len(pairs), 4)
+    return metadata

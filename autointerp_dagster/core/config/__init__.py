@@ -1,5 +1,5 @@
-"""The one typed configuration tree: its sections (`sections`), the root and its resolved values (`settings`),
-old names that still work (`renames`), and how it is loaded and shown (`load`).
+"""The one typed configuration tree: its sections (`sections`, and where the work runs: `runtime`), the root and
+its resolved values (`settings`), old names that still work (`renames`), and how it is loaded and shown (`load`).
 
 This package imports nothing else of the project but `core.errors`, so every stage can import its section here.
 """
@@ -14,6 +14,7 @@ from .load import (
     load_settings_with_sources,
     reference_rows,
 )
+from .runtime import ConcurrencyConfig, ExecutorConfig, InstanceConfig, LLMConfig, Price, StoreConfig
 from .sections import (
     EMBEDDED_CORPUS,
     EMBEDDED_JUDGE,
@@ -24,22 +25,16 @@ from .sections import (
     ChecksConfig,
     CodersConfig,
     CoderSource,
-    ConcurrencyConfig,
     CorpusSpec,
     EmbeddedSaeSpec,
-    ExecutorConfig,
     ExplainerConfig,
-    InstanceConfig,
     IntruderConfig,
-    LLMConfig,
     ModelSpec,
-    Price,
     SamplingConfig,
     ScorerConfig,
     Section,
     SimulationConfig,
     SteeringConfig,
-    StoreConfig,
     SubjectScorersConfig,
 )
 from .settings import LOCAL_EXPLAINER, Settings

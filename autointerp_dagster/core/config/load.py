@@ -23,7 +23,8 @@ from pydantic import BaseModel, ValidationError
 
 from ..errors import UserError
 from .renames import RENAMED, new_path, rename_tree, say
-from .sections import LLMConfig, Section
+from .runtime import LLMConfig
+from .sections import Section
 from .settings import Settings
 
 ENV_PREFIX = "AUTOINTERP_"

@@ -8,26 +8,21 @@ from pathlib import Path
 
 from pydantic import ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
+from .runtime import SERVER_LLM_STEPS, ConcurrencyConfig, ExecutorConfig, InstanceConfig, LLMConfig, StoreConfig
 from .sections import (
-    SERVER_LLM_STEPS,
     BaselineConfig,
     CacheConfig,
     ChecksConfig,
     CodersConfig,
-    ConcurrencyConfig,
     CorpusSpec,
-    ExecutorConfig,
     ExplainerConfig,
-    InstanceConfig,
     IntruderConfig,
-    LLMConfig,
     ModelSpec,
     SamplingConfig,
     ScorerConfig,
     Section,
     SimulationConfig,
     SteeringConfig,
-    StoreConfig,
     SubjectScorersConfig,
 )
 
@@ -37,6 +32,7 @@ LOCAL_EXPLAINER = {"few_shot": True, "show_activations": False, "reasoning": Fal
 LOCAL_EXPLAINER_EXAMPLES = 10
 LOCAL_JUDGED_PER_CLASS = 5
 LOCAL_INTRUDER_TASKS, SERVER_INTRUDER_TASKS = 3, 6
+BEST_OF_SELECT, MIN_SELECT = 20, 4  # held-out windows a latent for choosing among best-of-k explanations
 
 
 class Settings(Section):
@@ -103,7 +99,14 @@ class Settings(Section):
         if intruder.tasks is None:  # each intruder task is a long prompt: fewer of them on the CPU judge
             intruder = intruder.model_copy(update={"tasks": LOCAL_INTRUDER_TASKS if local else SERVER_INTRUDER_TASKS})
             why["intruder.tasks"] = f"default for {judge}"
-        seeded = {"sampling": self.sampling, "scoring": scoring, "subject_scorers": self.subject_scorers,
+        sampling = self.sampling
+        if sampling.n_select is None:
+            sampling = sampling.model_copy(update={"n_select": BEST_OF_SELECT if explainer.best_of > 1 else 0})
+            why["sampling.n_select"] = f"default for explainer.best_of = {explainer.best_of}"
+        elif explainer.best_of > 1 and sampling.n_select < MIN_SELECT:
+            raise ValueError(f"explainer.best_of = {explainer.best_of} chooses on held-out windows: set "
+                             f"sampling.n_select to at least {MIN_SELECT} (it is {sampling.n_select})")
+        seeded = {"sampling": sampling, "scoring": scoring, "subject_scorers": self.subject_scorers,
                   "intruder": intruder}
         if self.coders.embedded is not None:
             seeded["coders.embedded"] = self.coders.embedded

@@ -129,8 +129,10 @@ def explain_latents(
     items: Sequence[ExplainItem],
     config: ExplainerConfig = ExplainerConfig(),
     on_progress: ProgressCallback | None = None,
+    sample: int = 0,
 ) -> list[ExplanationResult]:
-    """One result per item, in order; a latent that cannot be explained is a "failed" result."""
+    """One result per item, in order; a latent that cannot be explained is a "failed" result. `sample` numbers
+    independent draws of the same prompts (best-of-k: core/explain/best_of.py)."""
     results = [ExplanationResult(item.latent, FAILED, None, None, None) for item in items]
     requests: dict[int, ChatRequest] = {}
     for i, item in enumerate(items):
@@ -150,7 +152,7 @@ def explain_latents(
         except ValueError as exc:  # no train examples: nothing to show the model
             results[i].error = str(exc)
             continue
-        requests[i] = _request(messages, config, "explain")
+        requests[i] = _request(messages, config, "explain", sample)
 
     started = prefilled_answer(config.digest) if config.prefill else ""
     tidy = without_counts if config.digest != "none" else None
@@ -163,16 +165,16 @@ def explain_latents(
                                 explanation_retry_message()]
             if config.prefill:
                 messages.append(requests[i].messages[-1])
-            retries[i] = _request(messages, config, "explain_retry")
+            retries[i] = _request(messages, config, "explain_retry", sample)
     for i, answer in _complete(client, retries, on_progress, offset=len(first)).items():
         if _absorb(results[i], answer, started, tidy):
             results[i].error = f"unparseable after one retry: {results[i].error}"
     return results
 
 
-def _request(messages: list[dict], config: ExplainerConfig, purpose: str) -> ChatRequest:
+def _request(messages: list[dict], config: ExplainerConfig, purpose: str, sample: int) -> ChatRequest:
     return ChatRequest(messages, max_tokens=config.max_tokens, temperature=config.temperature, purpose=purpose,
-                       stop=("\n",) if config.prefill else ())
+                       stop=("\n",) if config.prefill else (), sample=sample)
 
 
 def _complete(

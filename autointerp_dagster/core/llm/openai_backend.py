@@ -163,6 +163,8 @@ class OpenAIBackend:
         }
         if request.stop:
             payload["stop"] = list(request.stop)
+        if request.sample:
+            payload["seed"] = request.sample
         if with_logprobs:
             payload["logprobs"] = True
             if request.top_logprobs:

@@ -48,6 +48,8 @@ def cache_key(backend_identity: dict[str, str], request: ChatRequest) -> str:
     }
     if request.stop:
         identity["stop"] = list(request.stop)
+    if request.sample:  # absent for the first draw, so keys made before draws were numbered still match
+        identity["sample"] = int(request.sample)
     return stable_id(identity, compact=True)
 
 

@@ -17,6 +17,8 @@ class ChatRequest:
     A last message with role "assistant" is a prefill: the model continues it, and the reply
     holds only the continuation (the local backend; servers differ, see the README).
     Generation ends before the first of `stop`, which the reply leaves out.
+    `sample` numbers independent draws of one prompt at a temperature above 0 (best-of-k explanations): it is
+    part of the cache key, so k draws are k calls, and servers get it as the request's `seed`.
     """
 
     messages: list[dict]
@@ -26,6 +28,7 @@ class ChatRequest:
     top_logprobs: int = 0
     purpose: str = ""
     stop: tuple[str, ...] = ()
+    sample: int = 0
 
 
 @dataclass(frozen=True)

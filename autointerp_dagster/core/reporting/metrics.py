@@ -174,6 +174,7 @@ def bootstrap_ci(
     return float(low), float(high)
 
 
+Interval = tuple[float | None, float | None, float | None]  # (mean, low, high), as mean_ci gives it
 MEAN_INTERVAL = "bootstrap-t"  # how mean_ci's intervals are made, named wherever they are shown
 
 
@@ -227,3 +228,13 @@ def mean_ci(values: Sequence | np.ndarray, n_boot: int = 2000, alpha: float = 0.
     if bounds is not None:
         low, high = max(low, bounds[0]), min(high, bounds[1])
     return mean, float(low), float(high)
+
+
+def format_interval(value: Interval) -> str:
+    """"mean [low, high]", the mean alone without an interval, "n/a" without a mean."""
+    mean, low, high = value
+    if mean is None:
+        return "n/a"
+    if low is None:
+        return f"{mean:.3f}"
+    return f"{mean:.3f} [{low:.3f}, {high:.3f}]"

@@ -17,9 +17,10 @@ from scipy.stats import ttest_ind
 from ..coders.formats.random_twin import twin_key
 from ..config import Price
 from ..store import ResultsStore
+from .best_of import best_of_lines
 from .compare import Comparison, compare, format_comparison
 from .cost import format_cost, llm_cost
-from .metrics import MEAN_INTERVAL, mean_ci, metric_bounds
+from .metrics import MEAN_INTERVAL, Interval, format_interval, mean_ci, metric_bounds
 
 SCORER_METRICS = (("detection", "balanced_accuracy"), ("fuzzing", "balanced_accuracy"),
                   ("detection", "auc"), ("fuzzing", "auc"), ("embedding", "auc"), ("surprisal", "auc"),
@@ -32,7 +33,6 @@ OFFLINE_JUDGE_NOTE = (
     "demonstration of the pipeline, and its scores are not comparable with those of a 70B judge such as the "
     "paper's Llama 3.1 70B. Set the `llm` settings to a real server for research numbers (see the README)."
 )
-Interval = tuple[float | None, float | None, float | None]  # (mean, low, high)
 
 
 @dataclass
@@ -164,15 +164,6 @@ def _recall_by_quantile(rows, sae: str, explainer: str, explainer_model: str) ->
     return table
 
 
-def format_interval(value: Interval) -> str:
-    mean, low, high = value
-    if mean is None:
-        return "n/a"
-    if low is None:
-        return f"{mean:.3f}"
-    return f"{mean:.3f} [{low:.3f}, {high:.3f}]"
-
-
 def format_coder_summary(report: CoderSummary, prices: Mapping[str, Price] | None = None) -> str:
     """Plain-text block for one SAE: counts, each score beside its shuffled control and their paired difference
     (95% bootstrap-t intervals over latents), recall by activation quantile, LLM use."""
@@ -222,6 +213,7 @@ def format_summary(store: ResultsStore, sae: str, explainers: list[tuple[str, st
     and the first explainer's report."""
     reports = [coder_summary(store, sae, explainer, label) for explainer, label in explainers]
     blocks = [format_coder_summary(r, prices) for r in reports]
+    blocks += best_of_lines(store, sae, *explainers[0])
     if len(explainers) > 1:
         (llm, llm_label), (baseline, label) = explainers[:2]
         table = format_comparison("explainer", f"{llm} ({llm_label})", f"{baseline} ({label}, the no-LLM baseline)",

@@ -47,6 +47,8 @@ CHUNK_RECORDS = 8_000_000  # records fetched per query: bounds memory on large c
 
 EXPLAINER = "explainer"
 SCORER = "scorer"
+SELECTION = "selection"  # held out from both: best-of-k explanations are chosen on these
+SELECT_STREAM = 1  # the held-out draws' own random stream, so the explainer's and scorers' sets never change
 
 
 class LeakageError(ValueError):
@@ -62,7 +64,8 @@ def _examples(role: str):
 class ExampleSets:
     """A latent's examples by who sees them: train, hard_negative_train and neighbour_train are shown to the
     explainer (the negatives only to a contrastive one); test, random_negatives, hard_negative_test and
-    neighbour_test are judged.
+    neighbour_test are judged; select and select_random (`sampling.n_select`) are held out from both, for
+    choosing among best-of-k explanations.
 
     Every list declares its role, so a new example source is covered by `check_disjoint` too.
     """
@@ -75,19 +78,20 @@ class ExampleSets:
     hard_negative_test: list[Example] = _examples(SCORER)
     neighbour_train: list[Example] = _examples(EXPLAINER)
     neighbour_test: list[Example] = _examples(SCORER)
+    select: list[Example] = _examples(SELECTION)
+    select_random: list[Example] = _examples(SELECTION)
 
     def check_disjoint(self) -> None:
-        """Raises LeakageError if a window (row, start) is in an explainer set and a scorer set:
-        an explanation judged on examples it was written from would score too well."""
-        shown = {(e.row, e.start): f.name for f in fields(self) if f.metadata.get("role") == EXPLAINER
-                 for e in getattr(self, f.name)}
+        """Raises LeakageError if a window (row, start) is in sets of two roles (explainer, scorer, selection):
+        an explanation judged on examples it was written from, or chosen on, would score too well."""
+        seen: dict[tuple[int, int], tuple[str, str]] = {}
         for f in fields(self):
-            if f.metadata.get("role") != SCORER:
-                continue
-            for e in getattr(self, f.name):
-                if (e.row, e.start) in shown:
+            role = f.metadata.get("role")
+            for e in getattr(self, f.name) if role else ():
+                other = seen.setdefault((e.row, e.start), (role, f.name))
+                if other[0] != role:
                     raise LeakageError(f"latent {self.latent}: window (row {e.row}, start {e.start}) is in "
-                                       f"{shown[e.row, e.start]} (explainer) and {f.name} (scorer)")
+                                       f"{other[1]} ({other[0]}) and {f.name} ({role})")
 
 
 @dataclass
@@ -133,6 +137,7 @@ class _Sampler:
         self.neighbours = None if decoder is None or not config.n_neighbour_negatives else NeighbourWindows(
             cache, decoder, config, self.ctx_len, self.first_position)
         self.pending_neighbours: list[tuple[LatentExamples, np.ndarray, np.ndarray]] = []
+        self.pending_held_out: list[tuple[LatentExamples, np.ndarray, np.ndarray]] = []  # awaiting silent windows
 
     def sample(self, latent: int, row: np.ndarray, pos: np.ndarray, activation: np.ndarray) -> LatentExamples:
         config = self.config
@@ -150,23 +155,36 @@ class _Sampler:
         rng = np.random.default_rng([config.seed, self.key_hash, latent])
         train, test = split_train_test(quantile, config, rng)
         result = LatentExamples(latent, n_activating_windows=n_windows, max_activation=top)
-        unjudged = np.ones(n_windows, dtype=bool)
+        select = self._held_out(np.setdiff1d(np.arange(n_windows), np.concatenate([train, test])), quantile, latent)
+        unjudged = np.ones(n_windows, dtype=bool)  # the digest's windows: no scorer's, no selection's
         unjudged[test] = False
+        unjudged[select] = False
         result.top_tokens = peak_token_counts(self.strings[win_row[unjudged], pos[peak[unjudged]]],
                                               config.digest_tokens)
         # Strongest first within each set; consumers shuffle where order would leak the label.
-        for name, chosen in (("train", train), ("test", test)):
+        for name, chosen in (("train", train), ("test", test), ("select", select)):
             chosen = chosen[np.argsort(-window_max[chosen], kind="stable")]
             setattr(result, name, self._activating(chosen, win_row, win_start, quantile, lo, hi, pos, activation, top))
         rows, starts = random_negative_windows(
             row, pos, config.n_random_negatives, rng,
             n_rows=self.n_rows, ctx_len=self.ctx_len, first_position=self.first_position, width=self.width)
         result.random_negatives = self._negatives(rows, starts, RANDOM_NEGATIVE)
+        if len(select):
+            self.pending_held_out.append((result, row, pos))
         if self.pool is not None and config.n_hard_negatives:
             self.pending.append((result, *self.pool.query(row, pos, peak, config.hard_negative_queries)))
         if self.neighbours is not None:
             self.pending_neighbours.append((result, row, pos))
         return result
+
+    def _held_out(self, rest: np.ndarray, quantile: np.ndarray, latent: int) -> np.ndarray:
+        """Up to `n_select` of the windows no other set took (`rest`), spread evenly over their quantiles."""
+        n = self.config.n_select or 0
+        if not n or not len(rest):
+            return np.zeros(0, dtype=np.int64)
+        rng = np.random.default_rng([self.config.seed, self.key_hash, latent, SELECT_STREAM])
+        ordered = rest[np.lexsort((rng.random(len(rest)), quantile[rest]))]
+        return ordered if len(ordered) <= n else ordered[np.linspace(0, len(ordered) - 1, n).round().astype(int)]
 
     def _activating(self, chosen, win_row, win_start, quantile, lo, hi, pos, activation, top) -> list[Example]:
         """Examples for the chosen windows, with the latent's value at every token (0 where silent)."""
@@ -235,6 +253,22 @@ class _Sampler:
             result.neighbour_train = self._negatives(rows[0::2], starts[0::2], NEIGHBOUR_NEGATIVE)
             result.neighbour_test = self._negatives(rows[1::2], starts[1::2], NEIGHBOUR_NEGATIVE)
         self.pending_neighbours = []
+
+    def attach_held_out_negatives(self) -> None:
+        """Gives every pending latent as many random silent windows as it has held-out activating ones (last, and
+        from their own random stream, so every other set is what it would be without them), none sharing a token
+        with a silent window of another set."""
+        for result, row, pos in self.pending_held_out:
+            silent = [*result.random_negatives, *result.hard_negative_train, *result.hard_negative_test,
+                      *result.neighbour_train, *result.neighbour_test]
+            n = len(result.select)
+            rng = np.random.default_rng([self.config.seed, self.key_hash, result.latent, SELECT_STREAM, 1])
+            rows, starts = random_negative_windows(
+                row, pos, n + len(silent), rng,
+                n_rows=self.n_rows, ctx_len=self.ctx_len, first_position=self.first_position, width=self.width)
+            clear = _clear_of(rows, starts, [e.row for e in silent], [e.start for e in silent], self.width)
+            result.select_random = self._negatives(rows[clear][:n], starts[clear][:n], RANDOM_NEGATIVE)
+        self.pending_held_out = []
 
 
 def peak_token_counts(peak_strings: np.ndarray, top: int) -> list[tuple[str, int]]:
@@ -307,6 +341,7 @@ def build_examples(
             results[latent] = sampler.sample(latent, row[lo:hi], pos[lo:hi], activation[lo:hi])
         sampler.attach_hard_negatives()
         sampler.attach_neighbour_negatives()
+        sampler.attach_held_out_negatives()
     for sets in results.values():
         sets.check_disjoint()
     return [results[latent] for latent in latents]

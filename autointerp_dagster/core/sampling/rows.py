@@ -24,6 +24,8 @@ SETS = {
     "hard_negative": ("hard_negative_test", HARD_NEGATIVE),
     "neighbour_train": ("neighbour_train", NEIGHBOUR_NEGATIVE),
     "neighbour": ("neighbour_test", NEIGHBOUR_NEGATIVE),
+    "select": ("select", ACTIVATING),
+    "select_random": ("select_random", RANDOM_NEGATIVE),
 }
 
 

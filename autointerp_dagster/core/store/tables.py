@@ -44,6 +44,15 @@ EXPLANATIONS = pa.schema([
     ("backend", pa.string()), ("model", pa.string()), ("call_ids", pa.list_(pa.string())),
     ("prompt_tokens", pa.int64()), ("completion_tokens", pa.int64()), ("created_at", _TS),
 ])
+# Best-of-k (explainer.best_of > 1): every draw of a latent's explanation, with its MiniLM AUC on the held-out
+# windows it was chosen on (choice_auc) and on the other half of them (heldout_auc); the chosen one is also the
+# latent's row in `explanations`. Keyed by (sae, latent, explainer, backend, model, draw).
+EXPLANATION_DRAWS = pa.schema([
+    ("sae", pa.string()), ("latent", pa.int32()), ("explainer", pa.string()), ("backend", pa.string()),
+    ("model", pa.string()), ("draw", pa.int32()), ("status", pa.string()), ("explanation", pa.string()),
+    ("error", pa.string()), ("choice_auc", pa.float64()), ("heldout_auc", pa.float64()), ("chosen", pa.bool_()),
+    ("prompt_tokens", pa.int64()), ("completion_tokens", pa.int64()),
+])
 SCORE_METRICS = ("accuracy", "balanced_accuracy", "precision", "recall", "f1", "auc")
 # A score row is keyed by (sae, latent, scorer, explanation_id, judge, scorer_config, control): the explanation
 # id covers the explainer, its model and the text; `control` is 'none' for the latent's own explanation and
@@ -105,6 +114,7 @@ TABLES: dict[str, pa.Schema] = {
     "latent_sampling": LATENT_SAMPLING,
     "examples": EXAMPLES,
     "explanations": EXPLANATIONS,
+    "explanation_draws": EXPLANATION_DRAWS,
     "scores": SCORES,
     "judgments": JUDGMENTS,
     "latent_digest": LATENT_DIGEST,

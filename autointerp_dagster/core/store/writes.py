@@ -18,6 +18,7 @@ from .tables import (
     ACTIVATION_CACHES,
     CORPORA,
     EXAMPLES,
+    EXPLANATION_DRAWS,
     EXPLANATIONS,
     IN_LATENT_RANGE,
     JUDGMENTS,
@@ -63,6 +64,14 @@ def write_explanations(store: ResultsStore, sae: str, start: int, end: int, expl
                        f"{IN_LATENT_RANGE} AND explainer = ? AND backend = ? AND model = ?",
                        [sae, start, end, explainer, backend, model])
     return store.delete_orphan_scores(sae, start, end)
+
+
+def write_explanation_draws(store: ResultsStore, sae: str, start: int, end: int, explainer: str, backend: str,
+                            model: str, rows: Sequence[dict]) -> None:
+    """Replaces the range's best-of-k draws made by (explainer, backend, model)."""
+    store.replace_rows("explanation_draws", _table(rows, EXPLANATION_DRAWS),
+                       f"{IN_LATENT_RANGE} AND explainer = ? AND backend = ? AND model = ?",
+                       [sae, start, end, explainer, backend, model])
 
 
 @dataclass(frozen=True)
