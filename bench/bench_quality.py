@@ -13,9 +13,12 @@ of CPU at 64 latents), or a server. Per coder and scorer, over the latents of bo
 
 own - shuffled and LLM - baseline are paired over latents (bootstrap-t intervals); trained - random compares the
 coder's latents with its twin's (Welch interval). A value the results cannot give (e.g. the baseline is not
-judged by fuzzing) is `n/a`.
+judged by fuzzing) is `n/a`. With `--best-of K` the LLM's explanations are best-of-K (`explainer.best_of`), and
+per coder a line gives the chosen draw against the first on the held-out windows the choice did not see:
 
-    .venv/bin/python bench/bench_quality.py [--latents 64] [--seeds 0 1]
+    best_of <sae> k=<K> latents=<n> later_won=<m> chosen_minus_first=<d> [<lo>, <hi>]
+
+    .venv/bin/python bench/bench_quality.py [--latents 64] [--seeds 0 1] [--best-of 4]
 """
 
 from __future__ import annotations
@@ -46,11 +49,12 @@ METRICS = {"detection": "auc", "fuzzing": "auc", "embedding": "auc", "surprisal"
 BASELINE_MODEL = "none:top-tokens"
 
 
-def run_seed(home: Path, seed: int, per_range: int, tmp: Path) -> list[dict]:
-    """One seed's score rows (own and shuffled, LLM and baseline, coders and twins), tagged with the seed."""
+def run_seed(home: Path, seed: int, per_range: int, best_of: int, tmp: Path) -> tuple[list[dict], list[dict]]:
+    """One seed's score rows (own and shuffled, LLM and baseline, coders and twins) and best-of-k draws, tagged
+    with the seed."""
     copy, env = copied_home(home, tmp)
     env.update({"AUTOINTERP_SEED": str(seed), "AUTOINTERP_SAMPLING_LATENTS_PER_RANGE": str(per_range),
-                "AUTOINTERP_CODERS_RANDOM_TWINS": "true"})
+                "AUTOINTERP_CODERS_RANDOM_TWINS": "true", "AUTOINTERP_EXPLAINER_BEST_OF": str(best_of)})
     autointerp = Path(sys.executable).with_name("autointerp")
     done = subprocess.run([str(autointerp), "run", "--stage", "cache", "--stage", "explain", "--stage", "score"],
                           env=env, capture_output=True, text=True)
@@ -58,10 +62,12 @@ def run_seed(home: Path, seed: int, per_range: int, tmp: Path) -> list[dict]:
         raise SystemExit(f"seed {seed}: autointerp run failed ({done.returncode}):\n{done.stdout[-3000:]}"
                          f"{done.stderr[-3000:]}")
     columns = ", ".join(sorted(set(METRICS.values())))
-    rows = ResultsStore(copy / "autointerp.duckdb").query(
-        f"SELECT sae, latent, scorer, explainer_model, judge, scorer_config, control, {columns} FROM scores "
-        "WHERE status = 'ok'").to_pylist()
-    return [{**r, "seed": seed} for r in rows]
+    store = ResultsStore(copy / "autointerp.duckdb")
+    rows = store.query(f"SELECT sae, latent, scorer, explainer_model, judge, scorer_config, control, {columns} "
+                       "FROM scores WHERE status = 'ok'").to_pylist()
+    draws = store.query("SELECT sae, latent, draw, chosen, heldout_auc FROM explanation_draws").to_pylist() \
+        if best_of > 1 else []
+    return [{**r, "seed": seed} for r in rows], [{**d, "seed": seed} for d in draws]
 
 
 def interval(values: np.ndarray, metric: str) -> str:
@@ -102,6 +108,21 @@ def quality_lines(rows: list[dict], llm_model: str) -> list[str]:
     return lines
 
 
+def best_of_lines(draws: list[dict]) -> list[str]:
+    """Per coder: the chosen draw's held-out AUC minus the first draw's, paired over latents (both seeds)."""
+    lines = []
+    for sae in sorted({d["sae"] for d in draws}):
+        mine = [d for d in draws if d["sae"] == sae]
+        chosen = {(d["seed"], d["latent"]): d for d in mine if d["chosen"]}
+        first = {(d["seed"], d["latent"]): d["heldout_auc"] for d in mine if d["draw"] == 0}
+        both = [k for k, d in chosen.items() if d["heldout_auc"] is not None and first.get(k) is not None]
+        gain = np.array([chosen[k]["heldout_auc"] - first[k] for k in both])
+        lines.append(f"best_of {sae} k={max(d['draw'] for d in mine) + 1} latents={len(both)} "
+                     f"later_won={sum(d['draw'] > 0 for d in chosen.values())} "
+                     f"chosen_minus_first={interval(gain, 'auc')}")
+    return lines
+
+
 def _values_of(rows: list[dict], metric: str, explanation_free: bool):
     """values(coder, explainer model, control): {(seed, latent, judge, scorer config): value} of `rows`."""
     def values(coder: str, model: str, control: str) -> dict[tuple, float]:
@@ -115,19 +136,21 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--latents", type=int, default=64, help="latents a coder (at least 64 for a claim)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    parser.add_argument("--best-of", type=int, default=1, help="explanations drawn a latent (explainer.best_of)")
     args = parser.parse_args()
     settings = load_settings()
     if not (settings.home / "autointerp.duckdb").exists():
         raise SystemExit(f"no results in {settings.home}: run `make run` first")
     per_range = math.ceil(args.latents / settings.coders.latent_ranges)
-    rows = []
+    rows, draws = [], []
     for seed in args.seeds:
         with tempfile.TemporaryDirectory() as tmp:
-            rows += run_seed(settings.home, seed, per_range, Path(tmp))
+            seed_rows, seed_draws = run_seed(settings.home, seed, per_range, args.best_of, Path(tmp))
+            rows, draws = rows + seed_rows, draws + seed_draws
     print(f"judge={settings.llm.label}")
     print(f"seeds={','.join(map(str, args.seeds))}")
     print(f"latents_per_coder_per_seed={per_range * settings.coders.latent_ranges}")
-    for line in quality_lines(rows, settings.llm.label):
+    for line in quality_lines(rows, settings.llm.label) + best_of_lines(draws):
         print(line)
 
 
