@@ -211,3 +211,24 @@ def test_latent_pages_show_intruder_detection_beside_its_control(store, home):
     assert page["intruder"][0]["judge"] == "local:tiny-judge intruder-5w-abc"
     # An intruder score has no explanation: the explanation cards and the index rows are unchanged by it.
     assert all(s["scorer"] != "intruder" for e in page["explanations"] for s in e["scores"])
+
+
+def test_latent_pages_list_every_best_of_k_draw_with_its_held_out_aucs(store, home):
+    from autointerp_dagster.core.store import writes
+
+    latent = LATENTS[0]
+    draws = [{"sae": SAE, "latent": latent, "explainer": "default-b4", "backend": "openai", "model": "m", "draw": k,
+              "status": status, "explanation": text, "error": None if text else "unparseable", "choice_auc": auc,
+              "heldout_auc": auc, "chosen": k == 1, "prompt_tokens": 100, "completion_tokens": 9}
+             for k, (status, text, auc) in enumerate([("ok", "numbers", 0.61), ("ok", "the word LORD", 0.93),
+                                                      ("failed", None, None)])]
+    writes.write_explanation_draws(store, SAE, latent, latent + 1, "default-b4", "openai", "m", draws)
+    report = write_pages(store, SAE, home / "pages")
+    html = (report.folder / "latents" / f"{latent}.html").read_text()
+    page = json.loads(re.search(r'<script id="data" type="application/json">(.*?)</script>', html, re.S).group(1))
+    assert [(d["draw"], d["explanation"], d["heldout_auc"], d["chosen"]) for d in page["draws"]] == [
+        (0, "numbers", 0.61, False), (1, "the word LORD", 0.93, True), (2, None, None, False)]
+    assert page["draws"][1]["model"] == "openai:m" and page["draws"][2]["error"] == "unparseable"
+    other = json.loads(re.search(r'<script id="data" type="application/json">(.*?)</script>',
+                                 (report.folder / "latents" / f"{LATENTS[1]}.html").read_text(), re.S).group(1))
+    assert other["draws"] == []

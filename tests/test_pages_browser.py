@@ -7,9 +7,12 @@ from __future__ import annotations
 
 import shutil
 
+import pyarrow as pa
 import pytest
 
 from autointerp_dagster.core.pages import write_pages
+from autointerp_dagster.core.store import writes
+from autointerp_dagster.core.store.tables import EXAMPLES
 
 from .pages_data import DETECTION_AUC, EXPLANATION, FAILED, LATENTS, OTHER, SAE, build_store
 
@@ -22,6 +25,15 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
 def reports(tmp_path_factory):
     home = tmp_path_factory.mktemp("pages-browser")
     store = build_store(home)
+    writes.write_explanation_draws(store, SAE, 3, 4, "default-abc", "local", "tiny-judge", [
+        {"sae": SAE, "latent": 3, "explainer": "default-abc", "backend": "local", "model": "tiny-judge", "draw": k,
+         "status": "ok", "explanation": text, "choice_auc": auc, "heldout_auc": auc - 0.05, "chosen": k == 1,
+         "prompt_tokens": 90, "completion_tokens": 8} for k, (text, auc) in enumerate([("numbers", 0.6),
+                                                                                      (EXPLANATION[3], 0.9)])])
+    store.replace_rows("examples", pa.Table.from_pylist([
+        {"sae": SAE, "latent": 3, "set": held, "idx": idx, "row": 20 + idx, "start": 0, "quantile": None,
+         "tokens": [" the", " LORD"], "activations": [0.0, 2.0 if held == "select" else 0.0], "normalized": [0, 1]}
+        for held in ("select", "select_random") for idx in range(2)], schema=EXAMPLES), "false")  # added, none replaced
     return {sae: write_pages(store, sae, home / "pages") for sae in (SAE, OTHER)}
 
 
@@ -101,6 +113,11 @@ def test_latent_page_shows_scores_and_shaded_examples(reports, page):
     assert page.locator("#histogram rect").count() == 24
     assert page.locator("#promoted").inner_text().split() == ["<heaven>", "earth"]
     assert "hungarian" in page.locator("#matches").inner_text()
+    chosen = page.locator("#draws tr.chosen")  # best-of-k: every draw, the chosen one marked
+    assert page.locator("#draws tbody tr").count() == 2 and chosen.locator("td").nth(1).inner_text() == EXPLANATION[3]
+    assert chosen.locator("td").nth(3).inner_text() == "0.850"
+    for held in ("select", "select_random"):  # held-out windows apart from the judged negatives
+        assert page.locator(f'.negatives[data-set="{held}"] .example').count() == 2
 
 
 def test_bad_input_is_stated_on_the_page(reports, page):

@@ -189,6 +189,9 @@ def _chunk_pages(con, tables: set[str], sae: str, part: list[int], cache_path: s
     intruder = rows("scores", f"SELECT latent, judge || ' ' || scorer_config AS judge, control, status, error, "
                               f"accuracy, ci_low, ci_high, n_examples, n_failed FROM scores WHERE {where} "
                               f"AND scorer = 'intruder' ORDER BY judge, control DESC")
+    draws = rows("explanation_draws", f"SELECT latent, explainer, backend || ':' || model AS model, draw, status, "
+                                      f"explanation, error, choice_auc, heldout_auc, chosen FROM explanation_draws "
+                                      f"WHERE {where} ORDER BY explainer, model, draw")
     examples = rows("examples", f"SELECT latent, set, idx, row, start, quantile, tokens, activations "
                                 f"FROM examples WHERE {where} ORDER BY quantile DESC, set, idx")
     verdicts = rows("judgments", f"SELECT latent, explanation_id, scorer, example_set, example_idx, label, prediction, "
@@ -211,6 +214,7 @@ def _chunk_pages(con, tables: set[str], sae: str, part: list[int], cache_path: s
             "sampling": (sampling.get(latent) or [None])[0],
             "explanations": page_explanations,
             "intruder": [_clean(r) for r in intruder.get(latent, [])],
+            "draws": [_clean(r) for r in draws.get(latent, [])],
             "examples": page_examples,
             "verdicts": [_clean(v) for v in verdicts.get(latent, [])],
             "histogram": histograms.get(latent),

@@ -15,7 +15,9 @@
   const fmt = (v, digits = 3) => (v === null || v === undefined ? "n/a" : Number(v).toFixed(digits));
   const interval = (v, lo, hi) => fmt(v) + (lo === null || lo === undefined ? "" : ` [${fmt(lo)}, ${fmt(hi)}]`);
   const SET_NAMES = {train: "explainer", test: "scorer", random: "random negative",
-                     hard_negative: "hard negative (scorers)", hard_negative_train: "hard negative (explainer)"};
+                     hard_negative: "hard negative (scorers)", hard_negative_train: "hard negative (explainer)",
+                     neighbour: "neighbour negative (scorers)", neighbour_train: "neighbour negative (explainer)",
+                     select: "held out (best-of-k's choice)", select_random: "held-out silent (best-of-k's choice)"};
 
   add(add(app, "p", {class: "small"}), "a", {href: "../index.html"}, "index of " + d.sae);
   add(app, "h1", {}, `${d.sae} — latent ${d.latent}`);
@@ -74,6 +76,26 @@
         add(tr, "td", {class: "num"}, own.n_examples ?? "");
         add(tr, "td", {class: "num"}, own.n_failed ?? "");
       }
+    }
+  }
+
+  // Best-of-k: every draw, rated on held-out windows that neither the explainer nor a scorer saw
+  if (d.draws && d.draws.length) {
+    add(app, "h2", {}, "Best-of-k draws");
+    add(app, "p", {class: "muted small"}, "Each draw's MiniLM AUC, its activating held-out windows against silent " +
+        "ones: the choice is made on one half, the other half compares the chosen draw with the first.");
+    const t = add(app, "table", {class: "scores", id: "draws"});
+    const hr = add(add(t, "thead"), "tr");
+    for (const h of ["draw", "explanation", "AUC (choice half)", "AUC (other half)", "chosen"]) add(hr, "th", {}, h);
+    const tb = add(t, "tbody");
+    for (const r of d.draws) {
+      const tr = add(tb, "tr", {"data-draw": r.draw, class: r.chosen ? "chosen" : ""});
+      add(tr, "td", {class: "num", title: `${r.model} · explainer ${r.explainer}`}, String(r.draw));
+      add(tr, "td", {class: r.status !== "ok" ? "failed" : "", title: r.error || ""},
+          r.status === "ok" ? r.explanation : `failed: ${r.error || ""}`);
+      add(tr, "td", {class: "num"}, r.choice_auc === null || r.choice_auc === undefined ? "" : r.choice_auc.toFixed(3));
+      add(tr, "td", {class: "num"}, r.heldout_auc === null || r.heldout_auc === undefined ? "" : r.heldout_auc.toFixed(3));
+      add(tr, "td", {}, r.chosen ? "chosen" : "");
     }
   }
 
@@ -198,13 +220,21 @@
     for (const x of rows) drawExample(box, x);
   }
   add(app, "h2", {}, "Negatives (the latent is silent) with the judges' verdicts");
-  const negatives = d.examples.filter(x => x.set !== "train" && x.set !== "test");
+  const heldOut = ["select", "select_random"];
+  const negatives = d.examples.filter(x => x.set !== "train" && x.set !== "test" && !heldOut.includes(x.set));
   if (!negatives.length) add(app, "p", {class: "muted"}, "No negatives recorded.");
-  for (const set of ["hard_negative", "random", "hard_negative_train"]) {
-    const rows = negatives.filter(x => x.set === set);
-    if (!rows.length) continue;
-    add(app, "h3", {}, `${SET_NAMES[set]} — ${rows.length} windows`);
-    const box = add(app, "div", {class: "negatives", "data-set": set});
-    for (const x of rows) drawExample(box, x);
+  const section = (sets, pool) => {
+    for (const set of sets) {
+      const rows = pool.filter(x => x.set === set);
+      if (!rows.length) continue;
+      add(app, "h3", {}, `${SET_NAMES[set]} — ${rows.length} windows`);
+      const box = add(app, "div", {class: "negatives", "data-set": set});
+      for (const x of rows) drawExample(box, x);
+    }
+  };
+  section(["hard_negative", "random", "neighbour", "hard_negative_train", "neighbour_train"], negatives);
+  if (d.examples.some(x => heldOut.includes(x.set))) {
+    add(app, "h2", {}, "Held-out windows: best-of-k's choice, seen by no explainer or scorer");
+    section(heldOut, d.examples);
   }
 })();
