@@ -69,16 +69,16 @@ def test_the_draw_that_tells_held_out_windows_apart_is_chosen(tmp_path):
     assert best.choice_auc == max(d.choice_auc for d in draws)
 
 
-def test_ties_and_latents_without_held_out_windows_keep_the_first_draw(tmp_path):
+def test_ties_keep_the_first_draw_and_a_latent_without_held_out_windows_is_drawn_once(tmp_path):
     items = [ExplainItem(1, [example("the LORD", ACTIVATING, 5)]), ExplainItem(2, [example("God", ACTIVATING, 6)])]
     held_out = {1: HeldOut([example(t, ACTIVATING, i) for i, t in enumerate(DIVINE)],
                            [example(t, RANDOM_NEGATIVE, 100 + i) for i, t in enumerate(PLAIN)])}
     with StubLLMServer(reply=lambda messages: "[EXPLANATION]: the words LORD and God") as server:
         chosen, draws = explain_best_of(client_for(server, tmp_path), items,
                                         ExplainerConfig(few_shot=False, digest="none", best_of=2), held_out)
-    assert [d.draw for d in draws if d.chosen] == [0, 0]
-    assert [d.choice_auc is None for d in draws if d.latent == 2] == [True, True]
-    assert all(r.ok for r in chosen)
+    assert [(d.latent, d.draw) for d in draws if d.chosen] == [(1, 0), (2, 0)]
+    assert [(d.draw, d.choice_auc) for d in draws if d.latent == 2] == [(0, None)]  # no choice: no second draw
+    assert server.call_count == 3 and all(r.ok for r in chosen)
 
 
 def test_best_of_names_its_results_and_needs_held_out_windows(tmp_path):

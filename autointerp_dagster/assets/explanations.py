@@ -77,6 +77,12 @@ def explanations(context: AssetExecutionContext, settings: SettingsResource, sto
     draws = []
     if explainer.best_of > 1:
         held_out = {latent: HeldOut(s.select, s.select_random) for latent, s in sets.items()}
+        spare = sum(bool(h.activating and h.silent) for h in held_out.values())
+        if spare < len(held_out):
+            context.log.warning(
+                f"best-of-{explainer.best_of}: {len(held_out) - spare} of {len(held_out)} latent(s) have no held-out "
+                f"windows and get one draw (fewer activating windows than n_train + n_test + 1, or examples sampled "
+                f"before sampling.n_select was set: re-materialise examples)")
         results, draws = explain_best_of(client, items, explainer, held_out, on_progress=progress)
         writes.write_explanation_draws(db, sae, start, end, key.explainer, key.backend, key.model,
                                        _draw_rows(sae, key, draws))
@@ -145,7 +151,8 @@ def _best_of_metadata(draws) -> dict:
     first = {d.latent: d for d in draws if d.draw == 0}
     pairs = [(chosen[k].heldout_auc, first[k].heldout_auc) for k in chosen
              if k in first and chosen[k].heldout_auc is not None and first[k].heldout_auc is not None]
-    metadata = {"best_of_latents_a_later_draw_won": sum(d.draw > 0 for d in chosen.values())}
+    metadata = {"best_of_latents_drawn_k_times": len({d.latent for d in draws if d.draw > 0}),
+                "best_of_latents_a_later_draw_won": sum(d.draw > 0 for d in chosen.values())}
     if pairs:
         metadata["best_of_heldout_auc_chosen"] = round(sum(c for c, _ in pairs) / len(pairs), 4)
         metadata["best_of_heldout_auc_first_draw"] = round(sum(f for _, f in pairs) / len(pairs), 4)

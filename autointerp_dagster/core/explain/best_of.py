@@ -52,13 +52,19 @@ class Draw:
 
 def explain_best_of(client: LLMClient, items: Sequence[ExplainItem], config: ExplainerConfig,
                     held_out: dict[int, HeldOut], on_progress=None) -> tuple[list[ExplanationResult], list[Draw]]:
-    """The chosen explanation per item (in order; its tokens and calls are those of all k draws, so its cost is
-    the latent's whole cost), and every draw of every latent."""
-    draws = [explain_latents(client, items, config, on_progress)]
+    """The chosen explanation per item (in order; its tokens and calls are those of all its draws, so its cost is
+    the latent's whole cost), and every draw of every latent. A latent without held-out windows of both kinds
+    (too few activating windows to spare any) cannot choose: it gets its first draw alone."""
+    windows = [held_out.get(item.latent) for item in items]
+    windows = [w if w is not None and w.activating and w.silent else None for w in windows]
+    by_latent = [[r] for r in explain_latents(client, items, config, on_progress)]
+    choosable = [i for i, w in enumerate(windows) if w is not None]
     hot = config.model_copy(update={"temperature": config.best_of_temperature})
-    draws += [explain_latents(client, items, hot, on_progress, sample=k) for k in range(1, config.best_of)]
-    by_latent = [[d[i] for d in draws] for i in range(len(items))]
-    ratings = _rate(by_latent, [held_out.get(item.latent) for item in items])
+    for k in range(1, config.best_of if choosable else 1):
+        for i, result in zip(choosable, explain_latents(client, [items[i] for i in choosable], hot, on_progress,
+                                                        sample=k)):
+            by_latent[i].append(result)
+    ratings = _rate(by_latent, windows)
     chosen_results, found = [], []
     for results, rated in zip(by_latent, ratings):
         ok = [k for k, r in enumerate(results) if r.ok]
