@@ -41,6 +41,7 @@ from bench_scale import copied_home  # noqa: E402
 
 from autointerp_dagster.core.coders.formats.random_twin import RANDOM_PREFIX, twin_key  # noqa: E402
 from autointerp_dagster.core.config import load_settings  # noqa: E402
+from autointerp_dagster.core.reporting.best_of import chosen_and_first  # noqa: E402
 from autointerp_dagster.core.reporting.metrics import mean_ci, metric_bounds  # noqa: E402
 from autointerp_dagster.core.store import ResultsStore  # noqa: E402
 
@@ -113,13 +114,9 @@ def best_of_lines(draws: list[dict]) -> list[str]:
     lines = []
     for sae in sorted({d["sae"] for d in draws}):
         mine = [d for d in draws if d["sae"] == sae]
-        chosen = {(d["seed"], d["latent"]): d for d in mine if d["chosen"]}
-        first = {(d["seed"], d["latent"]): d["heldout_auc"] for d in mine if d["draw"] == 0}
-        both = [k for k, d in chosen.items() if d["heldout_auc"] is not None and first.get(k) is not None]
-        gain = np.array([chosen[k]["heldout_auc"] - first[k] for k in both])
-        lines.append(f"best_of {sae} k={max(d['draw'] for d in mine) + 1} latents={len(both)} "
-                     f"later_won={sum(d['draw'] > 0 for d in chosen.values())} "
-                     f"chosen_minus_first={interval(gain, 'auc')}")
+        chosen, first, later_won = chosen_and_first(mine, key=lambda d: (d["seed"], d["latent"]))
+        lines.append(f"best_of {sae} k={max(d['draw'] for d in mine) + 1} latents={len(chosen)} "
+                     f"later_won={later_won} chosen_minus_first={interval(chosen - first, 'auc')}")
     return lines
 
 

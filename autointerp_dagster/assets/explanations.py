@@ -22,6 +22,7 @@ from ..core.explain.explainers import (
     explanation_id,
 )
 from ..core.keys import utc_now
+from ..core.reporting.best_of import chosen_and_first
 from ..core.sampling import evenly_spaced
 from ..core.store import reads, writes
 from ..instance import LLM_POOL
@@ -74,18 +75,18 @@ def explanations(context: AssetExecutionContext, settings: SettingsResource, sto
     context.log.info(f"explaining {len(items)} latent(s) of {sae} {range_key} with {config.llm.label}")
     progress = throttled_log(context, "explanation requests")
     key = ExplainerKey(explainer_name, config.llm.backend, config.llm.model)
-    draws = []
+    best_of = {}
     if explainer.best_of > 1:
         held_out = {latent: HeldOut(s.select, s.select_random) for latent, s in sets.items()}
-        spare = sum(bool(h.activating and h.silent) for h in held_out.values())
-        if spare < len(held_out):
+        results, found = explain_best_of(client, items, explainer, held_out, on_progress=progress)
+        draws = _draw_rows(sae, key, found)
+        writes.write_explanation_draws(db, sae, start, end, key.explainer, key.backend, key.model, draws)
+        best_of = _best_of_metadata(draws)
+        if once := len(items) - best_of["best_of_latents_drawn_k_times"]:
             context.log.warning(
-                f"best-of-{explainer.best_of}: {len(held_out) - spare} of {len(held_out)} latent(s) have no held-out "
-                f"windows and get one draw (fewer activating windows than n_train + n_test + 1, or examples sampled "
-                f"before sampling.n_select was set: re-materialise examples)")
-        results, draws = explain_best_of(client, items, explainer, held_out, on_progress=progress)
-        writes.write_explanation_draws(db, sae, start, end, key.explainer, key.backend, key.model,
-                                       _draw_rows(sae, key, draws))
+                f"best-of-{explainer.best_of}: {once} of {len(items)} latent(s) have no held-out windows and got one "
+                f"draw (fewer activating windows than n_train + n_test + 1, or examples sampled before "
+                f"sampling.n_select was set: re-materialise examples)")
     else:
         results = explain_latents(client, items, explainer, on_progress=progress)
     made = [(key, results)]
@@ -109,7 +110,7 @@ def explanations(context: AssetExecutionContext, settings: SettingsResource, sto
             "prompt_tokens": sum(r.prompt_tokens for r in results),
             "completion_tokens": sum(r.completion_tokens for r in results),
             "sample": "\n".join(f"{r.latent}: {r.explanation}" for r in results[:10] if r.explanation) or "(none)",
-            **_best_of_metadata(draws),
+            **best_of,
         },
         check_results=[
             AssetCheckResult(check_name="parse_failure_rate", passed=rate <= config.checks.max_parse_failure_rate,
@@ -142,18 +143,13 @@ def _draw_rows(sae: str, key: ExplainerKey, draws) -> list[dict]:
             for d in draws]
 
 
-def _best_of_metadata(draws) -> dict:
+def _best_of_metadata(draws: list[dict]) -> dict:
     """Best-of-k at a glance: how often a later draw won, and the chosen against the first draw on the held-out
     half the choice did not see (the summary gives the interval)."""
-    if not draws:
-        return {}
-    chosen = {d.latent: d for d in draws if d.chosen}
-    first = {d.latent: d for d in draws if d.draw == 0}
-    pairs = [(chosen[k].heldout_auc, first[k].heldout_auc) for k in chosen
-             if k in first and chosen[k].heldout_auc is not None and first[k].heldout_auc is not None]
-    metadata = {"best_of_latents_drawn_k_times": len({d.latent for d in draws if d.draw > 0}),
-                "best_of_latents_a_later_draw_won": sum(d.draw > 0 for d in chosen.values())}
-    if pairs:
-        metadata["best_of_heldout_auc_chosen"] = round(sum(c for c, _ in pairs) / len(pairs), 4)
-        metadata["best_of_heldout_auc_first_draw"] = round(sum(f for _, f in pairs) / len(pairs), 4)
+    chosen, first, later_won = chosen_and_first(draws)
+    metadata = {"best_of_latents_drawn_k_times": len({d["latent"] for d in draws if d["draw"] > 0}),
+                "best_of_latents_a_later_draw_won": later_won}
+    if len(chosen):
+        metadata["best_of_heldout_auc_chosen"] = round(float(chosen.mean()), 4)
+        metadata["best_of_heldout_auc_first_draw"] = round(float(first.mean()), 4)
     return metadata

@@ -3,11 +3,26 @@ never saw?"""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Hashable, Iterable
+
 import numpy as np
 
 from autointerp_dagster.core.store import ResultsStore
 
 from .metrics import MEAN_INTERVAL, format_interval, mean_ci
+
+
+def chosen_and_first(rows: Iterable[dict], key: Callable[[dict], Hashable] = lambda r: r["latent"]
+                     ) -> tuple[np.ndarray, np.ndarray, int]:
+    """From `explanation_draws` rows (latent, draw, chosen, heldout_auc): the chosen draws' and the first draws'
+    comparison-half AUCs, paired over the latents (`key`) where both have one, and how many latents a later draw
+    won."""
+    rows = list(rows)
+    chosen = {key(r): r for r in rows if r["chosen"]}
+    first = {key(r): r["heldout_auc"] for r in rows if r["draw"] == 0}
+    both = sorted(k for k, r in chosen.items() if r["heldout_auc"] is not None and first.get(k) is not None)
+    return (np.array([chosen[k]["heldout_auc"] for k in both]), np.array([first[k] for k in both]),
+            sum(r["draw"] > 0 for r in chosen.values()))
 
 
 def best_of_comparison(store: ResultsStore, sae: str, explainer: str, label: str) -> dict | None:
@@ -20,13 +35,8 @@ def best_of_comparison(store: ResultsStore, sae: str, explainer: str, label: str
                        "explainer = ? AND backend || ':' || model = ?", [sae, explainer, label]).to_pylist()
     if not rows:
         return None
-    chosen = {r["latent"]: r for r in rows if r["chosen"]}
-    first = {r["latent"]: r["heldout_auc"] for r in rows if r["draw"] == 0}
-    both = sorted(k for k, r in chosen.items() if r["heldout_auc"] is not None and first.get(k) is not None)
-    a = np.array([chosen[k]["heldout_auc"] for k in both])
-    b = np.array([first[k] for k in both])
-    return {"k": max(r["draw"] for r in rows) + 1, "latents": len(both),
-            "later_won": sum(r["draw"] > 0 for r in chosen.values()),
+    a, b, later_won = chosen_and_first(rows)
+    return {"k": max(r["draw"] for r in rows) + 1, "latents": len(a), "later_won": later_won,
             "chosen": mean_ci(a, bounds=(0.0, 1.0)), "first": mean_ci(b, bounds=(0.0, 1.0)),
             "difference": mean_ci(a - b, bounds=(-1.0, 1.0))}
 
