@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -105,6 +107,20 @@ def scripted_judge(messages: list[dict]):
 
 
 scripted_judge.failed_once = False
+
+
+def run_on_scripted_judge(config: Path, server) -> tuple[subprocess.CompletedProcess, dict[str, str]]:
+    """`autointerp run` from inputs to summary of the settings file `config`, judged by the scripted judge on
+    `server` (no subject-model scorers), in an environment without other AUTOINTERP_* variables; and the
+    AUTOINTERP_* variables it ran with."""
+    variables = {"AUTOINTERP_CONFIG": str(config), "AUTOINTERP_LLM_BACKEND": "openai",
+                 "AUTOINTERP_LLM_BASE_URL": server.base_url, "AUTOINTERP_LLM_MODEL": "scripted-judge",
+                 "AUTOINTERP_SUBJECT_SCORERS_SCORERS": "[]"}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AUTOINTERP_") and k != "DAGSTER_HOME"}
+    stages = [arg for stage in ("inputs", "cache", "explain", "score", "summary") for arg in ("--stage", stage)]
+    done = subprocess.run([str(Path(sys.executable).with_name("autointerp")), "run", *stages],
+                          env={**env, **variables}, capture_output=True, text=True)
+    return done, variables
 
 
 @pytest.fixture

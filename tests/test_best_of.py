@@ -4,9 +4,6 @@ or scorer sees, and the chosen draw is compared with the first on the half of th
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -19,6 +16,7 @@ from autointerp_dagster.core.reporting.best_of import best_of_comparison
 from autointerp_dagster.core.sampling import ACTIVATING, RANDOM_NEGATIVE, Example
 from autointerp_dagster.core.store import ResultsStore
 
+from .conftest import run_on_scripted_judge, write_sparsify_sae
 from .openai_stub_server import StubLLMServer
 
 DIVINE = ["And the LORD said unto Moses", "for God so loved the world", "the LORD is my shepherd",
@@ -92,8 +90,6 @@ def test_best_of_names_its_results_and_needs_held_out_windows(tmp_path):
 
 def test_autointerp_run_keeps_every_draw_and_summarises_chosen_against_first(tmp_path, tiny_model_dir, llm_server):
     home = tmp_path / "home"
-    from .conftest import write_sparsify_sae
-
     write_sparsify_sae(home / "saes" / "run-a" / "layers.0", 64, 96, 4, seed=1)
     config = {"home": str(home), "model": {"name": str(tiny_model_dir), "alias": "tiny"},
               "coders": {"embedded": None, "latent_ranges": 2},
@@ -102,16 +98,9 @@ def test_autointerp_run_keeps_every_draw_and_summarises_chosen_against_first(tmp
                            "n_quantiles": 3, "n_random_negatives": 6, "latents_per_range": 4, "n_select": 8},
               "explainer": {"best_of": 2}, "scoring": {"batch_size": 3}, "intruder": {"enabled": False}}
     (tmp_path / "autointerp.yaml").write_text(json.dumps(config))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AUTOINTERP_") and k != "DAGSTER_HOME"}
-    env.update({"AUTOINTERP_CONFIG": str(tmp_path / "autointerp.yaml"), "AUTOINTERP_LLM_BACKEND": "openai",
-                "AUTOINTERP_LLM_BASE_URL": llm_server.base_url, "AUTOINTERP_LLM_MODEL": "scripted-judge",
-                "AUTOINTERP_SUBJECT_SCORERS_SCORERS": "[]"})
-    autointerp = Path(sys.executable).with_name("autointerp")
-    done = subprocess.run([str(autointerp), "run", "--stage", "inputs", "--stage", "cache", "--stage", "explain",
-                           "--stage", "score", "--stage", "summary"], env=env, capture_output=True, text=True)
+    done, variables = run_on_scripted_judge(tmp_path / "autointerp.yaml", llm_server)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    settings = load_settings(tmp_path / "autointerp.yaml",
-                             environ={k: v for k, v in env.items() if k.startswith("AUTOINTERP_")})
+    settings = load_settings(tmp_path / "autointerp.yaml", environ=variables)
     from autointerp_dagster.core.store import open_store
 
     store = open_store(settings)

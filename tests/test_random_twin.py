@@ -4,9 +4,6 @@ explained and scored by `autointerp run` like any coder, and the summaries' trai
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +20,7 @@ from autointerp_dagster.core.reporting.coders import coder_summaries, format_cod
 from autointerp_dagster.core.reporting.summary import format_summary
 from autointerp_dagster.core.store.tables import SCORES
 
-from .conftest import write_sparsify_sae
+from .conftest import run_on_scripted_judge, write_sparsify_sae
 
 
 def settings_with_twins(tmp_path: Path, tiny_model_dir: Path, twins: bool = True):
@@ -63,13 +60,7 @@ def test_a_twin_has_the_coders_shape_and_read_site_and_seeded_random_weights(tmp
 
 def test_autointerp_run_caches_explains_and_scores_the_twin_beside_its_coder(tmp_path, tiny_model_dir, llm_server):
     settings = settings_with_twins(tmp_path, tiny_model_dir)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AUTOINTERP_") and k != "DAGSTER_HOME"}
-    env.update({"AUTOINTERP_CONFIG": str(tmp_path / "autointerp.yaml"), "AUTOINTERP_LLM_BACKEND": "openai",
-                "AUTOINTERP_LLM_BASE_URL": llm_server.base_url, "AUTOINTERP_LLM_MODEL": "scripted-judge",
-                "AUTOINTERP_SUBJECT_SCORERS_SCORERS": "[]"})
-    autointerp = Path(sys.executable).with_name("autointerp")
-    done = subprocess.run([str(autointerp), "run", "--stage", "inputs", "--stage", "cache", "--stage", "explain",
-                           "--stage", "score", "--stage", "summary"], env=env, capture_output=True, text=True)
+    done, _ = run_on_scripted_judge(tmp_path / "autointerp.yaml", llm_server)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     from autointerp_dagster.core.store import open_store
 
