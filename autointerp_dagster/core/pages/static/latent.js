@@ -14,6 +14,12 @@
   const add = (parent, tag, attrs, text) => parent.appendChild(el(tag, attrs, text));
   const fmt = (v, digits = 3) => (v === null || v === undefined ? "n/a" : Number(v).toFixed(digits));
   const interval = (v, lo, hi) => fmt(v) + (lo === null || lo === undefined ? "" : ` [${fmt(lo)}, ${fmt(hi)}]`);
+  const table = (parent, attrs, headers) => {  // a table with these column headers; returns its body
+    const t = add(parent, "table", attrs);
+    const hr = add(add(t, "thead"), "tr");
+    for (const h of headers) add(hr, "th", {}, h);
+    return add(t, "tbody");
+  };
   const SET_NAMES = {train: "explainer", test: "scorer", random: "random negative",
                      hard_negative: "hard negative (scorers)", hard_negative_train: "hard negative (explainer)",
                      neighbour: "neighbour negative (scorers)", neighbour_train: "neighbour negative (explainer)",
@@ -52,11 +58,9 @@
     for (const r of e.scores) (byJudge[r.judge] = byJudge[r.judge] || []).push(r);
     for (const [judge, rows] of Object.entries(byJudge)) {
       add(card, "h3", {}, "judge " + judge);
-      const t = add(card, "table", {class: "scores"});
-      const hr = add(add(t, "thead"), "tr");
-      for (const h of ["scorer", "status", "balanced accuracy [95% CI]", "AUC [95% CI]", "control: balanced accuracy",
-                       "control: AUC", "control latent", "examples", "failed"]) add(hr, "th", {}, h);
-      const tb = add(t, "tbody");
+      const tb = table(card, {class: "scores"}, ["scorer", "status", "balanced accuracy [95% CI]", "AUC [95% CI]",
+                                                 "control: balanced accuracy", "control: AUC", "control latent",
+                                                 "examples", "failed"]);
       const scorers = [...new Set(rows.map(r => r.scorer))];
       for (const scorer of scorers) {
         const own = rows.find(r => r.scorer === scorer && r.own) || {};
@@ -84,17 +88,14 @@
     add(app, "h2", {}, "Best-of-k draws");
     add(app, "p", {class: "muted small"}, "Each draw's MiniLM AUC, its activating held-out windows against silent " +
         "ones: the choice is made on one half, the other half compares the chosen draw with the first.");
-    const t = add(app, "table", {class: "scores", id: "draws"});
-    const hr = add(add(t, "thead"), "tr");
-    for (const h of ["draw", "explanation", "AUC (choice half)", "AUC (other half)", "chosen"]) add(hr, "th", {}, h);
-    const tb = add(t, "tbody");
+    const tb = table(app, {class: "scores", id: "draws"},
+                     ["draw", "explanation", "AUC (choice half)", "AUC (other half)", "chosen"]);
     for (const r of d.draws) {
       const tr = add(tb, "tr", {"data-draw": r.draw, class: r.chosen ? "chosen" : ""});
       add(tr, "td", {class: "num", title: `${r.model} · explainer ${r.explainer}`}, String(r.draw));
       add(tr, "td", {class: r.status !== "ok" ? "failed" : "", title: r.error || ""},
           r.status === "ok" ? r.explanation : `failed: ${r.error || ""}`);
-      add(tr, "td", {class: "num"}, r.choice_auc === null || r.choice_auc === undefined ? "" : r.choice_auc.toFixed(3));
-      add(tr, "td", {class: "num"}, r.heldout_auc === null || r.heldout_auc === undefined ? "" : r.heldout_auc.toFixed(3));
+      for (const auc of [r.choice_auc, r.heldout_auc]) add(tr, "td", {class: "num"}, auc === null ? "" : fmt(auc));
       add(tr, "td", {}, r.chosen ? "chosen" : "");
     }
   }
@@ -104,10 +105,7 @@
     add(app, "h2", {}, "Intruder detection (no explanation)");
     add(app, "p", {class: "muted small"}, "The judge names the one window of another latent among this latent's " +
         "held-out windows; the control shows windows of as many different latents (chance plus the judge's bias).");
-    const t = add(app, "table", {class: "scores", id: "intruder"});
-    const hr = add(add(t, "thead"), "tr");
-    for (const h of ["judge", "tasks", "status", "accuracy [95% CI]", "failed"]) add(hr, "th", {}, h);
-    const tb = add(t, "tbody");
+    const tb = table(app, {class: "scores", id: "intruder"}, ["judge", "tasks", "status", "accuracy [95% CI]", "failed"]);
     for (const r of d.intruder) {
       const tr = add(tb, "tr", {"data-control": r.control});
       add(tr, "td", {}, r.judge);
@@ -164,11 +162,9 @@
   if (!d.matches) add(right, "p", {class: "muted", id: "matches"}, "none in the results when these pages were written");
   else if (!d.matches.length) add(right, "p", {class: "muted", id: "matches"}, "no match recorded");
   else {
-    const t = add(right, "table", {id: "matches"});
-    const hr = add(add(t, "thead"), "tr");
-    for (const h of ["SAE", "latent", "method", "decoder cos.", "act. corr.", "expl. sim."]) add(hr, "th", {}, h);
+    const tb = table(right, {id: "matches"}, ["SAE", "latent", "method", "decoder cos.", "act. corr.", "expl. sim."]);
     for (const m of d.matches) {
-      const tr = add(t, "tr");
+      const tr = add(tb, "tr");
       add(tr, "td", {}, m.sae);
       const td = add(tr, "td", {class: "num"});
       const href = `${d.pages_prefix}${d.folders[m.sae]}/latents/${m.latent}.html`;
