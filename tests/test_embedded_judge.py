@@ -3,6 +3,8 @@ run in process on either engine (torch dynamic int8, CTranslate2 int8), judging 
 
 from __future__ import annotations
 
+import shutil
+
 import pytest
 
 from autointerp_dagster.core.llm import ChatRequest, CT2Backend, LocalBackend
@@ -25,7 +27,9 @@ def example(text: str, kind: str) -> Example:
 
 @pytest.fixture(scope="module")
 def models_dir(tmp_path_factory):
-    return tmp_path_factory.mktemp("models")  # one GGUF conversion for both engines
+    folder = tmp_path_factory.mktemp("models")  # one GGUF conversion for both engines
+    yield folder
+    shutil.rmtree(folder)  # ~9 GB of converted judge: the rest of the suite needs the disk more than this copy
 
 
 @pytest.mark.parametrize("engine", [LocalBackend, CT2Backend], ids=["torch", "ctranslate2"])
