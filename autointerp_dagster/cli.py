@@ -25,6 +25,7 @@ from pathlib import Path
 
 from .core.config import (
     CONFIG_ENV,
+    ENV_PREFIX,
     ConfigError,
     Settings,
     describe,
@@ -142,7 +143,7 @@ def dispatch(args: argparse.Namespace) -> int:
 
         return run_pipeline(settings, force=args.force, saes=args.sae, stages=args.stage)
     if args.command == "ui":
-        return start_ui(settings, args.port)
+        return start_ui(settings, args.port, share_local="llm.share_local" not in sources)
     raise AssertionError(f"no command {args.command}")
 
 
@@ -260,8 +261,11 @@ def local_cluster(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def start_ui(settings: Settings, port: int) -> int:
-    """`dagster dev` (webserver, daemon, sensors) on the project's instance, after releasing dead runs."""
+def start_ui(settings: Settings, port: int, share_local: bool) -> int:
+    """`dagster dev` (webserver, daemon, sensors) on the project's instance, after releasing dead runs.
+
+    `share_local` (unless the settings say otherwise): the daemon's runs execute every step in its own process,
+    so an in-process judge is held by one judge host on this machine instead of loaded by each step."""
     from dagster import DagsterInstance
 
     from .liveness import release_dead_runs
@@ -269,6 +273,8 @@ def start_ui(settings: Settings, port: int) -> int:
     with DagsterInstance.get() as instance:
         set_pool_limits(instance, settings)
         release_dead_runs(instance)
+    if share_local and settings.llm.is_local:
+        os.environ[ENV_PREFIX + "LLM_SHARE_LOCAL"] = "true"  # read by every step process the daemon starts
     dagster = Path(sys.executable).with_name("dagster")
     os.execv(str(dagster), [str(dagster), "dev", "-h", "127.0.0.1", "-p", str(port),
                             "-m", "autointerp_dagster.definitions"])

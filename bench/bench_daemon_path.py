@@ -1,10 +1,14 @@
 """The path the project exists for: with the Dagster UI running, a new SAE appears in the watched folder.
 
-Starts `autointerp ui` (dagster dev: webserver, daemon, sensors) on the project's home, copies one of the
-embedded SAEs under a new name into the SAE folder, and waits until the discovery sensor has cached it and
-the automation has materialised every downstream partition (statistics, examples, explanations, scores,
-summary). Prints the wall time, the peak memory in use on the machine and of the UI's process tree, and
-the runs that failed. Needs `make run` first (the embedded models and SAEs).
+Side by side in one run, with the response cache off (both paths pay for every LLM answer):
+1. `autointerp run --sae <copy>` on one copy of an embedded SAE: the time `make run` spends on that SAE's stages;
+2. `autointerp ui` (dagster dev: webserver, daemon, sensors) while a second copy is dropped into the SAE
+   folder, until the discovery sensor has cached it and the automation has materialised every downstream
+   partition (statistics, examples, explanations, scores, summary).
+Prints both times and their ratio (`daemon_vs_run_ratio=`), the judge loads on the daemon path
+(`judge_loads=`: judge hosts started, each loading the in-process judge once, core/llm/judge_host.py), the
+peak memory in use on the machine and of the UI's process tree, and the runs that failed. Needs `make run`
+first (the embedded models and SAEs).
 
     .venv/bin/python bench/bench_daemon_path.py [--timeout-min 90] [--port 3077]
 """
@@ -26,7 +30,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from autointerp_dagster.core.config import load_settings  # noqa: E402
 
-COPY_NAME = "daemon-copy"
+COPY_NAME = "daemon-copy"  # the daemon path's copy
+RUN_COPY_NAME = "run-copy"  # `autointerp run`'s
+STAGES_WAITED = ("cache", "explain", "score", "summary")  # what the daemon path is timed to (no similarity)
 
 
 def tree_rss(process: psutil.Process) -> int:
@@ -39,11 +45,31 @@ def tree_rss(process: psutil.Process) -> int:
     return total
 
 
+def judge_host_starts(settings) -> int:
+    """Judge hosts started so far (each prints one line when it listens, then loads the judge on first use)."""
+    return sum(log.read_text().count("judge host for ")
+               for log in (settings.models_dir / "judge-hosts").glob("*.log"))
+
+
+def timed_run(autointerp: Path, source: Path, target: Path, key: str) -> float:
+    """Minutes `autointerp run --sae key` takes on a fresh copy of the SAE, from caching to its summary."""
+    shutil.rmtree(target.parent, ignore_errors=True)
+    shutil.copytree(source, target)
+    started = time.monotonic()
+    try:
+        subprocess.run([str(autointerp), "run", "--sae", key, *(f"--stage={stage}" for stage in STAGES_WAITED)],
+                       check=True, stdout=subprocess.DEVNULL)
+    finally:
+        shutil.rmtree(target.parent, ignore_errors=True)
+    return (time.monotonic() - started) / 60
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--timeout-min", type=float, default=90)
     parser.add_argument("--port", type=int, default=3077)
     args = parser.parse_args()
+    os.environ["AUTOINTERP_LLM_USE_CACHE"] = "false"  # both paths pay for every answer (the copies ask the same)
     settings = load_settings()
     source = settings.watched_sae_dir / "embedded-topk" / "layers.7"
     if not source.is_dir():
@@ -55,6 +81,10 @@ def main() -> None:
     from dagster import AssetKey, AssetRecordsFilter, DagsterInstance, DagsterRunStatus, RunsFilter
 
     autointerp = Path(sys.executable).with_name("autointerp")
+    run_minutes = timed_run(autointerp, source, settings.watched_sae_dir / RUN_COPY_NAME / "layers.7",
+                            f"{settings.alias}/layers.7/{RUN_COPY_NAME}")
+    print(f"autointerp run --sae (a copy): {run_minutes:.1f} min", flush=True)
+    hosts_before = judge_host_starts(settings)
     ui = subprocess.Popen([str(autointerp), "ui", "--port", str(args.port)], stdout=subprocess.DEVNULL,
                           stderr=subprocess.DEVNULL, start_new_session=True)
     peak_used, peak_tree, ranges = 0, 0, settings.coders.latent_ranges
@@ -90,6 +120,9 @@ def main() -> None:
     print(f"daemon_path_peak_machine_gb={peak_used / 2**30:.1f}")
     print(f"daemon_path_peak_ui_tree_gb={peak_tree / 2**30:.1f}")
     print(f"daemon_path_failed_runs={len(failed)}")
+    print(f"run_minutes={run_minutes:.1f}")
+    print(f"daemon_vs_run_ratio={seconds / 60 / run_minutes:.2f}")
+    print(f"judge_loads={judge_host_starts(settings) - hosts_before}")
 
 
 if __name__ == "__main__":

@@ -53,6 +53,9 @@ class LLMConfig(Section):
         "auto", description="local: auto is ctranslate2 on CPU (faster prompts, half the memory; bench_llm_engines), "
                             "torch on CUDA")
     threads: int = Field(0, ge=0, description="local ctranslate2: CPU threads (0: every core the process may use)")
+    share_local: bool = Field(
+        False, description="local: one process on this machine holds the model for every step process (loaded "
+        "once, core/llm/judge_host.py) instead of one copy a step; `autointerp ui` turns it on for the daemon's runs")
     use_cache: bool = Field(True, description="answer repeated requests from the response cache")
     prices: tuple[Price, ...] = Field(
         (), description="US dollars per 1M prompt and completion tokens: [{model, prompt, completion}, ...]; "

@@ -7,6 +7,7 @@ from pathlib import Path
 from autointerp_dagster.core.config import LLMConfig
 from autointerp_dagster.core.llm.client import LLMClient
 from autointerp_dagster.core.llm.ct2_backend import CT2Backend
+from autointerp_dagster.core.llm.hosted_backend import HostedBackend
 from autointerp_dagster.core.llm.local_backend import LocalBackend
 from autointerp_dagster.core.llm.openai_backend import OpenAIBackend
 from autointerp_dagster.core.llm.pool import ServerPool
@@ -24,10 +25,13 @@ def build_backend(config: LLMConfig, models_dir: str | Path) -> Backend:
         return OpenAIBackend(config.base_url, config.model, api_key_env=config.api_key_env,
                              timeout_s=config.timeout_s, max_retries=config.max_retries)
     if local_engine(config) == "ctranslate2":
-        return CT2Backend(config.model, models_dir, device=config.device, max_context=config.max_context,
-                          quantize=config.quantize, threads=config.threads)
-    return LocalBackend(config.model, models_dir, device=config.device, max_context=config.max_context,
-                        quantize=config.quantize)
+        local = CT2Backend(config.model, models_dir, device=config.device, max_context=config.max_context,
+                           quantize=config.quantize, threads=config.threads)
+    else:
+        local = LocalBackend(config.model, models_dir, device=config.device, max_context=config.max_context,
+                             quantize=config.quantize)
+    # Shared: the machine's judge host answers with this same backend, which is never loaded here.
+    return HostedBackend(local, config.model_dump_json(), models_dir) if config.share_local else local
 
 
 def local_engine(config: LLMConfig) -> str:
