@@ -143,7 +143,7 @@ def dispatch(args: argparse.Namespace) -> int:
 
         return run_pipeline(settings, force=args.force, saes=args.sae, stages=args.stage)
     if args.command == "ui":
-        return start_ui(settings, args.port, share_local="llm.share_local" not in sources)
+        return start_ui(settings, args.port, ui_environment(settings, sources))
     raise AssertionError(f"no command {args.command}")
 
 
@@ -261,11 +261,17 @@ def local_cluster(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def start_ui(settings: Settings, port: int, share_local: bool) -> int:
-    """`dagster dev` (webserver, daemon, sensors) on the project's instance, after releasing dead runs.
+def ui_environment(settings: Settings, sources: dict[str, str]) -> dict[str, str]:
+    """Variables for the UI's processes: unless the settings name `llm.share_local`, an in-process judge is
+    shared (the daemon's runs execute every step in its own process, so each would load the judge again)."""
+    if settings.llm.is_local and "llm.share_local" not in sources:
+        return {ENV_PREFIX + "LLM_SHARE_LOCAL": "true"}
+    return {}
 
-    `share_local` (unless the settings say otherwise): the daemon's runs execute every step in its own process,
-    so an in-process judge is held by one judge host on this machine instead of loaded by each step."""
+
+def start_ui(settings: Settings, port: int, environment: dict[str, str]) -> int:
+    """`dagster dev` (webserver, daemon, sensors) on the project's instance, after releasing dead runs;
+    `environment` reaches every process it starts (ui_environment)."""
     from dagster import DagsterInstance
 
     from .liveness import release_dead_runs
@@ -273,8 +279,7 @@ def start_ui(settings: Settings, port: int, share_local: bool) -> int:
     with DagsterInstance.get() as instance:
         set_pool_limits(instance, settings)
         release_dead_runs(instance)
-    if share_local and settings.llm.is_local:
-        os.environ[ENV_PREFIX + "LLM_SHARE_LOCAL"] = "true"  # read by every step process the daemon starts
+    os.environ.update(environment)
     dagster = Path(sys.executable).with_name("dagster")
     os.execv(str(dagster), [str(dagster), "dev", "-h", "127.0.0.1", "-p", str(port),
                             "-m", "autointerp_dagster.definitions"])

@@ -112,3 +112,13 @@ def test_an_idle_host_quits_and_the_next_request_starts_another(config, models_d
     assert host_files(models_dir, local.identity)[0] == backend.address
     backend.generate(REQUEST)
     assert host_pid(backend) != pid
+
+
+def test_the_ui_shares_an_in_process_judge_unless_the_settings_say_otherwise():
+    from autointerp_dagster.cli import ui_environment
+    from autointerp_dagster.core.config import load_settings, load_settings_with_sources
+
+    environment = ui_environment(*load_settings_with_sources(environ={}))
+    assert load_settings(environ=environment).llm.share_local  # what the daemon's step processes read
+    assert ui_environment(*load_settings_with_sources(environ={"AUTOINTERP_LLM_SHARE_LOCAL": "false"})) == {}
+    assert ui_environment(*load_settings_with_sources(environ={"AUTOINTERP_LLM_BACKEND": "openai"})) == {}

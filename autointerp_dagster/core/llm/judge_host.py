@@ -22,6 +22,7 @@ import json
 import os
 import threading
 import time
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -100,20 +101,17 @@ class _HostServer(ThreadingHTTPServer):
         self._in_flight = 0
         self._last = time.monotonic()
 
+    @contextmanager
     def activity(self):
-        server = self
-
-        class _Active:
-            def __enter__(self):
-                with server._lock:
-                    server._in_flight += 1
-
-            def __exit__(self, *exc):
-                with server._lock:
-                    server._in_flight -= 1
-                    server._last = time.monotonic()
-
-        return _Active()
+        """Marks a request in flight: a host never quits while it answers."""
+        with self._lock:
+            self._in_flight += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._in_flight -= 1
+                self._last = time.monotonic()
 
     def idle_for(self) -> float:
         with self._lock:
