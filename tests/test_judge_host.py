@@ -15,8 +15,8 @@ import pytest
 
 from autointerp_dagster.core.config import LLMConfig
 from autointerp_dagster.core.llm import ChatRequest, build_backend
+from autointerp_dagster.core.llm.host_protocol import host_files
 from autointerp_dagster.core.llm.hosted_backend import HostedBackend
-from autointerp_dagster.core.llm.judge_host import host_files
 from autointerp_dagster.core.llm.types import BackendError, PromptScoreRequest
 from tests.test_llm_client import tiny_chat_model_dir  # noqa: F401 (fixture)
 
@@ -29,7 +29,7 @@ STEP = """
 import json, sys
 from autointerp_dagster.core.config import LLMConfig
 from autointerp_dagster.core.llm import build_backend
-from autointerp_dagster.core.llm.judge_host import encode
+from autointerp_dagster.core.llm.host_protocol import encode
 from tests.test_judge_host import REQUEST
 backend = build_backend(LLMConfig.model_validate_json(sys.argv[1]), sys.argv[2])
 print(encode(backend.generate(REQUEST)).decode())

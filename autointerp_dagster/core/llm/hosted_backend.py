@@ -19,7 +19,7 @@ import urllib.request
 from http.client import HTTPException
 from pathlib import Path
 
-from autointerp_dagster.core.llm.judge_host import IDLE_S, decode_reply, encode, host_files
+from autointerp_dagster.core.llm.host_protocol import IDLE_S, decode_reply, encode, host_files
 from autointerp_dagster.core.llm.types import (
     BackendError,
     BackendReply,

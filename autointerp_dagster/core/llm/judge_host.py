@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import hashlib
 import json
 import os
 import threading
@@ -26,38 +25,8 @@ from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from autointerp_dagster.core.llm.types import (
-    BackendError,
-    BackendReply,
-    ChatRequest,
-    PromptScoreReply,
-    PromptScoreRequest,
-)
-
-HOSTS_FOLDER = "judge-hosts"
-IDLE_S = 600.0  # a host with no request for this long quits (a later step starts another)
-
-
-def host_files(models_dir: str | Path, identity: dict[str, str]) -> tuple[Path, Path]:
-    """(address file, lock file) of the host for one backend identity."""
-    key = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
-    folder = Path(models_dir) / HOSTS_FOLDER
-    return folder / f"{key}.json", folder / f"{key}.lock"
-
-
-# The wire: requests and replies are their dataclasses as JSON (floats round-trip exactly).
-def encode(value) -> bytes:
-    return json.dumps(dataclasses.asdict(value)).encode()
-
-
-def decode_request(path: str, body: dict) -> ChatRequest | PromptScoreRequest:
-    if path == "/generate":
-        return ChatRequest(**{**body, "stop": tuple(body["stop"])})
-    return PromptScoreRequest(**{**body, "offsets": tuple(body["offsets"]), "candidates": tuple(body["candidates"])})
-
-
-def decode_reply(path: str, body: dict) -> BackendReply | PromptScoreReply:
-    return BackendReply(**body) if path == "/generate" else PromptScoreReply(**body)
+from autointerp_dagster.core.llm.host_protocol import IDLE_S, decode_request, host_files
+from autointerp_dagster.core.llm.types import BackendError
 
 
 class _Handler(BaseHTTPRequestHandler):
