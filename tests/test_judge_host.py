@@ -112,6 +112,11 @@ def test_an_idle_host_quits_and_the_next_request_starts_another(config, models_d
     assert host_files(models_dir, local.identity)[0] == backend.address
     backend.generate(REQUEST)
     assert host_pid(backend) != pid
+    os.kill(host_pid(backend), signal.SIGTERM)  # stopped: it removes its address file as when idle
+    deadline = time.monotonic() + 30
+    while backend.address.exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not backend.address.exists(), "a host stopped by SIGTERM kept its address file"
 
 
 def test_the_ui_shares_an_in_process_judge_unless_the_settings_say_otherwise():

@@ -19,6 +19,7 @@ import argparse
 import dataclasses
 import json
 import os
+import signal
 import threading
 import time
 from contextlib import contextmanager
@@ -104,6 +105,8 @@ def serve(backend, models_dir: str | Path, idle_s: float = IDLE_S) -> None:
         server.shutdown()
 
     threading.Thread(target=quit_when_idle, daemon=True).start()
+    # SIGTERM (a stopped UI, a shutdown) ends it as idleness does, removing its address file.
+    signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown, daemon=True).start())
     try:
         server.serve_forever()
     finally:
@@ -112,7 +115,7 @@ def serve(backend, models_dir: str | Path, idle_s: float = IDLE_S) -> None:
                 address.unlink()  # a host started after this one was presumed dead keeps its file
         except (OSError, ValueError):
             pass
-        print(f"judge host {os.getpid()} idle for {idle_s:.0f} s: quitting", flush=True)
+        print(f"judge host {os.getpid()} quits (idle for {idle_s:.0f} s, or stopped)", flush=True)
 
 
 def main() -> None:
