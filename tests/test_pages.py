@@ -213,7 +213,7 @@ def test_latent_pages_show_intruder_detection_beside_its_control(store, home):
     assert all(s["scorer"] != "intruder" for e in page["explanations"] for s in e["scores"])
 
 
-def test_latent_pages_list_every_best_of_k_draw_with_its_held_out_aucs(store, home):
+def test_latent_pages_list_every_best_of_k_draw_with_its_held_out_aucs(store, home, tmp_path, monkeypatch):
     from autointerp_dagster.core.store import writes
 
     latent = LATENTS[0]
@@ -232,3 +232,11 @@ def test_latent_pages_list_every_best_of_k_draw_with_its_held_out_aucs(store, ho
     other = json.loads(re.search(r'<script id="data" type="application/json">(.*?)</script>',
                                  (report.folder / "latents" / f"{LATENTS[1]}.html").read_text(), re.S).group(1))
     assert other["draws"] == []
+    # The Parquet export carries every draw as its own configuration.
+    datasets = pytest.importorskip("datasets")
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    exported = export_parquet(store, [SAE], tmp_path / "dataset")
+    assert "config_name: draws" in (exported / "README.md").read_text()
+    rows = datasets.load_dataset(str(exported), "draws", split="train", cache_dir=str(tmp_path / "hf"))
+    assert [(r["draw"], r["chosen"], r["heldout_auc"]) for r in rows] == [(0, False, 0.61), (1, True, 0.93),
+                                                                          (2, False, None)]

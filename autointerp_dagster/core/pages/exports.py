@@ -52,9 +52,13 @@ def explanation_rows(store: ResultsStore, saes: list[str]) -> list[dict]:
     return out
 
 
-def _card(saes: list[str], files: dict[str, str], n_explanations: int, n_scores: int) -> str:
+def _card(saes: list[str], files: dict[str, str], n_rows: dict[str, int]) -> str:
     metrics = ", ".join(f"`{s}_{m}`" for s, m in SCORER_METRICS)
     listed = "\n".join(f"- `{sae}`" for sae in saes)
+    draws_config = f"- config_name: draws\n  data_files: {files['draws']}\n" if "draws" in files else ""
+    draws_text = (f"- `draws` ({n_rows['draws']} rows): every best-of-k explanation draw: `draw` (0 is the first), "
+                  "`explanation`, `status`, `choice_auc` (on the held-out windows the choice used) and "
+                  "`heldout_auc` (on the other half), `chosen`, and its tokens.\n" if "draws" in files else "")
     return f"""---
 configs:
 - config_name: explanations
@@ -62,7 +66,7 @@ configs:
   default: true
 - config_name: scores
   data_files: {files["scores"]}
-tags:
+{draws_config}tags:
 - interpretability
 - sparse-autoencoder
 - autointerp
@@ -76,15 +80,15 @@ SAEs ({len(saes)}):
 {listed}
 
 ## Configurations
-- `explanations` ({n_explanations} rows): one row per explanation: `sae`, `latent`, `explanation`, `status`
+- `explanations` ({n_rows["explanations"]} rows): one row per explanation: `sae`, `latent`, `explanation`, `status`
   (`ok` or `failed`, with `error`), `explainer` (configuration id), `model` (explainer `backend:model`), `judge`,
   the latent's `frequency`, `n_activations`, `max_activation`, and per scorer and metric ({metrics}) the score of
   the latent's own explanation beside `..._shuffled`, the same latent judged against another latent's explanation
   (the control). A score is meaningful only by its distance from its control.
-- `scores` ({n_scores} rows): every score row with its 95% bootstrap intervals (`ci_low`/`ci_high` for balanced
+- `scores` ({n_rows["scores"]} rows): every score row with its 95% bootstrap intervals (`ci_low`/`ci_high` for balanced
   accuracy, `auc_ci_low`/`auc_ci_high` for AUC), counts and status; `control` is `none` (own explanation) or
   `shuffled` (with `control_latent`).
-
+{draws_text}
 ```python
 from datasets import load_dataset
 explanations = load_dataset("path/to/this/folder", split="train")
@@ -94,26 +98,34 @@ scores = load_dataset("path/to/this/folder", "scores", split="train")
 
 
 def export_parquet(store: ResultsStore, saes: list[str], out: Path) -> Path:
-    """Writes `out/` (replaced whole): `data/explanations-<hash>.parquet`, `data/scores-<hash>.parquet` and the
-    `README.md` card whose `configs:` name them."""
+    """Writes `out/` (replaced whole): `data/explanations-<hash>.parquet`, `data/scores-<hash>.parquet`,
+    `data/draws-<hash>.parquet` where best-of-k explanations were drawn, and the `README.md` card whose `configs:`
+    name them."""
     rows = explanation_rows(store, saes)
     if not rows:  # `datasets` cannot load a Parquet file without rows: say so instead of writing one
         raise ValueError(f"nothing to export: no explanation recorded for {', '.join(saes) or 'any SAE'}")
     with store.connect() as con:
-        has_scores = bool(con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 'scores'")
-                          .fetchall()[0][0])
-        scores = (con.sql(f"SELECT {', '.join(SCORE_FIELDS)} FROM scores WHERE list_contains(?, sae) "
-                          "ORDER BY sae, latent, scorer, control", params=[saes]).to_arrow_table()
-                  if has_scores and saes else None)
+        scores = _rows_of(con, "scores", ", ".join(SCORE_FIELDS), "sae, latent, scorer, control", saes)
+        draws = _rows_of(con, "explanation_draws", "*", "sae, latent, explainer, model, draw", saes)
     if scores is None:
         scores = pa.table({name: pa.array([], pa.string()) for name in SCORE_FIELDS})
-    explanations = pa.Table.from_pylist(rows)
+    tables = {"explanations": pa.Table.from_pylist(rows), "scores": scores}
+    if draws is not None and draws.num_rows:  # best-of-k explanations were drawn
+        tables["draws"] = draws
     with atomic_path(Path(out)) as tmp:
         (tmp / "data").mkdir(parents=True)
-        files = {name: _write_named_by_content(table, tmp / "data", name)
-                 for name, table in (("explanations", explanations), ("scores", scores))}
-        (tmp / "README.md").write_text(_card(saes, files, explanations.num_rows, scores.num_rows))
+        files = {name: _write_named_by_content(table, tmp / "data", name) for name, table in tables.items()}
+        (tmp / "README.md").write_text(_card(saes, files, {name: table.num_rows for name, table in tables.items()}))
     return Path(out)
+
+
+def _rows_of(con, table: str, columns: str, order: str, saes: list[str]) -> pa.Table | None:
+    """The SAEs' rows of `table`, or None where the store has no such table yet."""
+    exists = con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [table]).fetchall()
+    if not exists[0][0] or not saes:
+        return None
+    return con.sql(f"SELECT {columns} FROM {table} WHERE list_contains(?, sae) ORDER BY {order}",
+                   params=[saes]).to_arrow_table()
 
 
 def _write_named_by_content(table: pa.Table, folder: Path, stem: str) -> str:
