@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 import traceback
 from pathlib import Path
@@ -280,6 +281,9 @@ def start_ui(settings: Settings, port: int, environment: dict[str, str]) -> int:
         set_pool_limits(instance, settings)
         release_dead_runs(instance)
     os.environ.update(environment)
+    # dagster dev handles SIGTERM as SIGINT. Where SIGINT is ignored (`nohup ... &`, a background job of a script),
+    # an exec'd Python keeps ignoring it, so dagster dev would ignore SIGTERM too and could not be stopped.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
     dagster = Path(sys.executable).with_name("dagster")
     os.execv(str(dagster), [str(dagster), "dev", "-h", "127.0.0.1", "-p", str(port),
                             "-m", "autointerp_dagster.definitions"])
