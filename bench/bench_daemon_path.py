@@ -29,6 +29,7 @@ import psutil
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from autointerp_dagster.core.config import load_settings  # noqa: E402
+from autointerp_dagster.core.llm.host_protocol import HOSTS_FOLDER, LISTENING  # noqa: E402
 
 COPY_NAME = "daemon-copy"  # the daemon path's copy
 RUN_COPY_NAME = "run-copy"  # `autointerp run`'s
@@ -47,8 +48,7 @@ def tree_rss(process: psutil.Process) -> int:
 
 def judge_host_starts(settings) -> int:
     """Judge hosts started so far (each prints one line when it listens, then loads the judge on first use)."""
-    return sum(log.read_text().count("judge host for ")
-               for log in (settings.models_dir / "judge-hosts").glob("*.log"))
+    return sum(log.read_text().count(LISTENING) for log in (settings.models_dir / HOSTS_FOLDER).glob("*.log"))
 
 
 def timed_run(autointerp: Path, source: Path, target: Path, key: str) -> float:

@@ -5,8 +5,12 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
+import socket
 import subprocess
 import sys
+import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -170,3 +174,31 @@ def project(tmp_path, tiny_model_dir, llm_server, monkeypatch):
     from autointerp_dagster.core.config import load_settings
 
     return load_settings()
+
+
+def start_ui(env: dict[str, str], timeout_s: float = 600, **popen) -> tuple[subprocess.Popen, int]:
+    """`autointerp ui` on a free port of 127.0.0.1, in its own session (stop it with os.killpg), once its
+    webserver answers: (process, port)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    ui = subprocess.Popen([str(Path(sys.executable).with_name("autointerp")), "ui", "--port", str(port)], env=env,
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True, **popen)
+    deadline = time.monotonic() + timeout_s
+    try:
+        while not _ui_answers(port):  # the instance is opened once Dagster made its storage
+            assert time.monotonic() < deadline and ui.poll() is None, "autointerp ui did not start"
+            time.sleep(0.5)
+    except BaseException:
+        if ui.poll() is None:
+            os.killpg(ui.pid, signal.SIGKILL)  # a UI that never answered is not left behind
+        raise
+    return ui, port
+
+
+def _ui_answers(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/server_info", timeout=2) as reply:
+            return reply.status == 200
+    except OSError:
+        return False

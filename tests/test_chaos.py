@@ -12,12 +12,10 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
 import time
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
@@ -31,7 +29,7 @@ from autointerp_dagster.core.config import load_settings
 from autointerp_dagster.core.store import ResultsStore
 from autointerp_dagster.liveness import run_process
 
-from .conftest import scripted_judge, write_sparsify_sae
+from .conftest import scripted_judge, start_ui, write_sparsify_sae
 from .openai_stub_server import Fault, StubLLMServer
 
 pytestmark = pytest.mark.chaos
@@ -369,18 +367,11 @@ def test_chaos_daemon_path_fails_a_killed_run_worker_and_retries_it(tmp_path, ti
     server = judge_server()
     server.enqueue(Fault.hang(60))  # the first explanation hangs: its run is in the explanations step for a minute
     env = {**env, "AUTOINTERP_LLM_BASE_URL": server.base_url, "AUTOINTERP_LLM_TIMEOUT_S": "120"}
-    autointerp = Path(sys.executable).with_name("autointerp")
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    ui = subprocess.Popen([str(autointerp), "ui", "--port", str(port)], env=env, stdout=subprocess.DEVNULL,
-                          stderr=subprocess.DEVNULL, start_new_session=True)
-    os.environ["DAGSTER_HOME"] = str(home / "dagster")
+    deadline = time.monotonic() + 600
+    ui = None
     try:
-        deadline = time.monotonic() + 600
-        while not _answers(port):  # the instance is opened once Dagster made its storage
-            assert time.monotonic() < deadline and ui.poll() is None, "autointerp ui did not start"
-            time.sleep(0.5)
+        ui, _ = start_ui(env)
+        os.environ["DAGSTER_HOME"] = str(home / "dagster")
         with DagsterInstance.get() as instance:
 
             def explaining():
@@ -406,9 +397,10 @@ def test_chaos_daemon_path_fails_a_killed_run_worker_and_retries_it(tmp_path, ti
             retries = [r for r in instance.get_runs() if r.tags.get("dagster/parent_run_id") == victim.run_id]
             assert [r.status for r in retries] == [DagsterRunStatus.SUCCESS]
     finally:
-        os.killpg(ui.pid, signal.SIGTERM)
-        ui.wait(timeout=60)
-        os.environ.pop("DAGSTER_HOME")
+        if ui is not None:
+            os.killpg(ui.pid, signal.SIGTERM)
+            ui.wait(timeout=60)
+        os.environ.pop("DAGSTER_HOME", None)
         server.stop()
     one_sae = [table for table in KEYS if table not in ("latent_matches", "sae_similarity")]  # nothing to match
     found = table_rows(env, one_sae)
@@ -419,10 +411,3 @@ def test_chaos_daemon_path_fails_a_killed_run_worker_and_retries_it(tmp_path, ti
     assert len([r for r in found["explanations"] if r["backend"] == "openai"]) == 1  # one latent a range
     assert max(paid_answers(env).values()) == 1
 
-
-def _answers(port: int) -> bool:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/server_info", timeout=2) as reply:
-            return reply.status == 200
-    except OSError:
-        return False

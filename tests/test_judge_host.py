@@ -15,7 +15,7 @@ import pytest
 
 from autointerp_dagster.core.config import LLMConfig
 from autointerp_dagster.core.llm import ChatRequest, build_backend
-from autointerp_dagster.core.llm.host_protocol import host_files
+from autointerp_dagster.core.llm.host_protocol import LISTENING, host_files
 from autointerp_dagster.core.llm.hosted_backend import HostedBackend
 from autointerp_dagster.core.llm.types import BackendError, PromptScoreRequest
 from tests.test_llm_client import tiny_chat_model_dir  # noqa: F401 (fixture)
@@ -52,6 +52,14 @@ def models_dir(tmp_path, config):
             pass
 
 
+def gone(path, within_s: float = 30) -> bool:
+    """Whether `path` disappears within `within_s` (a host removes its address file as it quits)."""
+    deadline = time.monotonic() + within_s
+    while path.exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return not path.exists()
+
+
 def host_pid(backend: HostedBackend) -> int:
     return json.loads(backend.address.read_text())["pid"]
 
@@ -72,7 +80,7 @@ def test_step_processes_share_one_host_that_answers_as_the_in_process_judge(conf
     hosts = list((models_dir / "judge-hosts").glob("*.json"))
     assert len(hosts) == 1, "three steps started more than one host"
     log = hosted.log.read_text()
-    assert log.count("judge host for") == 1, log
+    assert log.count(LISTENING) == 1, log
     scored = PromptScoreRequest("the cat sat on the mat", (3, 7), ("cat", "sat"))
     got, want = hosted.prompt_logprobs(scored).logprobs, local.prompt_logprobs(scored).logprobs
     assert any(want) and [g and g.keys() for g in got] == [w and w.keys() for w in want]
@@ -105,18 +113,12 @@ def test_an_idle_host_quits_and_the_next_request_starts_another(config, models_d
     backend = HostedBackend(local, config.model_dump_json(), models_dir, idle_s=1.0)
     backend.generate(REQUEST)
     pid = host_pid(backend)
-    deadline = time.monotonic() + 30
-    while backend.address.exists() and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert not backend.address.exists(), "the idle host kept its address file"
+    assert gone(backend.address), "the idle host kept its address file"
     assert host_files(models_dir, local.identity)[0] == backend.address
     backend.generate(REQUEST)
     assert host_pid(backend) != pid
     os.kill(host_pid(backend), signal.SIGTERM)  # stopped: it removes its address file as when idle
-    deadline = time.monotonic() + 30
-    while backend.address.exists() and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert not backend.address.exists(), "a host stopped by SIGTERM kept its address file"
+    assert gone(backend.address), "a host stopped by SIGTERM kept its address file"
 
 
 def test_the_ui_shares_an_in_process_judge_unless_the_settings_say_otherwise():

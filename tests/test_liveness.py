@@ -19,6 +19,8 @@ from autointerp_dagster.core.config import load_settings
 from autointerp_dagster.instance import use_dagster_home
 from autointerp_dagster.liveness import LocalRunLauncher, release_dead_runs
 
+from .conftest import start_ui
+
 # A job whose one step holds the `llm` pool until killed, executed in process like `autointerp run` does.
 HOLDER = """
 import sys, time
@@ -87,25 +89,9 @@ def test_a_killed_runs_slot_is_freed_and_a_live_run_is_left_alone(instance):
 def test_the_ui_stops_on_sigterm_even_when_started_with_sigint_ignored(tmp_path):
     """`nohup autointerp ui &` and background jobs of scripts start it with SIGINT ignored; dagster dev handles
     SIGTERM as SIGINT, so without care it would ignore SIGTERM too and could not be stopped."""
-    import socket
-    import urllib.request
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
     env = {**os.environ, "AUTOINTERP_HOME": str(tmp_path / "home"), "AUTOINTERP_LLM_BACKEND": "openai"}
-    ui = subprocess.Popen([os.path.join(os.path.dirname(sys.executable), "autointerp"), "ui", "--port", str(port)],
-                          env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-                          preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+    ui, _ = start_ui(env, timeout_s=300, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
     try:
-        deadline = time.monotonic() + 300
-        while True:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/server_info", timeout=2)
-                break
-            except OSError:
-                assert time.monotonic() < deadline and ui.poll() is None, "autointerp ui did not start"
-                time.sleep(0.5)
         os.killpg(ui.pid, signal.SIGTERM)
         ui.wait(timeout=60)  # raises if SIGTERM was ignored
     finally:

@@ -14,6 +14,7 @@ from autointerp_dagster.core.llm.types import BackendReply, ChatRequest, PromptS
 
 HOSTS_FOLDER = "judge-hosts"
 IDLE_S = 600.0  # a host with no request for this long quits (a later step starts another)
+LISTENING = "judge host for"  # how a host's log line starts once it listens: one line a host started
 
 
 def host_files(models_dir: str | Path, identity: dict[str, str]) -> tuple[Path, Path]:

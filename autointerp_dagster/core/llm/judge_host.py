@@ -26,7 +26,7 @@ from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from autointerp_dagster.core.llm.host_protocol import IDLE_S, decode_request, host_files
+from autointerp_dagster.core.llm.host_protocol import IDLE_S, LISTENING, decode_request, host_files
 from autointerp_dagster.core.llm.types import BackendError
 
 
@@ -97,7 +97,7 @@ def serve(backend, models_dir: str | Path, idle_s: float = IDLE_S) -> None:
     partial = address.with_suffix(f".{os.getpid()}.tmp")
     partial.write_text(json.dumps(record))
     os.replace(partial, address)
-    print(f"judge host for {backend.model} at {record['url']} (pid {os.getpid()})", flush=True)
+    print(f"{LISTENING} {backend.model} at {record['url']} (pid {os.getpid()})", flush=True)
 
     def quit_when_idle() -> None:
         while server.idle_for() < idle_s:
