@@ -1,5 +1,6 @@
-"""Where steps execute: Dagster's multiprocess executor on this machine (the default), or Dagster's Celery
-executor, whose steps run on long-lived workers (`autointerp worker`) on any machine sharing the instance.
+"""Where steps execute: on this machine, in the run's process (in_process, the default) or a process a step
+(multiprocess), or on Dagster's Celery executor, whose steps run on long-lived workers (`autointerp worker`) on
+any machine sharing the instance.
 
 Steps go to the queue of their pool: steps that load the subject model to `model` (a GPU machine's workers),
 the judge's steps to `llm`, the rest to `default`. A worker's process outlives its steps, so the judge, MiniLM
@@ -15,7 +16,7 @@ import socket
 import sys
 from pathlib import Path
 
-from dagster import multiprocess_executor
+from dagster import in_process_executor, multiprocess_executor
 from dagster_celery import celery_executor
 
 from .core.config import Settings
@@ -55,7 +56,7 @@ def executor_for(settings: Settings):
     """The executor every job runs with (the UI's runs and the sensor's included)."""
     if settings.executor.kind == "celery":
         return celery_executor.configured(celery_settings(settings), name="celery")
-    return multiprocess_executor
+    return in_process_executor if settings.executor.kind == "in_process" else multiprocess_executor
 
 
 def worker_argv(settings: Settings, queues: list[str], name: str | None, concurrency: int) -> list[str]:

@@ -31,8 +31,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from autointerp_dagster.core.config import load_settings  # noqa: E402
 from autointerp_dagster.core.llm.host_protocol import HOSTS_FOLDER, LISTENING  # noqa: E402
 
-COPY_NAME = "daemon-copy"  # the daemon path's copy
-RUN_COPY_NAME = "run-copy"  # `autointerp run`'s
+COPIES = ("daemon-copy", "run-copy")  # the daemon path's copy, `autointerp run`'s
+# New names each time: the automation would otherwise pick up an earlier bench's copy where it was stopped.
+STAMP = time.strftime("%Y%m%d-%H%M%S")
+COPY_NAME, RUN_COPY_NAME = (f"{name}-{STAMP}" for name in COPIES)
 STAGES_WAITED = ("cache", "explain", "score", "summary")  # what the daemon path is timed to (no similarity)
 
 
@@ -49,6 +51,22 @@ def tree_rss(process: psutil.Process) -> int:
 def judge_host_starts(settings) -> int:
     """Judge hosts started so far (each prints one line when it listens, then loads the judge on first use)."""
     return sum(log.read_text().count(LISTENING) for log in (settings.models_dir / HOSTS_FOLDER).glob("*.log"))
+
+
+def forget_copies(settings) -> None:
+    """Removes the partitions and activation caches of every bench copy (this run's and earlier ones'): their
+    folders are gone, the UI's automation must not spend the measured time on them, and each copy is cached anew
+    on both paths."""
+    from dagster import DagsterInstance
+
+    from autointerp_dagster.core.cache import cache_folder
+    from autointerp_dagster.partitions import SAE_DIMENSION
+
+    with DagsterInstance.get() as instance:
+        for key in instance.get_dynamic_partitions(SAE_DIMENSION):
+            if key.rsplit("/", 1)[-1].startswith(COPIES):
+                instance.delete_dynamic_partition(SAE_DIMENSION, key)
+                shutil.rmtree(cache_folder(settings.cache_dir, key), ignore_errors=True)
 
 
 def timed_run(autointerp: Path, source: Path, target: Path, key: str) -> float:
@@ -81,9 +99,11 @@ def main() -> None:
     from dagster import AssetKey, AssetRecordsFilter, DagsterInstance, DagsterRunStatus, RunsFilter
 
     autointerp = Path(sys.executable).with_name("autointerp")
+    forget_copies(settings)
     run_minutes = timed_run(autointerp, source, settings.watched_sae_dir / RUN_COPY_NAME / "layers.7",
                             f"{settings.alias}/layers.7/{RUN_COPY_NAME}")
     print(f"autointerp run --sae (a copy): {run_minutes:.1f} min", flush=True)
+    forget_copies(settings)
     hosts_before = judge_host_starts(settings)
     ui = subprocess.Popen([str(autointerp), "ui", "--port", str(args.port)], stdout=subprocess.DEVNULL,
                           stderr=subprocess.DEVNULL, start_new_session=True)
@@ -114,6 +134,7 @@ def main() -> None:
         os.killpg(ui.pid, signal.SIGTERM)
         ui.wait(timeout=60)
         shutil.rmtree(target.parent, ignore_errors=True)
+        forget_copies(settings)
     print(f"runs launched: {len(runs)}; failed: {[r.job_name for r in failed]}")
     print(f"daemon_path_complete={int(bool(summary) and n_scored == ranges)}")
     print(f"daemon_path_minutes={seconds / 60:.1f}")

@@ -351,17 +351,20 @@ def test_chaos_a_run_waiting_for_a_pool_says_who_holds_it_and_ends_on_sigterm(tm
         server.stop()
 
 
-def test_chaos_daemon_path_fails_a_killed_run_worker_and_retries_it(tmp_path, tiny_model_dir):
+@pytest.mark.parametrize("executor", ["in_process", "multiprocess"])
+def test_chaos_daemon_path_fails_a_killed_run_worker_and_retries_it(executor, tmp_path, tiny_model_dir):
     """The UI's path on a fresh home: the sensor requests the inputs and the SAE's cache, the automation the rest,
-    run by run. The run worker executing the explanations is killed with its step process; the run is failed (by
-    the code server, which saw its child die, or by run monitoring through LocalRunLauncher), the retry daemon
-    re-executes it from the failed step, and the automation goes on to the SAE's summary."""
+    run by run. The run worker executing the explanations is killed (with its step process, on the multiprocess
+    executor); the run is failed (by the code server, which saw its child die, or by run monitoring through
+    LocalRunLauncher), the retry daemon re-executes it from the failed step, and the automation goes on to the
+    SAE's summary."""
     env = make_project(tmp_path, tiny_model_dir)
     home = Path(env["AUTOINTERP_HOME"])
     shutil.rmtree(home / "saes" / "run-b")  # one SAE: fewer runs
     config = json.loads(Path(env["AUTOINTERP_CONFIG"]).read_text())
     config["instance"] = {"monitor_interval_s": 2, "free_slots_after_s": 1}
-    config["coders"]["latent_ranges"] = 1  # one partition a stage: the daemon path costs ~25 s a run on 2 cores
+    config["executor"] = {"kind": executor}
+    config["coders"]["latent_ranges"] = 1  # one partition a stage: fewer runs, each a process importing the project
     Path(env["AUTOINTERP_CONFIG"]).write_text(json.dumps(config))
     key = "tiny/layers.0/run-a"
     server = judge_server()
@@ -385,7 +388,9 @@ def test_chaos_daemon_path_fails_a_killed_run_worker_and_retries_it(tmp_path, ti
                 assert time.monotonic() < deadline and ui.poll() is None, "no explanations run started"
                 time.sleep(0.5)
             worker = psutil.Process(run_process(instance, victim.run_id).pid)
-            for process in [*worker.children(recursive=True), worker]:
+            steps = worker.children(recursive=True)
+            assert bool(steps) == (executor == "multiprocess"), f"{executor}: the run worker's children {steps}"
+            for process in [*steps, worker]:
                 process.kill()  # SIGKILL, as the OOM killer or a closed container would
             while not instance.fetch_materializations(
                     AssetRecordsFilter(asset_key=AssetKey("sae_summary"), asset_partitions=[key]), limit=1).records:

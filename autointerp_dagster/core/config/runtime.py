@@ -119,13 +119,17 @@ class InstanceConfig(Section):
 
 
 class ExecutorConfig(Section):
-    """Where a run's steps execute. `multiprocess`: a process a step on this machine. `celery`: Celery workers
+    """Where a run's steps execute. `in_process`: one after another in the run's own process on this machine, so a
+    run imports the project and loads MiniLM and the subject model once (on a small machine the imports of a
+    process a step cost more than the steps). `multiprocess`: a process a step, a run's independent steps at once.
+    `celery`: Celery workers
     (`autointerp worker`) on any machine that shares the instance (Postgres), the store and the settings; steps
     that load the subject model go to queue `model`, the judge's to `llm`, the rest to `default`. A killed
     worker's step is delivered again (late acknowledgement) once `visibility_timeout_s` has passed, so make it
     longer than the longest step."""
 
-    kind: Literal["multiprocess", "celery"] = Field("multiprocess", description="multiprocess or celery")
+    kind: Literal["in_process", "multiprocess", "celery"] = Field(
+        "in_process", description="in_process, multiprocess or celery")
     broker: str = Field("redis://127.0.0.1:6379/0", description="celery: the broker's URL")
     backend: str = Field("redis://127.0.0.1:6379/1", description="celery: the result backend's URL")
     visibility_timeout_s: int = Field(3600, ge=5, description="celery: a lost worker's step is redelivered after")
