@@ -53,18 +53,31 @@ def judge_host_starts(settings) -> int:
     return sum(log.read_text().count(LISTENING) for log in (settings.models_dir / HOSTS_FOLDER).glob("*.log"))
 
 
+def is_copy(key: str) -> bool:
+    return key.rsplit("/", 1)[-1].startswith(COPIES)
+
+
+def about(run, key_test) -> bool:
+    """Whether a run works on a partition whose coder passes `key_test` (its partition or partition-range tags)."""
+    return any(key_test(value.split("|")[-1]) for name, value in run.tags.items() if "partition" in name)
+
+
 def forget_copies(settings) -> None:
-    """Removes the partitions and activation caches of every bench copy (this run's and earlier ones'): their
-    folders are gone, the UI's automation must not spend the measured time on them, and each copy is cached anew
-    on both paths."""
+    """Removes the partitions, runs and activation caches of every bench copy (this run's and earlier ones'):
+    their folders are gone, the UI's automation and retry daemon must not spend the measured time on them (a
+    stopped bench leaves queued and failed runs that would be retried), and each copy is cached anew on both
+    paths."""
     from dagster import DagsterInstance
 
     from autointerp_dagster.core.cache import cache_folder
     from autointerp_dagster.partitions import SAE_DIMENSION
 
     with DagsterInstance.get() as instance:
+        for run in instance.get_runs():
+            if about(run, is_copy):
+                instance.delete_run(run.run_id)
         for key in instance.get_dynamic_partitions(SAE_DIMENSION):
-            if key.rsplit("/", 1)[-1].startswith(COPIES):
+            if is_copy(key):
                 instance.delete_dynamic_partition(SAE_DIMENSION, key)
                 shutil.rmtree(cache_folder(settings.cache_dir, key), ignore_errors=True)
 
@@ -124,7 +137,7 @@ def main() -> None:
                                                          limit=1000).records
                 n_scored = len({r.partition_key for r in scored if key in (r.partition_key or "")})
                 failed = [r for r in instance.get_runs(RunsFilter(statuses=[DagsterRunStatus.FAILURE]))
-                          if r.run_id not in before]
+                          if r.run_id not in before and about(r, lambda k: k == key)]
                 if summary and n_scored == ranges or failed:
                     break
                 time.sleep(5)
