@@ -63,19 +63,22 @@ def about(run, key_test) -> bool:
 
 
 def forget_copies(settings) -> None:
-    """Removes the partitions, runs and activation caches of every bench copy (this run's and earlier ones'):
-    their folders are gone, the UI's automation and retry daemon must not spend the measured time on them (a
-    stopped bench leaves queued and failed runs that would be retried), and each copy is cached anew on both
-    paths."""
-    from dagster import DagsterInstance
+    """Removes the partitions and activation caches of every bench copy (this run's and earlier ones') and
+    cancels their unfinished runs: their folders are gone, the UI's automation and retry daemon must not spend
+    the measured time on them (a stopped bench leaves queued runs, and started ones that run monitoring would
+    fail and the retry daemon retry), and each copy is cached anew on both paths. Runs are not deleted: that
+    deletes their events, and SQLite would then reuse event ids the automation's cursor has already passed."""
+    from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
 
     from autointerp_dagster.core.cache import cache_folder
     from autointerp_dagster.partitions import SAE_DIMENSION
 
+    unfinished = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING,
+                  DagsterRunStatus.STARTED, DagsterRunStatus.CANCELING]
     with DagsterInstance.get() as instance:
-        for run in instance.get_runs():
+        for run in instance.get_runs(RunsFilter(statuses=unfinished)):
             if about(run, is_copy):
-                instance.delete_run(run.run_id)
+                instance.report_run_canceled(run, message="bench_daemon_path: its copy is gone")
         for key in instance.get_dynamic_partitions(SAE_DIMENSION):
             if is_copy(key):
                 instance.delete_dynamic_partition(SAE_DIMENSION, key)
