@@ -68,15 +68,14 @@ def forget_copies(settings) -> None:
     the measured time on them (a stopped bench leaves queued runs, and started ones that run monitoring would
     fail and the retry daemon retry), and each copy is cached anew on both paths. Runs are not deleted: that
     deletes their events, and SQLite would then reuse event ids the automation's cursor has already passed."""
-    from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
+    from dagster import DagsterInstance, RunsFilter
+    from dagster._core.storage.dagster_run import NOT_FINISHED_STATUSES
 
     from autointerp_dagster.core.cache import cache_folder
     from autointerp_dagster.partitions import SAE_DIMENSION
 
-    unfinished = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING,
-                  DagsterRunStatus.STARTED, DagsterRunStatus.CANCELING]
     with DagsterInstance.get() as instance:
-        for run in instance.get_runs(RunsFilter(statuses=unfinished)):
+        for run in instance.get_runs(RunsFilter(statuses=NOT_FINISHED_STATUSES)):
             if about(run, is_copy):
                 instance.report_run_canceled(run, message="bench_daemon_path: its copy is gone")
         for key in instance.get_dynamic_partitions(SAE_DIMENSION):

@@ -122,11 +122,10 @@ class ExecutorConfig(Section):
     """Where a run's steps execute. `in_process`: one after another in the run's own process on this machine, so a
     run imports the project and loads MiniLM and the subject model once (on a small machine the imports of a
     process a step cost more than the steps). `multiprocess`: a process a step, a run's independent steps at once.
-    `celery`: Celery workers
-    (`autointerp worker`) on any machine that shares the instance (Postgres), the store and the settings; steps
-    that load the subject model go to queue `model`, the judge's to `llm`, the rest to `default`. A killed
-    worker's step is delivered again (late acknowledgement) once `visibility_timeout_s` has passed, so make it
-    longer than the longest step."""
+    `celery`: Celery workers (`autointerp worker`) on any machine that shares the instance (Postgres), the store
+    and the settings; steps that load the subject model go to queue `model`, the judge's to `llm`, the rest to
+    `default`. A killed worker's step is delivered again (late acknowledgement) once `visibility_timeout_s` has
+    passed, so make it longer than the longest step."""
 
     kind: Literal["in_process", "multiprocess", "celery"] = Field(
         "in_process", description="in_process, multiprocess or celery")
